@@ -1,0 +1,50 @@
+"""diskstore: a persistent, SQLite-backed cache with signed, compressed values.
+
+A drop-in successor to diskcache: ``import diskstore as diskcache`` keeps code working.
+"""
+
+from __future__ import annotations
+
+from ._cache import Cache
+from ._constants import ENOVAL, UNKNOWN
+from ._disk import Disk, JSONDisk
+from ._exceptions import (
+    CacheClosedError,
+    CorruptionWarning,
+    DiskStoreError,
+    EmptyDirWarning,
+    IntegrityError,
+    ReadOnlyError,
+    SettingsError,
+    StorageError,
+    StorageFullError,
+    Timeout,
+    UnknownFileWarning,
+)
+from ._policies import EVICTION_POLICY, EvictionPolicy
+from ._settings import DEFAULT_SETTINGS
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "ENOVAL",
+    "EVICTION_POLICY",
+    "UNKNOWN",
+    "Cache",
+    "CacheClosedError",
+    "CorruptionWarning",
+    "Disk",
+    "DiskStoreError",
+    "EmptyDirWarning",
+    "EvictionPolicy",
+    "IntegrityError",
+    "JSONDisk",
+    "ReadOnlyError",
+    "SettingsError",
+    "StorageError",
+    "StorageFullError",
+    "Timeout",
+    "UnknownFileWarning",
+    "__version__",
+]

@@ -1,0 +1,102 @@
+"""Per-process bookkeeping that reads would otherwise have to write: statistics and accesses.
+
+diskcache turns every ``get`` into a write transaction when statistics are on or the policy
+is least-recently/frequently-used. Here a read only records the event in memory; the records
+are written back in one transaction at least every second (on the next operation), before
+culling, when ``stats()`` is read, and on close. Counters and eviction order are therefore
+exact up to the last flush, and nothing is lost on a clean close.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from . import _sql
+from ._exceptions import DiskStoreError, Timeout
+from ._policies import EvictionPolicy
+
+if TYPE_CHECKING:
+    from ._store import Store
+
+FLUSH_INTERVAL = 1.0
+
+
+class Bookkeeper:
+    """Buffers hit/miss counts and read accesses for one store."""
+
+    def __init__(self, store: Store, *, statistics: bool, policy: EvictionPolicy) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self._access: dict[int, float] = {}
+        self._last_flush = time.monotonic()
+        self.configure(statistics=statistics, policy=policy)
+
+    def configure(self, *, statistics: bool, policy: EvictionPolicy) -> None:
+        self.statistics = statistics
+        self.on_read = policy.on_read
+        #: Whether reads need to report to this object at all (checked on the hot path).
+        self.active = statistics or policy.on_read != "none"
+
+    def hit(self, rowid: int, now: float) -> None:
+        with self._lock:
+            if self.statistics:
+                self.hits += 1
+            if self.on_read == "access_time":
+                self._access[rowid] = now
+            elif self.on_read == "access_count":
+                self._access[rowid] = self._access.get(rowid, 0) + 1
+        if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
+            self.flush(best_effort=True)
+
+    def miss(self) -> None:
+        if self.statistics:
+            with self._lock:
+                self.misses += 1
+        if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
+            self.flush(best_effort=True)
+
+    def pending(self) -> bool:
+        return bool(self.hits or self.misses or self._access)
+
+    def flush(self, *, best_effort: bool = False) -> None:
+        """Write buffered counts and accesses; with *best_effort*, a busy database defers it."""
+        with self._lock:
+            self._last_flush = time.monotonic()
+            if not (self.hits or self.misses or self._access):
+                return
+            hits, misses, access = self.hits, self.misses, self._access
+            self.hits = self.misses = 0
+            self._access = {}
+            on_read = self.on_read
+        try:
+            with self._store.write(retry=False, timeout=0.05 if best_effort else None) as conn:
+                con = conn.con
+                assert con is not None
+                if hits or misses:
+                    con.execute(_sql.ADD_STATS, (hits, misses))
+                if access:
+                    sql = (
+                        _sql.TOUCH_ACCESS_TIME
+                        if on_read == "access_time"
+                        else _sql.TOUCH_ACCESS_COUNT
+                    )
+                    con.executemany(sql, [(value, rowid) for rowid, value in access.items()])
+        except (Timeout, DiskStoreError):
+            if not best_effort:
+                raise
+            with self._lock:  # keep what could not be written for the next attempt
+                self.hits += hits
+                self.misses += misses
+                for rowid, value in access.items():
+                    if on_read == "access_count":
+                        self._access[rowid] = self._access.get(rowid, 0) + value
+                    else:
+                        self._access.setdefault(rowid, value)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.hits = self.misses = 0

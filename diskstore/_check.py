@@ -1,0 +1,127 @@
+"""``Cache.check``: find and optionally repair damage in a cache directory.
+
+Runs inside a write transaction, so no writer can publish a value file or commit while the
+directory is examined: an unreferenced final-named file is debris from a crash, and a
+temporary file is debris unless its writer still holds its lock. Problems are returned as
+``warnings.WarningMessage`` objects built directly, so the caller's warning filters cannot
+hide them; a single ``fix=True`` pass leaves nothing for the next check to report.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from . import _sql
+from ._disk import KIND_MASK, KIND_NATIVE
+from ._exceptions import (
+    CorruptionWarning,
+    EmptyDirWarning,
+    IntegrityError,
+    UnknownFileWarning,
+)
+from ._files import NAME_PATTERN, TEMP_PATTERN
+
+if TYPE_CHECKING:
+    from ._cache import Cache
+
+_BATCH = 500
+
+
+def run_check(cache: Cache, *, fix: bool, retry: bool) -> list[warnings.WarningMessage]:
+    found: list[warnings.WarningMessage] = []
+
+    def report(message: str, category: type[Warning]) -> None:
+        found.append(warnings.WarningMessage(category(message), category, __file__, 0))
+
+    store = cache._store
+    disk = cache._disk
+    files = disk.files
+    integrity = store.run(_sql.INTEGRITY_CHECK, retry=True)
+    if [tuple(row) for row in integrity] != [("ok",)]:
+        for row in integrity:
+            report(f"integrity check: {row[0]}", CorruptionWarning)
+        if fix:
+            store.run("REINDEX", retry=True)
+
+    with store.write(retry) as conn:
+        con = conn.con
+        assert con is not None
+        bad_rows: list[int] = []
+        referenced: set[str] = set()
+        last = 0
+        while True:
+            rows = con.execute(_sql.SELECT_SIGNED_CHUNK, (last, _BATCH)).fetchall()
+            if not rows:
+                break
+            last = rows[-1][0]
+            for rowid, ns, db_key, raw, mode, value, filename, sig, vsize, size in rows:
+                problem = _verify_row(
+                    cache, ns, db_key, raw, mode, value, filename, sig, vsize, size
+                )
+                if problem is not None:
+                    report(f"entry {rowid}: {problem}", CorruptionWarning)
+                    bad_rows.append(rowid)
+                elif filename is not None:
+                    referenced.add(filename)
+        if fix and bad_rows:
+            deleted: list[Any] = []
+            for rowid in bad_rows:
+                deleted.extend(con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall())
+            cache._uncount(conn, deleted)
+        for relative in files.scan():
+            if relative in referenced:
+                continue
+            if TEMP_PATTERN.fullmatch(relative) and files.in_progress(relative):
+                continue
+            kind = "temporary" if relative.endswith(".tmp") else "unreferenced"
+            if not NAME_PATTERN.fullmatch(relative) and not TEMP_PATTERN.fullmatch(relative):
+                kind = "unknown"
+            report(f"{kind} file {os.path.join(files.root, relative)}", UnknownFileWarning)
+            if fix:
+                files.unlink_any(relative)
+        for sub in files.empty_dirs():
+            report(f"empty directory {os.path.join(files.root, sub)}", EmptyDirWarning)
+            if fix:
+                try:
+                    os.rmdir(os.path.join(files.root, sub))
+                except OSError:
+                    pass
+        for ns, count, size, actual_count, actual_size in con.execute(
+            _sql.SELECT_ACTUAL_COUNTS
+        ).fetchall():
+            if (count, size) != (actual_count, actual_size):
+                report(
+                    f"namespace {ns}: recorded {count} items / {size} file bytes, "
+                    f"found {actual_count} / {actual_size}",
+                    CorruptionWarning,
+                )
+                if fix:
+                    con.execute(_sql.SET_COUNTS, (actual_count, actual_size, ns))
+        if not fix:
+            conn.dropped.clear()
+    return found
+
+
+def _verify_row(
+    cache: Cache,
+    ns: int,
+    db_key: Any,
+    raw: int,
+    mode: int,
+    value: Any,
+    filename: str | None,
+    sig: bytes | None,
+    vsize: int,
+    size: int,
+) -> str | None:
+    disk = cache._disk
+    try:
+        disk.get(db_key, bool(raw))
+        if mode & KIND_MASK == KIND_NATIVE:
+            return None
+        disk.payload(mode, filename, value, ns, db_key, bool(raw), sig, vsize, size)
+    except IntegrityError as exc:
+        return str(exc)
+    return None

@@ -1,0 +1,429 @@
+"""Serialization strategies: how keys and values become rows and files.
+
+``Disk`` is the extension point, as in diskcache. Keys that SQLite stores natively (``str``,
+``bytes``, 64-bit ``int``, non-NaN ``float``) are stored as themselves; other keys get the
+canonical encoding of :mod:`diskstore._keys`, falling back to the serializer. Values are
+stored natively when small and primitive, otherwise as a payload: raw bytes, UTF-8 text, or
+the serializer's output, compressed with zstandard when that makes it smaller, and signed
+with HMAC-SHA256 when the serializer can run code (pickle). Every row records its encoding in
+``mode``, so entries written under other settings keep reading correctly.
+
+To plug in another serializer, subclass :class:`Disk` and override ``dumps``/``loads`` (and
+set ``signed = False`` only if ``loads`` can never run code)::
+
+    class MsgpackDisk(Disk):
+        kind = KIND_CUSTOM
+        signed = False
+        def dumps(self, obj): return msgpack.packb(obj)
+        def loads(self, data): return msgpack.unpackb(data)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import pickle
+import struct
+import threading
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO, ClassVar, NamedTuple
+
+import cloudpickle
+import zstandard
+
+from ._exceptions import IntegrityError
+from ._files import CHUNK, FileStore, PendingFile
+from ._keys import (
+    INT64_MAX,
+    INT64_MIN,
+    NotCanonical,
+    decode_canonical,
+    encode_canonical,
+    signature_key,
+)
+from ._signing import TAG_SIZE, Signer
+
+# Low three bits of ``mode``: what the payload is.
+KIND_NATIVE = 0  # the ``value`` column holds the value itself
+KIND_BYTES = 1
+KIND_TEXT = 2
+KIND_PICKLE = 3
+KIND_JSON = 4
+KIND_CUSTOM = 5
+KIND_MASK = 7
+# Flags.
+FLAG_FILE = 8  # payload lives in a value file
+FLAG_ZSTD = 16  # payload is a zstandard frame
+FLAG_SIGNED = 32  # ``sig`` holds the payload's HMAC tag
+
+_KEY_SIGNED = b"S"
+_KEY_UNSIGNED = b"P"
+_SIG_PREFIX = struct.Struct(">cqI")
+_SIG_SUFFIX = struct.Struct(">Bq")
+_SAMPLE = 1 << 16
+
+
+class Stored(NamedTuple):
+    """A value as it goes into a row: the columns ``Disk.store`` decides."""
+
+    mode: int
+    value: Any
+    filename: str | None
+    size: int  # bytes in the value file (0 when inline)
+    vsize: int  # length of the decoded payload
+    sig: bytes | None
+    pending: PendingFile | None = None  # a value file to publish inside the transaction
+
+
+def _signature_prefix(ns: int, sigkey: bytes, mode: int, vsize: int) -> bytes:
+    return _SIG_PREFIX.pack(b"v", ns, len(sigkey)) + sigkey + _SIG_SUFFIX.pack(mode, vsize)
+
+
+class Disk:
+    """Stores keys and values in rows and files; pickles with cloudpickle, signed."""
+
+    #: The payload kind this serializer writes (a row of another kind is not loaded).
+    kind: ClassVar[int] = KIND_PICKLE
+    #: Whether payloads must carry a verified signature before ``loads`` sees them.
+    signed: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        directory: str,
+        min_file_size: int = 2**15,
+        pickle_protocol: int = pickle.HIGHEST_PROTOCOL,
+        compress_threshold: int = 1024,
+        compress_level: int = 3,
+        *,
+        signer: Signer | None = None,
+        fsync: bool = False,
+    ) -> None:
+        self._directory = directory
+        self.min_file_size = min_file_size
+        self.pickle_protocol = pickle_protocol
+        self.compress_threshold = compress_threshold
+        self.compress_level = compress_level
+        self.signer = signer if signer is not None else Signer(None)
+        self.files = FileStore(directory, fsync=fsync)
+        self._local = threading.local()
+
+    # -- serializer hooks -------------------------------------------------------------------
+    def dumps(self, obj: Any) -> bytes:
+        """Serialize a value or key that has no native or canonical form."""
+        return bytes(cloudpickle.dumps(obj, protocol=self.pickle_protocol))
+
+    def loads(self, data: bytes) -> Any:
+        """Inverse of :meth:`dumps`; only ever called on verified payloads."""
+        return pickle.loads(data)
+
+    @property
+    def _signing(self) -> bool:
+        return self.signed and self.signer.enabled
+
+    # -- keys -------------------------------------------------------------------------------
+    def hash(self, key: Any) -> int:
+        """A stable 32-bit hash of *key* (the same in every process and run)."""
+        db_key, raw = self.put(key)
+        if raw:
+            db_key = signature_key(db_key, True)
+        return zlib.crc32(db_key) & 0xFFFFFFFF
+
+    def put(self, key: Any) -> tuple[Any, bool]:
+        """Return ``(db_key, raw)``: raw keys are stored as themselves."""
+        kind = type(key)
+        if kind is str or kind is bytes:
+            return key, True
+        if kind is int:
+            if INT64_MIN <= key <= INT64_MAX:
+                return key, True
+        elif kind is float:
+            if math.isnan(key):
+                raise ValueError(
+                    "key must not be NaN (NaN never equals itself, so it cannot be found)"
+                )
+            return key, True
+        try:
+            return encode_canonical(key), False
+        except NotCanonical:
+            return self._serialize_key(key), False
+
+    def _serialize_key(self, key: Any) -> bytes:
+        data = bytes([self.kind]) + self.dumps(key)
+        if self._signing:
+            return _KEY_SIGNED + self.signer.sign(b"k" + data) + data
+        return _KEY_UNSIGNED + data
+
+    def get(self, db_key: Any, raw: bool) -> Any:
+        """Return the key stored as ``(db_key, raw)``; ``IntegrityError`` if it fails checks."""
+        if raw:
+            return db_key
+        data = bytes(db_key)
+        tag = data[:1]
+        if tag == _KEY_SIGNED:
+            sig, data = data[1 : 1 + TAG_SIZE], data[1 + TAG_SIZE :]
+            if self._signing and not self.signer.verify(b"k" + data, sig):
+                raise IntegrityError("a stored key failed signature verification")
+        elif tag == _KEY_UNSIGNED:
+            if self._signing:
+                raise IntegrityError("refusing to load an unsigned serialized key")
+            data = data[1:]
+        else:
+            try:
+                return decode_canonical(data)
+            except ValueError as exc:
+                raise IntegrityError(f"a stored key is malformed: {exc}") from exc
+        if data[:1] != bytes([self.kind]):
+            raise IntegrityError("a stored key was written by another serializer")
+        return self.loads(data[1:])
+
+    # -- values -----------------------------------------------------------------------------
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        local = self._local
+        compressor: zstandard.ZstdCompressor | None = getattr(local, "compressor", None)
+        if compressor is None:
+            compressor = zstandard.ZstdCompressor(level=self.compress_level)
+            local.compressor = compressor
+        return compressor
+
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        local = self._local
+        decompressor: zstandard.ZstdDecompressor | None = getattr(local, "decompressor", None)
+        if decompressor is None:
+            decompressor = zstandard.ZstdDecompressor()
+            local.decompressor = decompressor
+        return decompressor
+
+    def _maybe_compress(self, data: bytes) -> tuple[bytes, bool]:
+        if self.compress_level and len(data) >= self.compress_threshold:
+            packed = self._compressor().compress(data)
+            if len(packed) < len(data):
+                return packed, True
+        return data, False
+
+    def _worth_compressing(self, sample: bytes) -> bool:
+        if not self.compress_level or len(sample) < self.compress_threshold:
+            return False
+        return len(self._compressor().compress(sample)) < 0.9 * len(sample)
+
+    def store(
+        self, value: Any, read: bool, *, ns: int = 0, db_key: Any = b"", raw: bool = True
+    ) -> Stored:
+        """Decide how *value* is stored; may write a value file (published by the caller).
+
+        *ns*, *db_key* and *raw* name the row inside the signature, so a payload moved to
+        another row fails verification.
+        """
+        kind = type(value)
+        if read:
+            return self._store_stream(value)
+        if kind is int:
+            if INT64_MIN <= value <= INT64_MAX:
+                return Stored(KIND_NATIVE, value, None, 0, 0, None)
+        elif kind is float:
+            if not math.isnan(value):  # SQLite would store NaN as NULL
+                return Stored(KIND_NATIVE, value, None, 0, 0, None)
+        elif kind is bytes or kind is str:
+            if len(value) < self.min_file_size:
+                if len(value) < self.compress_threshold or not self.compress_level:
+                    return Stored(KIND_NATIVE, value, None, 0, 0, None)
+                data = value if kind is bytes else value.encode("utf-8", "surrogatepass")
+                packed, compressed = self._maybe_compress(data)
+                if not compressed:
+                    return Stored(KIND_NATIVE, value, None, 0, 0, None)
+                payload_kind = KIND_BYTES if kind is bytes else KIND_TEXT
+                return Stored(payload_kind | FLAG_ZSTD, packed, None, 0, len(data), None)
+            return self._store_large(value)
+        return self._store_serialized(self.dumps(value), ns, db_key, raw)
+
+    def _store_serialized(self, data: bytes, ns: int, db_key: Any, raw: bool) -> Stored:
+        vsize = len(data)
+        payload, compressed = self._maybe_compress(data)
+        mode = self.kind | (FLAG_ZSTD if compressed else 0)
+        if len(payload) >= self.min_file_size:
+            mode |= FLAG_FILE
+        prefix = b""
+        if self._signing:
+            mode |= FLAG_SIGNED
+            prefix = _signature_prefix(ns, signature_key(db_key, raw), mode, vsize)
+        if mode & FLAG_FILE:
+            digest = self.signer.hasher(prefix) if mode & FLAG_SIGNED else None
+            chunks = (memoryview(payload)[i : i + CHUNK] for i in range(0, len(payload), CHUNK))
+            pending = self.files.write(chunks, digest=digest)
+            sig = digest.digest() if digest is not None else None
+            return Stored(mode, None, pending.name, pending.stored_bytes, vsize, sig, pending)
+        sig = None
+        if mode & FLAG_SIGNED:
+            sig = self.signer.sign(prefix + payload)
+        return Stored(mode, payload, None, 0, vsize, sig)
+
+    def _store_large(self, value: bytes | str) -> Stored:
+        if isinstance(value, str):
+            kind = KIND_TEXT
+            step = CHUNK // 4
+            chunks: Iterable[bytes | memoryview] = (
+                value[i : i + step].encode("utf-8", "surrogatepass")
+                for i in range(0, len(value), step)
+            )
+            sample = value[:_SAMPLE].encode("utf-8", "surrogatepass")
+        else:
+            kind = KIND_BYTES
+            view = memoryview(value)
+            chunks = (view[i : i + CHUNK] for i in range(0, len(value), CHUNK))
+            sample = value[:_SAMPLE]
+        return self._write_file(kind, chunks, sample)
+
+    def _store_stream(self, reader: Any) -> Stored:
+        read = getattr(reader, "read", None)
+        if not callable(read):
+            raise TypeError(
+                f"value must be a readable binary file when read=True, not {type(reader).__name__}"
+            )
+        first = read(_SAMPLE)
+        if not isinstance(first, (bytes, bytearray)):
+            raise TypeError(
+                f"value.read() must return bytes when read=True, not {type(first).__name__}"
+            )
+
+        def chunks() -> Iterator[bytes]:
+            if first:
+                yield bytes(first)
+            while True:
+                chunk = read(CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+
+        return self._write_file(KIND_BYTES, chunks(), bytes(first))
+
+    def _write_file(self, kind: int, chunks: Iterable[bytes | memoryview], sample: bytes) -> Stored:
+        compress = self._worth_compressing(sample)
+        transform = self._compressor().compressobj() if compress else None
+        pending = self.files.write(chunks, transform=transform)
+        mode = kind | FLAG_FILE | (FLAG_ZSTD if compress else 0)
+        return Stored(
+            mode, None, pending.name, pending.stored_bytes, pending.input_bytes, None, pending
+        )
+
+    def fetch(
+        self,
+        mode: int,
+        filename: str | None,
+        value: Any,
+        read: bool,
+        *,
+        ns: int = 0,
+        db_key: Any = b"",
+        raw: bool = True,
+        sig: bytes | None = None,
+        vsize: int = 0,
+        size: int = 0,
+    ) -> Any:
+        """Turn a row back into its value; ``IntegrityError`` when it fails verification."""
+        kind = mode & KIND_MASK
+        if kind == KIND_NATIVE:
+            return value
+        if read and kind == KIND_BYTES and mode & FLAG_FILE:
+            if filename is None:
+                raise IntegrityError("a file-backed entry has no file name")
+            return self._open_stream(mode, filename)
+        data = self.payload(mode, filename, value, ns, db_key, raw, sig, vsize, size)
+        if kind == KIND_BYTES:
+            return data
+        if kind == KIND_TEXT:
+            return data.decode("utf-8", "surrogatepass")
+        return self.loads(data)
+
+    def payload(
+        self,
+        mode: int,
+        filename: str | None,
+        value: Any,
+        ns: int,
+        db_key: Any,
+        raw: bool,
+        sig: bytes | None,
+        vsize: int,
+        size: int,
+    ) -> bytes:
+        """Read, verify and decompress a stored payload; never deserializes it."""
+        kind = mode & KIND_MASK
+        if mode & FLAG_FILE:
+            if filename is None:
+                raise IntegrityError("a file-backed entry has no file name")
+            data = self.files.read(filename, size)
+        else:
+            data = bytes(value) if value is not None else b""
+        if kind not in (KIND_BYTES, KIND_TEXT):
+            if kind != self.kind:
+                raise IntegrityError(f"entry was written by another serializer (kind {kind})")
+            if self._signing:
+                if not mode & FLAG_SIGNED:
+                    raise IntegrityError("refusing to load an unsigned payload")
+                prefix = _signature_prefix(ns, signature_key(db_key, raw), mode, vsize)
+                if not self.signer.verify(prefix + data, sig):
+                    raise IntegrityError("payload failed signature verification")
+        return self._decode(mode, data, vsize)
+
+    def _decode(self, mode: int, data: bytes, vsize: int) -> bytes:
+        if not mode & FLAG_ZSTD:
+            if len(data) != vsize:
+                raise IntegrityError(f"payload holds {len(data)} bytes, expected {vsize}")
+            return data
+        try:
+            declared = zstandard.frame_content_size(data)
+            if declared not in (vsize, -1):
+                raise IntegrityError(f"compressed payload declares {declared} bytes, not {vsize}")
+            out = self._decompressor().decompress(data, max_output_size=vsize)
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"compressed payload is damaged: {exc}") from exc
+        if len(out) != vsize:
+            raise IntegrityError(f"payload decompressed to {len(out)} bytes, expected {vsize}")
+        return out
+
+    def _open_stream(self, mode: int, filename: str) -> BinaryIO:
+        handle = self.files.open(filename)
+        if not mode & FLAG_ZSTD:
+            return handle
+        reader = zstandard.ZstdDecompressor().stream_reader(handle, closefd=True)
+        return io.BufferedReader(reader)  # type: ignore[arg-type]
+
+    def remove(self, filename: str) -> None:
+        """Remove a value file (after the transaction that dropped it committed)."""
+        self.files.unlink(filename)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._directory!r})"
+
+
+def _json_dumps(obj: Any) -> bytes:
+    try:
+        import orjson
+    except ImportError:
+        return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+    try:
+        return bytes(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS))
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+
+
+class JSONDisk(Disk):
+    """A serializer that never unpickles: values are JSON, keys use the canonical encoding.
+
+    Safe for directories that others can write to. Values must be JSON-serializable (tuples
+    come back as lists, as with ``json``); keys may be any nesting of ``None``, ``bool``,
+    numbers, strings, bytes, tuples, lists, sets and dicts.
+    """
+
+    kind: ClassVar[int] = KIND_JSON
+    signed: ClassVar[bool] = False
+
+    def dumps(self, obj: Any) -> bytes:
+        return _json_dumps(obj)
+
+    def loads(self, data: bytes) -> Any:
+        return json.loads(data)
+
+    def _serialize_key(self, key: Any) -> bytes:
+        raise TypeError(f"JSONDisk cannot store a key of type {type(key).__name__!r}")

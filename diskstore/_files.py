@@ -1,0 +1,297 @@
+"""Value files: where large values live, and the only code that touches them.
+
+A value file is written under a temporary name, flushed, and renamed to its final name
+before the transaction that references it commits, so a final name never holds a partial
+file. Names are random (key data never becomes a file name), and every name read back from
+the database must match the exact pattern written here; files are opened without following
+symbolic links at any level below the cache directory, so a tampered ``filename`` column can
+never make diskstore read or delete a file elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO, Protocol
+
+from ._exceptions import IntegrityError, StorageError, StorageFullError
+from ._faults import crash_point
+
+DATA_DIR = "data"
+NAME_PATTERN = re.compile(r"[0-9a-f]{2}/[0-9a-f]{30}\.val")
+TEMP_PATTERN = re.compile(r"[0-9a-f]{2}/[0-9a-f]{30}\.tmp")
+CHUNK = 1 << 20
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+class Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+class Transform(Protocol):
+    """A streaming encoder (zstd ``compressobj``) applied to bytes on their way to disk."""
+
+    def compress(self, data: bytes, /) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+class PendingFile:
+    """A value file written under its temporary name, waiting to be published."""
+
+    __slots__ = ("dir_fd", "fd", "input_bytes", "name", "published", "stored_bytes")
+
+    def __init__(self, name: str, dir_fd: int, fd: int, stored: int, consumed: int) -> None:
+        self.name = name  # final name, relative to the data directory
+        self.dir_fd = dir_fd
+        self.fd = fd
+        self.stored_bytes = stored
+        self.input_bytes = consumed
+        self.published = False
+
+    def close(self) -> None:
+        for attr in ("fd", "dir_fd"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                setattr(self, attr, -1)
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def storage_error(exc: OSError, action: str) -> StorageError:
+    """Translate an ``OSError`` from a write into diskstore's error, keeping errno."""
+    cls = StorageFullError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else StorageError
+    return cls(exc.errno, f"{action}: {exc.strerror or exc}")
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class FileStore:
+    """Creates, opens and removes value files below ``<directory>/data``."""
+
+    def __init__(self, directory: str, *, fsync: bool = False) -> None:
+        self.directory = directory
+        self.root = os.path.join(directory, DATA_DIR)
+        self.fsync = fsync
+
+    # -- names ------------------------------------------------------------------------------
+    @staticmethod
+    def validate(name: object) -> str:
+        """Return *name* if it is a name this module writes; raise ``IntegrityError`` if not."""
+        if not isinstance(name, str) or NAME_PATTERN.fullmatch(name) is None:
+            raise IntegrityError(f"refusing value file name {name!r}")
+        return name
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.root, self.validate(name))
+
+    @contextlib.contextmanager
+    def _subdir(self, name: str, *, create: bool = False) -> Iterator[int]:
+        """Yield a descriptor of the file's directory, reached without following links."""
+        fd = self._open_subdir(name, create=create)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _open_subdir(self, name: str, *, create: bool = False) -> int:
+        sub = name[:2]
+        root_fd = self._open_root(create=create)
+        try:
+            try:
+                fd = os.open(sub, _DIR_FLAGS, dir_fd=root_fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(sub, 0o700, dir_fd=root_fd)
+                fd = os.open(sub, _DIR_FLAGS, dir_fd=root_fd)
+        finally:
+            os.close(root_fd)
+        return fd
+
+    def _open_root(self, *, create: bool) -> int:
+        try:
+            return os.open(self.root, _DIR_FLAGS)
+        except FileNotFoundError:
+            if not create:
+                raise
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(self.root, 0o700)
+            return os.open(self.root, _DIR_FLAGS)
+
+    # -- writing ----------------------------------------------------------------------------
+    def write(
+        self,
+        chunks: Iterable[bytes | memoryview],
+        *,
+        transform: Transform | None = None,
+        digest: Digest | None = None,
+    ) -> PendingFile:
+        """Write *chunks* to a new temporary value file and return it, not yet published.
+
+        *transform* (a compressor) is applied on the way; *digest* sees the stored bytes.
+        The writer keeps an exclusive ``flock`` on the temporary file until it is published
+        or discarded, which is how ``check`` tells a write in progress from a crash's debris.
+        """
+        token = secrets.token_hex(16)
+        name = f"{token[:2]}/{token[2:]}.val"
+        stored = 0
+        consumed = 0
+        try:
+            dir_fd = self._open_subdir(name, create=True)
+        except OSError as exc:
+            raise storage_error(exc, "creating a value directory") from exc
+        temp = token[2:] + ".tmp"
+        fd = -1
+        try:
+            fd = os.open(temp, _WRITE_FLAGS, 0o600, dir_fd=dir_fd)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for chunk in chunks:
+                consumed += len(chunk)
+                out = transform.compress(bytes(chunk)) if transform else chunk
+                if out:
+                    if digest is not None:
+                        digest.update(bytes(out))
+                    _write_all(fd, out)
+                    stored += len(out)
+            if transform is not None:
+                tail = transform.flush()
+                if tail:
+                    if digest is not None:
+                        digest.update(tail)
+                    _write_all(fd, tail)
+                    stored += len(tail)
+            if self.fsync:
+                os.fsync(fd)
+        except BaseException as exc:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp, dir_fd=dir_fd)
+                os.close(fd)
+            os.close(dir_fd)
+            if isinstance(exc, OSError):
+                raise storage_error(exc, "writing a value file") from exc
+            raise
+        crash_point("file-written")
+        return PendingFile(name, dir_fd, fd, stored, consumed)
+
+    def publish(self, pending: PendingFile) -> None:
+        """Rename a written file to its final name (inside the transaction that uses it)."""
+        final = pending.name[3:]
+        temp = final[:-4] + ".tmp"
+        try:
+            os.replace(temp, final, src_dir_fd=pending.dir_fd, dst_dir_fd=pending.dir_fd)
+        except OSError as exc:
+            self.discard(pending)
+            raise storage_error(exc, "publishing a value file") from exc
+        pending.published = True
+        pending.close()
+
+    def discard(self, pending: PendingFile) -> None:
+        """Remove a written file that was never published; a published one is left alone.
+
+        Once published, a file belongs to its transaction, which removes it on rollback.
+        """
+        if pending.published or pending.dir_fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(pending.name[3:-4] + ".tmp", dir_fd=pending.dir_fd)
+        pending.close()
+
+    def in_progress(self, relative: str) -> bool:
+        """Whether a temporary file is still held by a live writer."""
+        try:
+            with self._subdir(relative) as dir_fd:
+                fd = os.open(relative.split("/", 1)[1], _READ_FLAGS, dir_fd=dir_fd)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    # -- reading ----------------------------------------------------------------------------
+    def open(self, name: str) -> BinaryIO:
+        """Open a value file for reading (binary, unbuffered reads of the stored bytes)."""
+        self.validate(name)
+        try:
+            with self._subdir(name) as dir_fd:
+                fd = os.open(name[3:], _READ_FLAGS, dir_fd=dir_fd)
+        except FileNotFoundError as exc:
+            raise IntegrityError(f"value file {name} is missing") from exc
+        except OSError as exc:
+            raise IntegrityError(f"value file {name} cannot be opened: {exc}") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise IntegrityError(f"value file {name} is not a regular file")
+        return os.fdopen(fd, "rb")
+
+    def read(self, name: str, size: int) -> bytes:
+        """Read a whole value file, which must hold exactly *size* bytes."""
+        with self.open(name) as handle:
+            data = handle.read(size + 1)
+        if len(data) != size:
+            raise IntegrityError(f"value file {name} holds {len(data)} bytes, expected {size}")
+        return data
+
+    # -- removing ---------------------------------------------------------------------------
+    def unlink(self, name: str) -> None:
+        """Remove a value file; a file already gone is not an error."""
+        self.validate(name)
+        try:
+            with self._subdir(name) as dir_fd:
+                os.unlink(name[3:], dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+
+    def unlink_any(self, relative: str) -> None:
+        """Remove a stray file found by :meth:`scan` (temporary or unknown)."""
+        parts = relative.split("/")
+        if len(parts) != 2 or not all(parts) or ".." in parts:
+            raise IntegrityError(f"refusing to remove {relative!r}")
+        try:
+            with self._subdir(relative) as dir_fd:
+                os.unlink(parts[1], dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+
+    def scan(self) -> Iterator[str]:
+        """Yield ``sub/file`` for every entry below the data directory (for ``check``)."""
+        try:
+            subdirs = sorted(os.scandir(self.root), key=lambda entry: entry.name)
+        except FileNotFoundError:
+            return
+        for sub in subdirs:
+            if not sub.is_dir(follow_symlinks=False):
+                yield sub.name
+                continue
+            for entry in sorted(os.scandir(sub.path), key=lambda entry: entry.name):
+                yield f"{sub.name}/{entry.name}"
+
+    def empty_dirs(self) -> list[str]:
+        try:
+            return [
+                entry.name
+                for entry in os.scandir(self.root)
+                if entry.is_dir(follow_symlinks=False) and not os.listdir(entry.path)
+            ]
+        except FileNotFoundError:
+            return []

@@ -1,0 +1,111 @@
+"""Authenticating serialized payloads with HMAC-SHA256.
+
+Anyone who can write to a cache directory could otherwise plant a pickle that runs code in
+every process reading the cache. Each pickled payload therefore carries a tag computed with a
+secret that lives outside the directory; a payload is unpickled only after its tag verifies.
+
+The secret comes from, in order: the ``secret=`` argument, the ``DISKSTORE_SECRET``
+environment variable, or a random per-user key created on first use in the user's config
+directory (mode 0600). ``secret=False`` turns signing off.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import hmac
+import os
+import secrets as _secrets
+from pathlib import Path
+
+SecretArg = bytes | str | bool | None
+
+TAG_SIZE = 32
+ENV_VAR = "DISKSTORE_SECRET"
+
+
+class Signer:
+    """Computes and checks tags; a disabled signer accepts only unsigned payloads."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes | None) -> None:
+        self._key = key
+
+    @property
+    def enabled(self) -> bool:
+        return self._key is not None
+
+    def sign(self, message: bytes) -> bytes:
+        """Return the tag of *message* (the caller builds the message from all signed parts)."""
+        if self._key is None:
+            raise RuntimeError("signing is disabled for this cache")
+        return hmac.digest(self._key, message, "sha256")
+
+    def hasher(self, prefix: bytes) -> hmac.HMAC:
+        """Return an incremental HMAC seeded with *prefix*, for payloads streamed to files."""
+        if self._key is None:
+            raise RuntimeError("signing is disabled for this cache")
+        return hmac.new(self._key, prefix, hashlib.sha256)
+
+    def verify(self, message: bytes, tag: bytes | None) -> bool:
+        """Constant-time check that *tag* is the tag of *message*."""
+        if self._key is None or tag is None or len(tag) != TAG_SIZE:
+            return False
+        return hmac.compare_digest(hmac.digest(self._key, message, "sha256"), tag)
+
+    def __repr__(self) -> str:
+        return f"Signer(enabled={self.enabled})"
+
+
+def config_dir() -> Path:
+    """The per-user directory holding the default secret."""
+    base = os.environ.get("XDG_CONFIG_HOME")
+    root = Path(base) if base else Path.home() / ".config"
+    return root / "diskstore"
+
+
+def _load_or_create_user_secret() -> bytes:
+    directory = config_dir()
+    path = directory / "secret"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = b""
+    if len(data.strip()) >= 32:
+        return data.strip()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Write under a private name, then link into place: whoever links first wins, and
+    # nobody ever reads a half-written secret.
+    temp = directory / f".secret-{os.getpid()}-{_secrets.token_hex(4)}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, _secrets.token_hex(32).encode("ascii"))
+    finally:
+        os.close(fd)
+    try:
+        os.link(temp, path)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            raise
+    finally:
+        os.unlink(temp)
+    return path.read_bytes().strip()
+
+
+def resolve_secret(secret: SecretArg) -> bytes | None:
+    """Turn the ``secret=`` argument into key bytes, or ``None`` when signing is off."""
+    if secret is False:
+        return None
+    if secret is True or secret is None:
+        env = os.environ.get(ENV_VAR)
+        if env:
+            return env.encode("utf-8")
+        return _load_or_create_user_secret()
+    if isinstance(secret, str):
+        secret = secret.encode("utf-8")
+    if isinstance(secret, (bytes, bytearray)):
+        if not secret:
+            raise ValueError("secret must not be empty (pass secret=False to disable signing)")
+        return bytes(secret)
+    raise TypeError(f"secret must be bytes, str, None or False, not {type(secret).__name__}")

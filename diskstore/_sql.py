@@ -1,0 +1,211 @@
+"""Every SQL statement diskstore runs, as named constants.
+
+Values are always bound as parameters. The only text ever formatted into SQL is a PRAGMA
+value or an index column, and both come from validated settings or the policy registry.
+
+Namespace 0 is the plain cache. Its rows are found in rowid order by the table itself;
+other namespaces have a partial index (``ns != 0``) so that a view's ``clear``, ``len`` and
+iteration read only its own rows, while the plain cache pays nothing for that index.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+#: Ordered migrations; entry *n* brings a database from user_version *n* to *n + 1*.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS namespaces ("
+        " id INTEGER PRIMARY KEY,"
+        " name TEXT NOT NULL UNIQUE,"
+        " count INTEGER NOT NULL DEFAULT 0,"
+        " size INTEGER NOT NULL DEFAULT 0)",
+        "INSERT OR IGNORE INTO namespaces (id, name) VALUES (0, '')",
+        "CREATE TABLE IF NOT EXISTS meta ("
+        " id INTEGER PRIMARY KEY CHECK (id = 0),"
+        " hits INTEGER NOT NULL DEFAULT 0,"
+        " misses INTEGER NOT NULL DEFAULT 0)",
+        "INSERT OR IGNORE INTO meta (id) VALUES (0)",
+        "CREATE TABLE IF NOT EXISTS items ("
+        " rowid INTEGER PRIMARY KEY,"
+        " ns INTEGER NOT NULL,"
+        " key BLOB NOT NULL,"
+        " raw INTEGER NOT NULL,"
+        " store_time REAL NOT NULL,"
+        " expire_time REAL,"
+        " access_time REAL NOT NULL,"
+        " access_count INTEGER NOT NULL DEFAULT 0,"
+        " tag BLOB,"
+        " mode INTEGER NOT NULL,"
+        " size INTEGER NOT NULL DEFAULT 0,"
+        " vsize INTEGER NOT NULL DEFAULT 0,"
+        " filename TEXT,"
+        " value BLOB,"
+        " sig BLOB,"
+        " pin INTEGER)",
+        "CREATE UNIQUE INDEX IF NOT EXISTS items_key ON items (ns, key, raw)",
+        "CREATE INDEX IF NOT EXISTS items_ns ON items (ns) WHERE ns != 0",
+        "CREATE INDEX IF NOT EXISTS items_expire ON items (expire_time)"
+        " WHERE expire_time IS NOT NULL",
+    ),
+)
+
+GET_USER_VERSION = "PRAGMA user_version"
+SET_USER_VERSION = "PRAGMA user_version = {version:d}"
+PRAGMA_GET = "PRAGMA {name}"
+PRAGMA_SET = "PRAGMA {name} = {value}"
+INTEGRITY_CHECK = "PRAGMA integrity_check"
+DATA_VERSION = "PRAGMA data_version"
+
+BEGIN = "BEGIN IMMEDIATE"
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
+SAVEPOINT = "SAVEPOINT sp{depth:d}"
+RELEASE = "RELEASE sp{depth:d}"
+ROLLBACK_TO = "ROLLBACK TO sp{depth:d}"
+
+# -- settings and bookkeeping -------------------------------------------------------------
+SELECT_SETTINGS = "SELECT name, value FROM settings"
+UPSERT_SETTING = (
+    "INSERT INTO settings (name, value) VALUES (?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+)
+SELECT_NAMESPACE = "SELECT id FROM namespaces WHERE name = ?"
+INSERT_NAMESPACE = "INSERT OR IGNORE INTO namespaces (name) VALUES (?)"
+SELECT_COUNT = "SELECT count FROM namespaces WHERE id = ?"
+ADD_COUNTS = "UPDATE namespaces SET count = count + ?, size = size + ? WHERE id = ?"
+SELECT_TOTALS = "SELECT coalesce(sum(count), 0), coalesce(sum(size), 0) FROM namespaces"
+SELECT_DB_BYTES = (
+    "SELECT (SELECT page_count FROM pragma_page_count())"
+    " * (SELECT page_size FROM pragma_page_size())"
+)
+SELECT_VOLUME = (
+    "SELECT (SELECT page_count FROM pragma_page_count())"
+    " * (SELECT page_size FROM pragma_page_size())"
+    " + (SELECT coalesce(sum(size), 0) FROM namespaces)"
+)
+SELECT_ACTUAL_COUNTS = (
+    "SELECT n.id, n.count, n.size, count(i.rowid), coalesce(sum(i.size), 0)"
+    " FROM namespaces n LEFT JOIN items i ON i.ns = n.id GROUP BY n.id"
+)
+SET_COUNTS = "UPDATE namespaces SET count = ?, size = ? WHERE id = ?"
+SELECT_STATS = "SELECT hits, misses FROM meta WHERE id = 0"
+ADD_STATS = "UPDATE meta SET hits = hits + ?, misses = misses + ? WHERE id = 0"
+RESET_STATS = "UPDATE meta SET hits = 0, misses = 0 WHERE id = 0"
+
+# -- single items -------------------------------------------------------------------------
+SELECT_ITEM = (
+    "SELECT rowid, mode, value, filename, expire_time, tag, sig, vsize, pin, size FROM items"
+    " WHERE ns = ? AND key = ? AND raw = ? AND (expire_time IS NULL OR expire_time > ?)"
+)
+SELECT_FOR_WRITE = (
+    "SELECT rowid, filename, size, expire_time, tag, mode, value, sig, vsize FROM items"
+    " WHERE ns = ? AND key = ? AND raw = ?"
+)
+SELECT_EXISTS = (
+    "SELECT 1 FROM items"
+    " WHERE ns = ? AND key = ? AND raw = ? AND (expire_time IS NULL OR expire_time > ?)"
+)
+INSERT_ITEM = (
+    "INSERT INTO items (ns, key, raw, store_time, expire_time, access_time, access_count,"
+    " tag, mode, size, vsize, filename, value, sig, pin)"
+    " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Overwrites name only the indexed columns that change (expire_time, tag), so SQLite does
+# not rewrite index entries whose values stay the same.
+_UPDATE_HEAD = "UPDATE items SET store_time = ?, access_time = ?, access_count = 0"
+_UPDATE_TAIL = (
+    ", mode = ?, size = ?, vsize = ?, filename = ?, value = ?, sig = ?, pin = ? WHERE rowid = ?"
+)
+UPDATE_ITEM = _UPDATE_HEAD + _UPDATE_TAIL
+UPDATE_ITEM_EXPIRE = _UPDATE_HEAD + ", expire_time = ?" + _UPDATE_TAIL
+UPDATE_ITEM_TAG = _UPDATE_HEAD + ", tag = ?" + _UPDATE_TAIL
+UPDATE_ITEM_EXPIRE_TAG = _UPDATE_HEAD + ", expire_time = ?, tag = ?" + _UPDATE_TAIL
+UPDATE_VALUE = "UPDATE items SET mode = ?, value = ?, sig = ?, vsize = ? WHERE rowid = ?"
+UPDATE_EXPIRE = "UPDATE items SET expire_time = ? WHERE rowid = ?"
+UNPIN = "UPDATE items SET pin = NULL WHERE rowid = ?"
+DELETE_KEY = (
+    "DELETE FROM items WHERE ns = ? AND key = ? AND raw = ? RETURNING filename, size, expire_time"
+)
+DELETE_ROWID = "DELETE FROM items WHERE rowid = ? RETURNING ns, filename, size"
+DELETE_ROWID_IF = (
+    "DELETE FROM items WHERE rowid = ? AND mode = ? AND filename IS ? RETURNING ns, filename, size"
+)
+TOUCH_ACCESS_TIME = "UPDATE items SET access_time = max(access_time, ?) WHERE rowid = ?"
+TOUCH_ACCESS_COUNT = "UPDATE items SET access_count = access_count + ? WHERE rowid = ?"
+
+# -- queues: integer keys (prefix is None) or 'prefix-%015d' text keys ---------------------
+QUEUE_LAST = (
+    "SELECT key FROM items WHERE ns = ? AND raw = 1 AND key > ? AND key < ?"
+    " ORDER BY key DESC LIMIT 1"
+)
+QUEUE_FIRST = (
+    "SELECT key FROM items WHERE ns = ? AND raw = 1 AND key > ? AND key < ? ORDER BY key LIMIT 1"
+)
+QUEUE_ROW_FIRST = (
+    "SELECT rowid, key, mode, value, filename, expire_time, tag, sig, vsize, size FROM items"
+    " WHERE ns = ? AND raw = 1 AND key > ? AND key < ? ORDER BY key LIMIT 1"
+)
+QUEUE_ROW_LAST = (
+    "SELECT rowid, key, mode, value, filename, expire_time, tag, sig, vsize, size FROM items"
+    " WHERE ns = ? AND raw = 1 AND key > ? AND key < ? ORDER BY key DESC LIMIT 1"
+)
+PEEKITEM_FIRST = (
+    "SELECT rowid, key, raw, mode, value, filename, expire_time, tag, sig, vsize, size"
+    " FROM items WHERE ns = ? ORDER BY rowid LIMIT 1"
+)
+PEEKITEM_LAST = (
+    "SELECT rowid, key, raw, mode, value, filename, expire_time, tag, sig, vsize, size"
+    " FROM items WHERE ns = ? ORDER BY rowid DESC LIMIT 1"
+)
+PEEKITEM_FIRST_NS = PEEKITEM_FIRST.replace("WHERE ns = ?", "INDEXED BY items_ns WHERE ns = ?")
+PEEKITEM_LAST_NS = PEEKITEM_LAST.replace("WHERE ns = ?", "INDEXED BY items_ns WHERE ns = ?")
+
+# -- iteration (chunked, so no statement stays open between yields) -----------------------
+ITER_FORWARD = "SELECT rowid, key, raw FROM items WHERE ns = 0 AND rowid > ? ORDER BY rowid LIMIT ?"
+ITER_BACKWARD = (
+    "SELECT rowid, key, raw FROM items WHERE ns = 0 AND rowid < ? ORDER BY rowid DESC LIMIT ?"
+)
+ITER_FORWARD_NS = (
+    "SELECT rowid, key, raw FROM items INDEXED BY items_ns"
+    " WHERE ns = ? AND ns != 0 AND rowid > ? ORDER BY rowid LIMIT ?"
+)
+ITER_BACKWARD_NS = (
+    "SELECT rowid, key, raw FROM items INDEXED BY items_ns"
+    " WHERE ns = ? AND ns != 0 AND rowid < ? ORDER BY rowid DESC LIMIT ?"
+)
+ITERKEYS_FIRST = "SELECT key, raw FROM items WHERE ns = ? ORDER BY key, raw LIMIT ?"
+ITERKEYS_NEXT = (
+    "SELECT key, raw FROM items WHERE ns = ? AND (key, raw) > (?, ?) ORDER BY key, raw LIMIT ?"
+)
+ITERKEYS_LAST = "SELECT key, raw FROM items WHERE ns = ? ORDER BY key DESC, raw DESC LIMIT ?"
+ITERKEYS_PREV = (
+    "SELECT key, raw FROM items WHERE ns = ? AND (key, raw) < (?, ?)"
+    " ORDER BY key DESC, raw DESC LIMIT ?"
+)
+
+# -- bulk removal: each returns what must be unlinked and uncounted -----------------------
+_VICTIM = "SELECT rowid, ns, filename, size FROM items"
+SELECT_EXPIRED = (
+    _VICTIM + " WHERE expire_time IS NOT NULL AND expire_time < ? ORDER BY expire_time LIMIT ?"
+)
+SELECT_TAGGED = _VICTIM + " WHERE ns = ? AND tag = ? LIMIT ?"
+SELECT_NS_ITEMS = _VICTIM + " WHERE ns = 0 LIMIT ?"
+SELECT_NS_ITEMS_VIEW = _VICTIM + " INDEXED BY items_ns WHERE ns = ? AND ns != 0 LIMIT ?"
+SELECT_EVICT = _VICTIM + " WHERE pin IS NULL ORDER BY {column} LIMIT ?"
+DELETE_ROWIDS = "DELETE FROM items WHERE rowid = ?"
+
+# -- indexes that settings switch on and off ----------------------------------------------
+CREATE_TAG_INDEX = "CREATE INDEX IF NOT EXISTS items_tag ON items (ns, tag) WHERE tag IS NOT NULL"
+DROP_TAG_INDEX = "DROP INDEX IF EXISTS items_tag"
+CREATE_POLICY_INDEX = "CREATE INDEX IF NOT EXISTS {name} ON items ({column})"
+DROP_INDEX = "DROP INDEX IF EXISTS {name}"
+SELECT_INDEXES = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items'"
+
+# -- check --------------------------------------------------------------------------------
+SELECT_FILES = "SELECT rowid, ns, filename, size, mode FROM items WHERE filename IS NOT NULL"
+SELECT_SIGNED_CHUNK = (
+    "SELECT rowid, ns, key, raw, mode, value, filename, sig, vsize, size FROM items"
+    " WHERE rowid > ? ORDER BY rowid LIMIT ?"
+)

@@ -1,0 +1,488 @@
+"""Connections, transactions and fork safety for one database file.
+
+Each thread gets its own SQLite connection. Every operation *enters* the store (a counter on
+the thread's connection record) so that ``os.fork()`` can wait for operations in flight and
+close idle connections first: a child that inherits an open SQLite connection, or SQLite's
+in-process lock bookkeeping, can hang or lose writes, which is why forked children of a
+diskcache user may hang for the whole timeout. Connections are reopened lazily afterwards in
+both parent and child.
+
+SQLite's own busy handler sleeps at least a millisecond whenever two writers collide, which
+sets the tail latency of every contended write. Connections are therefore opened with a zero
+busy timeout and :func:`wait_busy` retries with a short, growing backoff until the cache's
+``timeout`` passes, then raises :class:`~diskstore.Timeout` (unless ``retry`` is set).
+
+Writes run in ``BEGIN IMMEDIATE`` transactions written once here (:class:`WriteTxn`):
+nested calls join the outer transaction, value files created inside are removed if it rolls
+back, and files it dropped are unlinked only after it commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import random
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+from . import _sql
+from ._exceptions import (
+    CacheClosedError,
+    DiskStoreError,
+    IntegrityError,
+    ReadOnlyError,
+    StorageError,
+    StorageFullError,
+    Timeout,
+)
+from ._faults import crash_point
+
+DB_NAME = "diskstore.db"
+
+_BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
+_MAX_SLEEP = 0.002
+
+
+class Conn:
+    """One thread's connection to one store, with its transaction state."""
+
+    __slots__ = ("__weakref__", "con", "created", "depth", "dropped", "owner", "txn")
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con: sqlite3.Connection | None = con
+        self.depth = 0  # operations in flight in this thread
+        self.txn = 0  # transaction nesting level
+        self.created: list[str] = []  # value files to remove if the transaction rolls back
+        self.dropped: list[str] = []  # value files to remove once it commits
+        self.owner = threading.get_ident()
+
+
+class _Closed:
+    """Stands in for the thread-local store after ``close()``: any use raises."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise CacheClosedError("operation on a closed cache")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise CacheClosedError("operation on a closed cache")
+
+
+# -- errors -------------------------------------------------------------------------------
+def _code(exc: sqlite3.Error) -> int:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return 5
+    if "full" in text:
+        return 13
+    if "readonly" in text or "read-only" in text:
+        return 8
+    if "disk i/o" in text:
+        return 10
+    return 1
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and _code(exc) in _BUSY_CODES
+
+
+def translate(exc: sqlite3.Error, path: str) -> Exception:
+    """Map an SQLite error to diskstore's exception tree (the caller chains the cause)."""
+    code = _code(exc)
+    if code == 13:
+        return StorageFullError(errno.ENOSPC, f"no space left for {path}: {exc}")
+    if code == 10:
+        return StorageError(errno.EIO, f"I/O error on {path}: {exc}")
+    if code == 8:
+        return ReadOnlyError(f"cache {path} is read-only: {exc}")
+    if code in (11, 26):
+        return IntegrityError(f"database {path} is damaged: {exc}")
+    if code in _BUSY_CODES:
+        return Timeout(f"database {path} stayed locked: {exc}")
+    return DiskStoreError(f"database error on {path}: {exc}")
+
+
+def wait_busy(attempt: int, deadline: float, retry: bool, path: str) -> None:
+    """Sleep before retry number *attempt*, or raise ``Timeout`` past *deadline*."""
+    if not retry and time.monotonic() >= deadline:
+        raise Timeout(f"database {path} stayed locked past the timeout")
+    if attempt < 2:
+        time.sleep(0)
+    else:
+        delay = min(_MAX_SLEEP, 0.00005 * (1 << min(attempt - 2, 8)))
+        time.sleep(delay * (0.5 + random.random()))
+
+
+# -- fork safety --------------------------------------------------------------------------
+_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+_fork_pending = False
+_resume = threading.Event()
+_resume.set()
+_ABANDONED: list[sqlite3.Connection] = []  # inherited connections a child must never touch
+FORK_WAIT = 10.0
+
+
+def _before_fork() -> None:
+    global _fork_pending
+    _resume.clear()
+    _fork_pending = True
+    me = threading.get_ident()
+    deadline = time.monotonic() + FORK_WAIT
+    for store in list(_STORES):
+        for conn in list(store._conns):
+            while conn.depth > 0 and conn.owner != me and time.monotonic() < deadline:
+                time.sleep(0.0005)
+    for store in list(_STORES):
+        store._close_idle()
+
+
+def _after_fork_parent() -> None:
+    global _fork_pending
+    _fork_pending = False
+    _resume.set()
+
+
+def _after_fork_child() -> None:
+    global _fork_pending, _resume
+    _fork_pending = False
+    _resume = threading.Event()
+    _resume.set()
+    for store in list(_STORES):
+        store._after_fork_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_parent, after_in_child=_after_fork_child
+    )
+
+
+class Store:
+    """The database of one cache directory, shared by a cache and its namespace views."""
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        timeout: float,
+        pragmas: dict[str, Any],
+        read_only: bool = False,
+    ) -> None:
+        self.directory = directory
+        self.path = os.path.join(directory, DB_NAME)
+        self.timeout = timeout
+        self.read_only = read_only
+        self.pragmas = dict(pragmas)
+        self._immutable = False
+        self._local: Any = threading.local()
+        self._conns: weakref.WeakSet[Conn] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self.after_commit: Callable[[], None] | None = None
+        _STORES.add(self)
+
+    # -- connections ------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            mode = "immutable=1" if self._immutable else "mode=ro"
+            uri = f"file:{quote(self.path)}?{mode}"
+            con = sqlite3.connect(
+                uri, timeout=0, isolation_level=None, check_same_thread=False, uri=True
+            )
+        else:
+            con = sqlite3.connect(
+                self.path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+        try:
+            for name in ("sqlite_synchronous", "sqlite_cache_size", "sqlite_mmap_size"):
+                if name in self.pragmas:
+                    self._pragma(con, name[len("sqlite_") :], self.pragmas[name])
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _pragma(self, con: sqlite3.Connection, name: str, value: int | str) -> None:
+        # Values come from validated settings (ints or a fixed set of words).
+        sql = _sql.PRAGMA_SET.format(name=name, value=value)
+        deadline = time.monotonic() + self.timeout
+        attempt = 0
+        while True:
+            try:
+                con.execute(sql).fetchall()
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise translate(exc, self.path) from exc
+                attempt += 1
+                wait_busy(attempt, deadline, False, self.path)
+
+    def connect_thread(self) -> Conn:
+        """Return this thread's connection record, opening the connection if needed."""
+        conn: Conn | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = Conn(self._connect())
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path) from exc
+            self._local.conn = conn
+            with self._lock:
+                self._conns.add(conn)
+        elif conn.con is None:
+            try:
+                conn.con = self._connect()
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path) from exc
+        return conn
+
+    def enter(self) -> Conn:
+        """Mark an operation in flight on this thread and return its connection record.
+
+        Every ``enter`` is paired with ``conn.depth -= 1`` in a ``finally``.
+        """
+        conn: Conn | None = getattr(self._local, "conn", None)
+        if conn is None or conn.con is None:
+            conn = self.connect_thread()
+        conn.depth += 1
+        if _fork_pending and conn.depth == 1:
+            conn.depth -= 1
+            _resume.wait(FORK_WAIT)
+            return self.enter()
+        return conn
+
+    def _close_idle(self) -> None:
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            if conn.depth == 0 and conn.con is not None:
+                con, conn.con = conn.con, None
+                with contextlib.suppress(sqlite3.Error):
+                    con.close()
+
+    def _after_fork_child(self) -> None:
+        for conn in list(self._conns):
+            if conn.con is not None:
+                _ABANDONED.append(conn.con)
+                conn.con = None
+            conn.depth = 0
+            conn.txn = 0
+            conn.created.clear()
+            conn.dropped.clear()
+        self._lock = threading.Lock()
+        if not isinstance(self._local, _Closed):
+            self._local = threading.local()
+        self._conns = weakref.WeakSet()
+
+    def close_idle_connections(self) -> None:
+        """Close idle connections so the next use reopens them (after a pragma change)."""
+        self._close_idle()
+
+    def close_all_for_reopen(self, *, immutable: bool) -> None:
+        """Reopen every connection, read-only databases as immutable when *immutable*."""
+        self._immutable = immutable
+        self._close_idle()
+
+    def close(self) -> None:
+        """Close every idle connection; later use of the store raises ``CacheClosedError``."""
+        self._local = _Closed()
+        with self._lock:
+            conns = list(self._conns)
+            self._conns = weakref.WeakSet()
+        for conn in conns:
+            if conn.con is not None and (conn.depth == 0 or conn.owner == threading.get_ident()):
+                con, conn.con = conn.con, None
+                with contextlib.suppress(sqlite3.Error):
+                    con.close()
+
+    @property
+    def closed(self) -> bool:
+        return isinstance(self._local, _Closed)
+
+    # -- statements -------------------------------------------------------------------------
+    def query(
+        self, conn: Conn, sql: str, params: Sequence[Any] = (), *, retry: bool = False
+    ) -> list[Any]:
+        """Run a statement and fetch all rows, retrying while the database is busy."""
+        assert conn.con is not None
+        try:
+            return conn.con.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or conn.txn:
+                raise translate(exc, self.path) from exc
+            return self.retry_query(conn, sql, params, retry)
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def retry_query(self, conn: Conn, sql: str, params: Sequence[Any], retry: bool) -> list[Any]:
+        deadline = time.monotonic() + self.timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            wait_busy(attempt, deadline, retry, self.path)
+            try:
+                assert conn.con is not None
+                return conn.con.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise translate(exc, self.path) from exc
+
+    def run(self, sql: str, params: Sequence[Any] = (), *, retry: bool = False) -> list[Any]:
+        """Enter, run one statement, leave: for reads outside the hot paths."""
+        conn = self.enter()
+        try:
+            return self.query(conn, sql, params, retry=retry)
+        finally:
+            conn.depth -= 1
+
+    # -- transactions -----------------------------------------------------------------------
+    def begin(self, conn: Conn, retry: bool, timeout: float | None = None) -> bool:
+        """Start a write transaction, or join the open one; True if this call started it."""
+        if conn.txn:
+            conn.txn += 1
+            return False
+        if self.read_only:
+            raise ReadOnlyError(f"cache {self.directory} was opened read-only")
+        con = conn.con
+        assert con is not None
+        try:
+            con.execute(_sql.BEGIN)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise translate(exc, self.path) from exc
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            attempt = 0
+            while True:
+                attempt += 1
+                wait_busy(attempt, deadline, retry, self.path)
+                try:
+                    con.execute(_sql.BEGIN)
+                    break
+                except sqlite3.OperationalError as again:
+                    if not is_busy(again):
+                        raise translate(again, self.path) from again
+        conn.txn = 1
+        return True
+
+    def end(self, conn: Conn, outer: bool, commit: bool) -> None:
+        """Finish what :meth:`begin` started: commit or roll back the outer transaction."""
+        if not outer:
+            conn.txn -= 1
+            return
+        con = conn.con
+        assert con is not None
+        conn.txn = 0
+        created, dropped = conn.created, conn.dropped
+        conn.created, conn.dropped = [], []
+        if commit:
+            try:
+                con.execute(_sql.COMMIT)
+            except sqlite3.Error as exc:
+                self._rollback(con)
+                self._remove(created)
+                raise translate(exc, self.path) from exc
+            crash_point("committed")
+            if dropped:
+                crash_point("before-unlink")
+                self._remove(dropped)
+            if self.after_commit is not None:
+                self.after_commit()
+        else:
+            self._rollback(con)
+            self._remove(created)
+
+    @staticmethod
+    def _rollback(con: sqlite3.Connection) -> None:
+        if con.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                con.execute(_sql.ROLLBACK)
+
+    def _remove(self, names: list[str]) -> None:
+        from ._files import FileStore
+
+        files = FileStore(self.directory)
+        for name in names:
+            with contextlib.suppress(OSError, DiskStoreError):
+                files.unlink(name)
+
+    def write(self, retry: bool = False, timeout: float | None = None) -> WriteTxn:
+        """``with store.write(retry) as conn:`` runs the block in a write transaction."""
+        return WriteTxn(self, retry, timeout)
+
+    @contextlib.contextmanager
+    def savepoint_txn(self, retry: bool) -> Iterator[None]:
+        """A user-level transaction: the outer one commits, nested ones are savepoints."""
+        conn = self.enter()
+        try:
+            outer = self.begin(conn, retry)
+            con = conn.con
+            assert con is not None
+            depth = conn.txn
+            if not outer:
+                con.execute(_sql.SAVEPOINT.format(depth=depth))
+            mark = (len(conn.created), len(conn.dropped))
+            try:
+                yield
+            except BaseException:
+                if outer:
+                    self.end(conn, True, False)
+                else:
+                    with contextlib.suppress(sqlite3.Error):
+                        con.execute(_sql.ROLLBACK_TO.format(depth=depth))
+                        con.execute(_sql.RELEASE.format(depth=depth))
+                    self._remove(conn.created[mark[0] :])
+                    del conn.created[mark[0] :]
+                    del conn.dropped[mark[1] :]
+                    conn.txn -= 1
+                raise
+            if outer:
+                self.end(conn, True, True)
+            else:
+                try:
+                    con.execute(_sql.RELEASE.format(depth=depth))
+                except sqlite3.Error as exc:
+                    raise translate(exc, self.path) from exc
+                conn.txn -= 1
+        finally:
+            conn.depth -= 1
+
+
+class WriteTxn:
+    """Context manager for one write operation; see :meth:`Store.write`."""
+
+    __slots__ = ("conn", "outer", "retry", "store", "timeout")
+
+    def __init__(self, store: Store, retry: bool, timeout: float | None) -> None:
+        self.store = store
+        self.retry = retry
+        self.timeout = timeout
+
+    def __enter__(self) -> Conn:
+        conn = self.conn = self.store.enter()
+        try:
+            self.outer = self.store.begin(conn, self.retry, self.timeout)
+        except BaseException:
+            conn.depth -= 1
+            raise
+        return conn
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn = self.conn
+        try:
+            self.store.end(conn, self.outer, exc_type is None)
+        finally:
+            conn.depth -= 1
+        if isinstance(exc, sqlite3.Error):
+            raise translate(exc, self.store.path) from exc
