@@ -1,10 +1,11 @@
-"""Per-process bookkeeping that reads would otherwise have to write: statistics and accesses.
+"""Per-process bookkeeping that would otherwise cost a write: statistics, access and store times.
 
 diskcache turns every ``get`` into a write transaction when statistics are on or the policy
-is least-recently/frequently-used. Here a read only records the event in memory; the records
+is least-recently/frequently-used, and every overwrite rewrites its timestamps (a page write
+and an index update). Here reads and overwrites only record the event in memory; the records
 are written back in one transaction at least every second (on the next operation), before
 culling, when ``stats()`` is read, and on close. Counters and eviction order are therefore
-exact up to the last flush, and nothing is lost on a clean close.
+exact up to the last flush (at most about a second), and nothing is lost on a clean close.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Bookkeeper:
         self.hits = 0
         self.misses = 0
         self._access: dict[int, float] = {}
+        self._stored: dict[int, float] = {}
         self._last_flush = time.monotonic()
         self.configure(statistics=statistics, policy=policy)
 
@@ -59,18 +61,25 @@ class Bookkeeper:
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
             self.flush(best_effort=True)
 
+    def overwrote(self, rowid: int, now: float) -> None:
+        """Record that a set replaced row *rowid* at *now* (its new store and access time)."""
+        self._stored[rowid] = now
+        if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
+            self.flush(best_effort=True)
+
     def pending(self) -> bool:
-        return bool(self.hits or self.misses or self._access)
+        return bool(self.hits or self.misses or self._access or self._stored)
 
     def flush(self, *, best_effort: bool = False) -> None:
         """Write buffered counts and accesses; with *best_effort*, a busy database defers it."""
         with self._lock:
             self._last_flush = time.monotonic()
-            if not (self.hits or self.misses or self._access):
+            if not (self.hits or self.misses or self._access or self._stored):
                 return
-            hits, misses, access = self.hits, self.misses, self._access
+            hits, misses, access, stored = self.hits, self.misses, self._access, self._stored
             self.hits = self.misses = 0
             self._access = {}
+            self._stored = {}
             on_read = self.on_read
         try:
             with self._store.write(retry=False, timeout=0.05 if best_effort else None) as conn:
@@ -85,6 +94,10 @@ class Bookkeeper:
                         else _sql.TOUCH_ACCESS_COUNT
                     )
                     con.executemany(sql, [(value, rowid) for rowid, value in access.items()])
+                if stored:
+                    con.executemany(
+                        _sql.TOUCH_STORE_TIME, [(at, at, rowid) for rowid, at in stored.items()]
+                    )
         except (Timeout, DiskStoreError):
             if not best_effort:
                 raise
@@ -96,6 +109,8 @@ class Bookkeeper:
                         self._access[rowid] = self._access.get(rowid, 0) + value
                     else:
                         self._access.setdefault(rowid, value)
+                for rowid, at in stored.items():
+                    self._stored.setdefault(rowid, at)
 
     def reset(self) -> None:
         with self._lock:

@@ -22,7 +22,7 @@ from typing import Any
 from . import _sql
 from ._bookkeeping import Bookkeeper
 from ._constants import ENOVAL, QUEUE_START
-from ._disk import KIND_NATIVE, Disk, Stored
+from ._disk import FLAG_FILE, FLAG_PINNED, KIND_NATIVE, Disk, Stored
 from ._exceptions import CorruptionWarning, IntegrityError, SettingsError, StorageError
 from ._policies import POLICIES
 from ._schema import ensure_indexes, open_database
@@ -42,7 +42,7 @@ def _check_expire(expire: Any, now: float) -> float | None:
         raise TypeError(f"expire must be a number of seconds or None, not {expire!r}")
     if math.isnan(expire) or expire < 0:
         raise ValueError(f"expire must be a non-negative number of seconds, not {expire!r}")
-    return now + expire
+    return now + float(expire)
 
 
 def _check_tag(tag: Any) -> Any:
@@ -261,38 +261,52 @@ class Cache:
         """
         db_key, raw = self._disk.put(key)
         store = self._store
+        ns = self._ns
+        params: tuple[Any, ...]
+        if ns:
+            sql, params = _sql.SELECT_ITEM, (ns, db_key, raw)
+        else:
+            sql, params = _sql.SELECT_ITEM_MAIN, (db_key, raw)
         while True:
-            now = time.time()
-            params = (self._ns, db_key, raw, now)
             conn = store.enter()
             try:
                 try:
-                    rows = conn.con.execute(_sql.SELECT_ITEM, params).fetchall()  # type: ignore[union-attr]
+                    rows = conn.con.execute(sql, params).fetchall()  # type: ignore[union-attr]
                 except sqlite3.Error as exc:
-                    rows = self._retry_read(conn, exc, _sql.SELECT_ITEM, params, retry)
+                    rows = self._retry_read(conn, exc, sql, params, retry)
             finally:
                 conn.depth -= 1
             bookkeeper = self._shared.bookkeeper
-            if not rows:
+            now = time.time()
+            if not rows or (rows[0][3] is not None and rows[0][3] <= now):
                 if bookkeeper.active:
                     bookkeeper.miss()
                 return self._miss(default, expire_time, tag)
-            rowid, mode, value, filename, exp, tg, sig, vsize, pin, size = rows[0]
-            if mode != KIND_NATIVE:
-                try:
-                    value = self._disk.fetch(
-                        mode, filename, value, read,
-                        ns=self._ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize,
-                        size=size,
-                    )  # fmt: skip
-                except IntegrityError as exc:
-                    if self._drop_corrupt(rowid, mode, filename, key, exc):
-                        if bookkeeper.active:
-                            bookkeeper.miss()
-                        return self._miss(default, expire_time, tag)
-                    continue  # the row changed under us: read again
-            if pin:
-                self._unpin(rowid)
+            rowid, mode, value, exp = rows[0]
+            tg = None
+            if mode or tag:
+                filename = None
+                size = vsize = 0
+                sig = None
+                if mode & FLAG_FILE or mode & FLAG_PINNED or tag:
+                    extra = store.run(_sql.SELECT_ITEM_EXTRA, (rowid,), retry=True)
+                    if not extra:
+                        continue  # removed since it was read: look again
+                    filename, size, tg, sig, vsize = extra[0]
+                    if mode & FLAG_PINNED:
+                        self._unpin(rowid)
+                if mode & ~FLAG_PINNED:
+                    try:
+                        value = self._disk.fetch(
+                            mode, filename, value, read,
+                            ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
+                        )  # fmt: skip
+                    except IntegrityError as exc:
+                        if self._drop_corrupt(rowid, mode, filename, key, exc):
+                            if bookkeeper.active:
+                                bookkeeper.miss()
+                            return self._miss(default, expire_time, tag)
+                        continue  # the row changed under us: read again
             if bookkeeper.active:
                 bookkeeper.hit(rowid, now)
             if expire_time:
@@ -336,7 +350,7 @@ class Cache:
 
     def _unpin(self, rowid: int) -> None:
         with self._store.write(retry=True) as conn:
-            conn.con.execute(_sql.UNPIN, (rowid,))  # type: ignore[union-attr]
+            conn.con.execute(_sql.UNPIN, (FLAG_PINNED, rowid))  # type: ignore[union-attr]
 
     def read(self, key: Any, retry: bool = False) -> Any:
         """Return the value for *key* as a file (or the value itself when stored inline).
@@ -446,22 +460,21 @@ class Cache:
             self._disk.files.publish(pending)
             stored = stored._replace(pending=None)
             conn.created.append(pending.name)
-        pinned = 1 if pin else None
+        mode = stored.mode | FLAG_PINNED if pin else stored.mode
         if old:
-            tail = (
-                stored.mode, stored.size, stored.vsize, stored.filename,
-                stored.value, stored.sig, pinned, rowid,
-            )  # fmt: skip
             new_expire = old_expire != expire_time
             new_tag = old_tag != tag or type(old_tag) is not type(tag)
-            if new_expire and new_tag:
-                con.execute(_sql.UPDATE_ITEM_EXPIRE_TAG, (now, now, expire_time, tag, *tail))
-            elif new_expire:
-                con.execute(_sql.UPDATE_ITEM_EXPIRE, (now, now, expire_time, *tail))
-            elif new_tag:
-                con.execute(_sql.UPDATE_ITEM_TAG, (now, now, tag, *tail))
-            else:
-                con.execute(_sql.UPDATE_ITEM, (now, now, *tail))
+            params: list[Any] = [
+                mode, stored.size, stored.vsize, stored.filename, stored.value, stored.sig,
+            ]  # fmt: skip
+            if new_expire:
+                params.append(expire_time)
+            if new_tag:
+                params.append(tag)
+            params.append(rowid)
+            reset_count = self._shared.settings.eviction_policy == "least-frequently-used"
+            con.execute(_sql.update_item(new_expire, new_tag, reset_count), params)
+            self._shared.bookkeeper.overwrote(rowid, now)
             if old_file is not None:
                 conn.dropped.append(old_file)
             if stored.size != old_size:
@@ -470,8 +483,8 @@ class Cache:
             con.execute(
                 _sql.INSERT_ITEM,
                 (
-                    ns, db_key, raw, now, expire_time, now, tag, stored.mode, stored.size,
-                    stored.vsize, stored.filename, stored.value, stored.sig, pinned,
+                    ns, db_key, raw, now, expire_time, now, tag, mode, stored.size,
+                    stored.vsize, stored.filename, stored.value, stored.sig,
                 ),
             )  # fmt: skip
             con.execute(_sql.ADD_COUNTS, (1, stored.size, ns))
@@ -688,13 +701,19 @@ class Cache:
             return removed
         select = _sql.SELECT_EVICT.format(column=column)
         while removed < budget:
-            if self.volume() <= settings.size_limit:
+            volume = self.volume()
+            over = volume - settings.size_limit
+            if over <= 0:
                 break
-            batch = int(min(_CHUNK, budget - removed))
+            # Evict about as many items as the excess holds, judged by the average footprint,
+            # so a small limit is not emptied by one oversized batch.
+            count = self._total_count()
+            need = max(1, math.ceil(over / max(volume / max(count, 1), 1)))
+            batch = int(min(_CHUNK, need, budget - removed))
             with self._store.write(retry) as conn:
                 con = conn.con
                 assert con is not None
-                rows = con.execute(select, (batch,)).fetchall()
+                rows = con.execute(select, (FLAG_PINNED, batch)).fetchall()
                 if rows:
                     con.executemany(_sql.DELETE_ROWIDS, [(row[0],) for row in rows])
                     self._uncount(conn, [row[1:] for row in rows])
@@ -702,6 +721,9 @@ class Cache:
                 break
             removed += len(rows)
         return removed
+
+    def _total_count(self) -> int:
+        return int(self._store.run(_sql.SELECT_TOTALS, retry=True)[0][0])
 
     # -- queues -----------------------------------------------------------------------------
     def push(

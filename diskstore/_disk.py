@@ -57,12 +57,16 @@ KIND_MASK = 7
 FLAG_FILE = 8  # payload lives in a value file
 FLAG_ZSTD = 16  # payload is a zstandard frame
 FLAG_SIGNED = 32  # ``sig`` holds the payload's HMAC tag
+FLAG_PINNED = 64  # exempt from eviction until read once (not part of the signature)
 
 _KEY_SIGNED = b"S"
 _KEY_UNSIGNED = b"P"
 _SIG_PREFIX = struct.Struct(">cqI")
 _SIG_SUFFIX = struct.Struct(">Bq")
 _SAMPLE = 1 << 16
+# An inline encoded payload starts with its decoded length (and its tag when signed), so a
+# read needs no column beyond ``mode`` and ``value``.
+_INLINE_HEAD = struct.Struct(">Q")
 
 
 class Stored(NamedTuple):
@@ -78,6 +82,7 @@ class Stored(NamedTuple):
 
 
 def _signature_prefix(ns: int, sigkey: bytes, mode: int, vsize: int) -> bytes:
+    mode &= ~FLAG_PINNED
     return _SIG_PREFIX.pack(b"v", ns, len(sigkey)) + sigkey + _SIG_SUFFIX.pack(mode, vsize)
 
 
@@ -233,7 +238,8 @@ class Disk:
                 if not compressed:
                     return Stored(KIND_NATIVE, value, None, 0, 0, None)
                 payload_kind = KIND_BYTES if kind is bytes else KIND_TEXT
-                return Stored(payload_kind | FLAG_ZSTD, packed, None, 0, len(data), None)
+                blob = _INLINE_HEAD.pack(len(data)) + packed
+                return Stored(payload_kind | FLAG_ZSTD, blob, None, 0, len(data), None)
             return self._store_large(value)
         return self._store_serialized(self.dumps(value), ns, db_key, raw)
 
@@ -253,10 +259,10 @@ class Disk:
             pending = self.files.write(chunks, digest=digest)
             sig = digest.digest() if digest is not None else None
             return Stored(mode, None, pending.name, pending.stored_bytes, vsize, sig, pending)
-        sig = None
+        head = _INLINE_HEAD.pack(vsize)
         if mode & FLAG_SIGNED:
-            sig = self.signer.sign(prefix + payload)
-        return Stored(mode, payload, None, 0, vsize, sig)
+            head += self.signer.sign(prefix + payload)
+        return Stored(mode, head + payload, None, 0, vsize, None)
 
     def _store_large(self, value: bytes | str) -> Stored:
         if isinstance(value, str):
@@ -355,6 +361,13 @@ class Disk:
             data = self.files.read(filename, size)
         else:
             data = bytes(value) if value is not None else b""
+            start = _INLINE_HEAD.size + (TAG_SIZE if mode & FLAG_SIGNED else 0)
+            if len(data) < start:
+                raise IntegrityError("inline payload is shorter than its header")
+            (vsize,) = _INLINE_HEAD.unpack_from(data)
+            if mode & FLAG_SIGNED:
+                sig = data[_INLINE_HEAD.size : start]
+            data = data[start:]
         if kind not in (KIND_BYTES, KIND_TEXT):
             if kind != self.kind:
                 raise IntegrityError(f"entry was written by another serializer (kind {kind})")
@@ -387,7 +400,7 @@ class Disk:
         if not mode & FLAG_ZSTD:
             return handle
         reader = zstandard.ZstdDecompressor().stream_reader(handle, closefd=True)
-        return io.BufferedReader(reader)  # type: ignore[arg-type]
+        return io.BufferedReader(reader)
 
     def remove(self, filename: str) -> None:
         """Remove a value file (after the transaction that dropped it committed)."""

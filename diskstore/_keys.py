@@ -154,16 +154,6 @@ def decode_canonical(data: bytes) -> Any:
     return value
 
 
-def is_native_key(key: Any) -> bool:
-    """Whether SQLite stores *key* as itself (so it sorts and compares as SQLite does)."""
-    kind = type(key)
-    if kind is str or kind is bytes:
-        return True
-    if kind is int:
-        return INT64_MIN <= key <= INT64_MAX
-    return kind is float and not math.isnan(key)
-
-
 def signature_key(db_key: Any, raw: bool) -> bytes:
     """Bytes naming a stored key inside a signature, equal for keys SQLite treats as equal.
 

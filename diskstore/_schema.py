@@ -67,6 +67,11 @@ def open_database(store: Store, given: Mapping[str, Any]) -> Settings:
         return _open_read_only(store, con, given)
 
     def set_journal(con: sqlite3.Connection) -> None:
+        if con.execute(_sql.GET_USER_VERSION).fetchone()[0] == 0:
+            # Only possible before the first table exists, and outside a transaction.
+            auto_vacuum = given.get("sqlite_auto_vacuum", Settings.sqlite_auto_vacuum)
+            Settings(sqlite_auto_vacuum=auto_vacuum)  # validates
+            con.execute(_sql.PRAGMA_SET.format(name="auto_vacuum", value=int(auto_vacuum)))
         wanted = _settings.normalize(
             "sqlite_journal_mode",
             given.get("sqlite_journal_mode", Settings.sqlite_journal_mode),
@@ -85,10 +90,6 @@ def open_database(store: Store, given: Mapping[str, Any]) -> Settings:
                 f"{store.path} has schema version {version}; this diskstore reads up to "
                 f"{_sql.SCHEMA_VERSION} (upgrade diskstore)"
             )
-        if version == 0:
-            auto_vacuum = given.get("sqlite_auto_vacuum", Settings.sqlite_auto_vacuum)
-            Settings(sqlite_auto_vacuum=auto_vacuum)
-            con.execute(_sql.PRAGMA_SET.format(name="auto_vacuum", value=int(auto_vacuum)))
         for statements in _sql.MIGRATIONS[version:]:
             for statement in statements:
                 con.execute(statement)

@@ -10,6 +10,8 @@ iteration read only its own rows, while the plain cache pays nothing for that in
 
 from __future__ import annotations
 
+import functools
+
 SCHEMA_VERSION = 1
 
 #: Ordered migrations; entry *n* brings a database from user_version *n* to *n + 1*.
@@ -42,8 +44,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " vsize INTEGER NOT NULL DEFAULT 0,"
         " filename TEXT,"
         " value BLOB,"
-        " sig BLOB,"
-        " pin INTEGER)",
+        " sig BLOB)",
         "CREATE UNIQUE INDEX IF NOT EXISTS items_key ON items (ns, key, raw)",
         "CREATE INDEX IF NOT EXISTS items_ns ON items (ns) WHERE ns != 0",
         "CREATE INDEX IF NOT EXISTS items_expire ON items (expire_time)"
@@ -76,12 +77,10 @@ INSERT_NAMESPACE = "INSERT OR IGNORE INTO namespaces (name) VALUES (?)"
 SELECT_COUNT = "SELECT count FROM namespaces WHERE id = ?"
 ADD_COUNTS = "UPDATE namespaces SET count = count + ?, size = size + ? WHERE id = ?"
 SELECT_TOTALS = "SELECT coalesce(sum(count), 0), coalesce(sum(size), 0) FROM namespaces"
-SELECT_DB_BYTES = (
-    "SELECT (SELECT page_count FROM pragma_page_count())"
-    " * (SELECT page_size FROM pragma_page_size())"
-)
+# Pages in use (free pages are reused before the file grows) plus value-file bytes.
 SELECT_VOLUME = (
-    "SELECT (SELECT page_count FROM pragma_page_count())"
+    "SELECT ((SELECT page_count FROM pragma_page_count())"
+    " - (SELECT freelist_count FROM pragma_freelist_count()))"
     " * (SELECT page_size FROM pragma_page_size())"
     " + (SELECT coalesce(sum(size), 0) FROM namespaces)"
 )
@@ -95,10 +94,15 @@ ADD_STATS = "UPDATE meta SET hits = hits + ?, misses = misses + ? WHERE id = 0"
 RESET_STATS = "UPDATE meta SET hits = 0, misses = 0 WHERE id = 0"
 
 # -- single items -------------------------------------------------------------------------
+# A read fetches only what a native or inline value needs; expiry is checked in Python,
+# which is cheaper than binding a timestamp into the statement.
 SELECT_ITEM = (
-    "SELECT rowid, mode, value, filename, expire_time, tag, sig, vsize, pin, size FROM items"
-    " WHERE ns = ? AND key = ? AND raw = ? AND (expire_time IS NULL OR expire_time > ?)"
+    "SELECT rowid, mode, value, expire_time FROM items WHERE ns = ? AND key = ? AND raw = ?"
 )
+SELECT_ITEM_MAIN = (
+    "SELECT rowid, mode, value, expire_time FROM items WHERE ns = 0 AND key = ? AND raw = ?"
+)
+SELECT_ITEM_EXTRA = "SELECT filename, size, tag, sig, vsize FROM items WHERE rowid = ?"
 SELECT_FOR_WRITE = (
     "SELECT rowid, filename, size, expire_time, tag, mode, value, sig, vsize FROM items"
     " WHERE ns = ? AND key = ? AND raw = ?"
@@ -109,22 +113,33 @@ SELECT_EXISTS = (
 )
 INSERT_ITEM = (
     "INSERT INTO items (ns, key, raw, store_time, expire_time, access_time, access_count,"
-    " tag, mode, size, vsize, filename, value, sig, pin)"
-    " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " tag, mode, size, vsize, filename, value, sig)"
+    " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
 )
-# Overwrites name only the indexed columns that change (expire_time, tag), so SQLite does
-# not rewrite index entries whose values stay the same.
-_UPDATE_HEAD = "UPDATE items SET store_time = ?, access_time = ?, access_count = 0"
-_UPDATE_TAIL = (
-    ", mode = ?, size = ?, vsize = ?, filename = ?, value = ?, sig = ?, pin = ? WHERE rowid = ?"
-)
-UPDATE_ITEM = _UPDATE_HEAD + _UPDATE_TAIL
-UPDATE_ITEM_EXPIRE = _UPDATE_HEAD + ", expire_time = ?" + _UPDATE_TAIL
-UPDATE_ITEM_TAG = _UPDATE_HEAD + ", tag = ?" + _UPDATE_TAIL
-UPDATE_ITEM_EXPIRE_TAG = _UPDATE_HEAD + ", expire_time = ?, tag = ?" + _UPDATE_TAIL
+# An overwrite names only the columns whose values change. ``store_time`` and
+# ``access_time`` are not among them: they are recorded in memory and written back in
+# batches (see _bookkeeping.py), because a changed timestamp costs a page write (and an
+# index update under the policies that order by it) on every set. When the new value's
+# bytes equal the old ones, SQLite then writes no page at all.
+_UPDATE_FIXED = "mode = ?, size = ?, vsize = ?, filename = ?, value = ?, sig = ?"
+
+
+@functools.cache
+def update_item(expire: bool, tag: bool, reset_count: bool) -> str:
+    """The overwrite statement: fixed columns, then expire_time and tag if they change."""
+    columns = _UPDATE_FIXED
+    if expire:
+        columns += ", expire_time = ?"
+    if tag:
+        columns += ", tag = ?"
+    if reset_count:
+        columns += ", access_count = 0"
+    return f"UPDATE items SET {columns} WHERE rowid = ?"
+
+
 UPDATE_VALUE = "UPDATE items SET mode = ?, value = ?, sig = ?, vsize = ? WHERE rowid = ?"
 UPDATE_EXPIRE = "UPDATE items SET expire_time = ? WHERE rowid = ?"
-UNPIN = "UPDATE items SET pin = NULL WHERE rowid = ?"
+UNPIN = "UPDATE items SET mode = mode & ~? WHERE rowid = ?"
 DELETE_KEY = (
     "DELETE FROM items WHERE ns = ? AND key = ? AND raw = ? RETURNING filename, size, expire_time"
 )
@@ -133,6 +148,10 @@ DELETE_ROWID_IF = (
     "DELETE FROM items WHERE rowid = ? AND mode = ? AND filename IS ? RETURNING ns, filename, size"
 )
 TOUCH_ACCESS_TIME = "UPDATE items SET access_time = max(access_time, ?) WHERE rowid = ?"
+TOUCH_STORE_TIME = (
+    "UPDATE items SET store_time = max(store_time, ?), access_time = max(access_time, ?)"
+    " WHERE rowid = ?"
+)
 TOUCH_ACCESS_COUNT = "UPDATE items SET access_count = access_count + ? WHERE rowid = ?"
 
 # -- queues: integer keys (prefix is None) or 'prefix-%015d' text keys ---------------------
@@ -193,7 +212,7 @@ SELECT_EXPIRED = (
 SELECT_TAGGED = _VICTIM + " WHERE ns = ? AND tag = ? LIMIT ?"
 SELECT_NS_ITEMS = _VICTIM + " WHERE ns = 0 LIMIT ?"
 SELECT_NS_ITEMS_VIEW = _VICTIM + " INDEXED BY items_ns WHERE ns = ? AND ns != 0 LIMIT ?"
-SELECT_EVICT = _VICTIM + " WHERE pin IS NULL ORDER BY {column} LIMIT ?"
+SELECT_EVICT = _VICTIM + " WHERE mode & ? = 0 ORDER BY {column} LIMIT ?"
 DELETE_ROWIDS = "DELETE FROM items WHERE rowid = ?"
 
 # -- indexes that settings switch on and off ----------------------------------------------

@@ -1,0 +1,195 @@
+"""Turn a function call into a cache key.
+
+A key is a flat tuple: a fixed prefix (function name, version, source hash) followed by
+the call's arguments *bound to the function's signature*, with defaults applied. Binding
+first means ``f(1, 2)``, ``f(1, b=2)``, ``f(b=2, a=1)`` and ``f(1)`` (when ``b`` defaults
+to 2) all produce the same key, unlike keys built from the raw ``args`` and ``kwargs``.
+
+Layout after the prefix, one element per parameter in signature order (ignored ones
+dropped): the argument itself, the tuple of extra positional arguments for ``*args``, and
+a tuple of ``(name, value)`` pairs sorted by name for ``**kwargs``. With ``typed=True`` a
+final tuple of qualified type names follows, so ``f(3)`` and ``f(3.0)`` differ. Keys hold
+strings and the arguments themselves, never type objects or hashes that depend on the
+process, so the same call produces the same key in every process.
+
+Building a key is on every call's path, so the signature is analysed once and calls that
+pass only positional arguments to a function without ``*args``/``**kwargs``/keyword-only
+parameters skip ``inspect`` entirely.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Collection, Hashable
+from typing import Any
+
+__all__ = ["KeyBuilder", "type_name"]
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_type_names: dict[type, str] = {}
+
+
+def _first(pair: tuple[str, Any]) -> str:
+    return pair[0]
+
+
+def type_name(cls: type) -> str:
+    """Return ``module.qualname`` for ``cls``: a process-independent stand-in for the type."""
+    name = _type_names.get(cls)
+    if name is None:
+        name = _type_names[cls] = f"{cls.__module__}.{cls.__qualname__}"
+    return name
+
+
+class KeyBuilder:
+    """Build keys for calls of one function; construct once, call ``build`` per call.
+
+    ``ignore`` holds parameter names and positions alike: position ``i`` is the ``i``-th
+    parameter of the signature (so ``0`` is ``self`` for a method decorated in its class),
+    or, past the named positional parameters, an element of ``*args``. A name that is not a
+    parameter refers to a ``**kwargs`` entry. ``key`` replaces the argument part with
+    ``key(*args, **kwargs)``; it cannot be combined with ``typed`` or ``ignore``.
+    """
+
+    __slots__ = ("_extra_ignored", "_ignored", "_params", "build", "prefix")
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        prefix: tuple[Hashable, ...],
+        *,
+        typed: bool = False,
+        ignore: Collection[str | int] = (),
+        key: Callable[..., Any] | None = None,
+    ) -> None:
+        self.prefix = prefix
+        if key is not None:
+            if typed or ignore:
+                raise ValueError(
+                    "key= replaces the argument part of the key; it cannot be combined with "
+                    f"typed={typed!r} or ignore={set(ignore)!r}"
+                )
+            self.build: Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]] = (
+                self._custom_builder(key)
+            )
+            return
+        try:
+            signature = inspect.signature(func)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"cannot read the signature of {func!r} to build keys: {exc}") from exc
+        self._params = list(signature.parameters.values())
+        self._ignored, self._extra_ignored = self._resolve_ignore(func, ignore)
+        general = self._general_builder(signature, typed)
+        self.build = self._fast_builder(general, typed) or general
+
+    def _resolve_ignore(
+        self, func: Callable[..., Any], ignore: Collection[str | int]
+    ) -> tuple[frozenset[str], frozenset[int]]:
+        """Split ``ignore`` into parameter or ``**kwargs`` names and ``*args`` offsets."""
+        params = self._params
+        positional = [p for p in params if p.kind in _POSITIONAL]
+        has_var_positional = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+        has_var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+        names: set[str] = set()
+        extra: set[int] = set()
+        for item in ignore:
+            if isinstance(item, bool) or not isinstance(item, (str, int)):
+                raise TypeError(
+                    f"ignore must hold parameter names (str) or positions (int), got {item!r}"
+                )
+            if isinstance(item, str):
+                if item not in {p.name for p in params} and not has_var_keyword:
+                    raise ValueError(f"ignore names {item!r}, which is not a parameter of {func!r}")
+                names.add(item)
+            elif item < 0:
+                raise ValueError(f"ignore positions must be >= 0, got {item!r}")
+            elif item < len(positional):
+                names.add(positional[item].name)
+            elif has_var_positional:
+                extra.add(item - len(positional))
+            else:
+                raise ValueError(
+                    f"ignore position {item!r} is past the {len(positional)} positional "
+                    f"parameter(s) of {func!r}"
+                )
+        return frozenset(names), frozenset(extra)
+
+    def _custom_builder(
+        self, key: Callable[..., Any]
+    ) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]]:
+        prefix = self.prefix
+
+        def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+            return (*prefix, key(*args, **kwargs))
+
+        return build
+
+    def _fast_builder(
+        self,
+        general: Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]],
+        typed: bool,
+    ) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]] | None:
+        """Return a builder for plain positional calls, or None if the signature needs binding."""
+        params = self._params
+        if any(p.kind not in _POSITIONAL for p in params):
+            return None
+        empty = inspect.Parameter.empty
+        required = sum(1 for p in params if p.default is empty)
+        if any(p.default is empty for p in params[required:]):
+            return None
+        count = len(params)
+        defaults = tuple(p.default for p in params[required:])
+        keep = tuple(i for i, p in enumerate(params) if p.name not in self._ignored)
+        prefix = self.prefix
+        everything = len(keep) == count
+
+        def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+            given = len(args)
+            if kwargs or not required <= given <= count:
+                return general(args, kwargs)
+            values = args if given == count else args + defaults[given - required :]
+            if not everything:
+                values = tuple([values[i] for i in keep])
+            if typed:
+                return (*prefix, *values, tuple([type_name(type(v)) for v in values]))
+            return prefix + values
+
+        return build
+
+    def _general_builder(
+        self, signature: inspect.Signature, typed: bool
+    ) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]]:
+        kinds = {p.name: p.kind for p in self._params}
+        ignored = self._ignored
+        extra_ignored = self._extra_ignored
+        prefix = self.prefix
+        var_positional = inspect.Parameter.VAR_POSITIONAL
+        var_keyword = inspect.Parameter.VAR_KEYWORD
+
+        def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values: list[Any] = []
+            types: list[Any] = []
+            for name, value in bound.arguments.items():
+                if name in ignored:
+                    continue
+                kind = kinds[name]
+                if kind is var_positional:
+                    items = tuple(v for i, v in enumerate(value) if i not in extra_ignored)
+                    values.append(items)
+                    types.append(tuple(type_name(type(v)) for v in items))
+                elif kind is var_keyword:
+                    pairs = tuple(
+                        sorted(((k, v) for k, v in value.items() if k not in ignored), key=_first)
+                    )
+                    values.append(pairs)
+                    types.append(tuple(type_name(type(v)) for _, v in pairs))
+                else:
+                    values.append(value)
+                    types.append(type_name(type(value)))
+            if typed:
+                values.append(tuple(types))
+            return (*prefix, *values)
+
+        return build

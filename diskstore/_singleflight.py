@@ -1,0 +1,285 @@
+"""Single flight: when many callers miss the same key at once, compute it once.
+
+Within a process, callers of one key meet at a :class:`threading.Event` (or, in async code,
+at one shared task per event loop): the first becomes the *leader*, the rest wait for it
+and then read what it stored. Across processes, the leader also holds a per-key lock file,
+``<lock_dir>/<token>.lock``, through :class:`filelock.FileLock`; only leaders open lock
+files, so a crowd of threads costs one file lock, not one each. After taking the lock the
+leader looks the key up again, since another process may have just computed it.
+
+Failure and crash handling:
+
+- a leader that raises releases everyone; waiters then take their own turn (one becomes
+  the next leader), so every caller gets either a value or an exception it caused itself;
+- a waiter gives up after ``timeout`` seconds and computes without waiting any longer;
+- a leader process that dies (even by SIGKILL) loses its lock with it: the kernel drops
+  ``flock`` locks when the process's file descriptors close, so waiters proceed;
+- a leader that calls itself with the same key (recursion) computes directly instead of
+  waiting for itself.
+
+Lock files stay bounded: the leader deletes its lock file while still holding the lock,
+after the result is stored. A process that was already waiting on that file and gets the
+lock afterwards either sees the file is gone and retries on the new one (filelock checks
+this) or finds the stored result; at worst, when nothing was stored, it computes at the same
+time as a newcomer, which only costs time. A file left by a killed process is reused and
+removed by the next computation of the same key. On Windows, filelock deletes lock files
+itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import threading
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import filelock
+
+from ._constants import ENOVAL
+
+__all__ = ["SingleFlight"]
+
+T = TypeVar("T")
+
+#: File mode of lock files: other users have no business locking our computations.
+_LOCK_FILE_MODE = 0o600
+_LOCK_DIR_MODE = 0o700
+
+_instances: weakref.WeakSet[SingleFlight] = weakref.WeakSet()
+
+
+class _Flight:
+    """One in-process computation of one key, shared by every thread that wants it."""
+
+    __slots__ = ("done", "ok", "owner", "value")
+
+    def __init__(self, owner: int) -> None:
+        self.done = threading.Event()
+        self.owner = owner
+        self.ok = False
+        self.value: Any = None
+
+
+class _Handoff:
+    """Who releases a file lock acquired in a worker thread whose awaiter was cancelled."""
+
+    __slots__ = ("abandoned", "lock", "mutex")
+
+    def __init__(self) -> None:
+        self.mutex = threading.Lock()
+        self.abandoned = False
+        self.lock: filelock.BaseFileLock | None = None
+
+
+class SingleFlight:
+    """Deduplicate concurrent computations of the same key across threads and processes.
+
+    ``lock_dir`` is where per-key lock files live (created on first use, mode 0700); with
+    ``None`` only threads of this process are deduplicated. ``timeout`` bounds every wait,
+    ``None`` meaning no bound.
+
+    ``lookup`` returns the stored value or ``ENOVAL``; ``compute`` computes *and stores* it
+    (storing inside ``compute`` is what lets waiters find the value afterwards). Both ``run``
+    and ``run_async`` return ``(value, computed)`` where ``computed`` says whether this call
+    ran ``compute``.
+    """
+
+    def __init__(self, lock_dir: str | None, *, timeout: float | None) -> None:
+        self._lock_dir = lock_dir
+        self._timeout = timeout
+        self._dir_ready = False
+        self._reset()
+        _instances.add(self)
+
+    def _reset(self) -> None:
+        self._mutex = threading.Lock()
+        self._flights: dict[str, _Flight] = {}
+        self._loop_flights: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, asyncio.Task[tuple[Any, bool]]]
+        ] = weakref.WeakKeyDictionary()
+
+    # -- threads ---------------------------------------------------------------------------
+
+    def run(
+        self, token: str, lookup: Callable[[], Any], compute: Callable[[], T]
+    ) -> tuple[Any, bool]:
+        """Return ``(value, computed)``, running ``compute`` at most once per concurrent crowd."""
+        me = threading.get_ident()
+        while True:
+            with self._mutex:
+                flight = self._flights.get(token)
+                leading = flight is None
+                if flight is None:
+                    flight = self._flights[token] = _Flight(me)
+            if leading:
+                return self._lead(token, flight, lookup, compute)
+            if flight.owner == me:
+                return compute(), True
+            if not flight.done.wait(self._timeout):
+                return compute(), True
+            if flight.ok:
+                value = lookup()
+                # Not stored (store_if said no, expire=0, or already evicted): share the
+                # leader's object rather than compute again.
+                return (flight.value if value is ENOVAL else value), False
+            # The leader failed: loop and take a turn (possibly as the next leader).
+
+    def _lead(
+        self, token: str, flight: _Flight, lookup: Callable[[], Any], compute: Callable[[], T]
+    ) -> tuple[Any, bool]:
+        try:
+            lock = self._acquire(token)
+            try:
+                value: Any = lookup() if lock is not None else ENOVAL
+                computed = value is ENOVAL
+                if computed:
+                    value = compute()
+            finally:
+                if lock is not None:
+                    self._release(lock)
+            flight.value = value
+            flight.ok = True
+            return value, computed
+        finally:
+            with self._mutex:
+                if self._flights.get(token) is flight:
+                    del self._flights[token]
+            flight.done.set()
+
+    # -- file locks ------------------------------------------------------------------------
+
+    def _acquire(self, token: str) -> filelock.BaseFileLock | None:
+        """Take the key's lock file; None if there is none to take or waiting timed out."""
+        if self._lock_dir is None:
+            return None
+        path = os.path.join(self._lock_dir, token + ".lock")
+        try:
+            if not self._dir_ready:
+                os.makedirs(self._lock_dir, mode=_LOCK_DIR_MODE, exist_ok=True)
+                self._dir_ready = True
+            lock = filelock.FileLock(path, mode=_LOCK_FILE_MODE, thread_local=False)
+            lock.acquire(timeout=-1 if self._timeout is None else self._timeout)
+        except filelock.Timeout:
+            return None
+        except OSError:
+            # An unwritable directory only costs deduplication across processes.
+            return None
+        return lock
+
+    @staticmethod
+    def _release(lock: filelock.BaseFileLock) -> None:
+        if os.name == "posix":
+            try:
+                os.unlink(lock.lock_file)
+            except OSError:
+                pass
+        lock.release()
+
+    # -- asyncio ---------------------------------------------------------------------------
+
+    async def run_async(
+        self,
+        token: str,
+        lookup: Callable[[], Any],
+        compute: Callable[[], Awaitable[T]],
+    ) -> tuple[Any, bool]:
+        """Async ``run``: one shared task per key per event loop; ``lookup`` runs in a thread.
+
+        The shared task is shielded, so cancelling one caller neither cancels the
+        computation the others wait for nor leaks its lock.
+        """
+        loop = asyncio.get_running_loop()
+        with self._mutex:
+            flights = self._loop_flights.get(loop)
+            if flights is None:
+                flights = self._loop_flights[loop] = {}
+        while True:
+            task = flights.get(token)
+            leading = task is None or task.done()
+            if task is None or task.done():
+                task = loop.create_task(self._lead_async(token, lookup, compute))
+                flights[token] = task
+                task.add_done_callback(functools.partial(self._forget, flights, token))
+            elif task is asyncio.current_task():
+                return await compute(), True
+            try:
+                value, computed = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.cancelled() and not leading:
+                    continue  # the shared task was cancelled (loop shutdown), not this caller
+                raise
+            except Exception:
+                if leading:
+                    raise
+                continue  # the leader failed: take a turn
+            if leading:
+                return value, computed
+            fresh = await asyncio.to_thread(lookup)
+            return (value if fresh is ENOVAL else fresh), False
+
+    @staticmethod
+    def _forget(
+        flights: dict[str, asyncio.Task[tuple[Any, bool]]],
+        token: str,
+        task: asyncio.Task[tuple[Any, bool]],
+    ) -> None:
+        if flights.get(token) is task:
+            del flights[token]
+        if not task.cancelled():
+            task.exception()  # mark as retrieved even when every awaiter was cancelled
+
+    async def _lead_async(
+        self, token: str, lookup: Callable[[], Any], compute: Callable[[], Awaitable[T]]
+    ) -> tuple[Any, bool]:
+        lock = await self._acquire_async(token)
+        try:
+            if lock is not None:
+                value = await asyncio.to_thread(lookup)
+                if value is not ENOVAL:
+                    return value, False
+            return await compute(), True
+        finally:
+            if lock is not None:
+                # Shielded so that a second cancellation cannot drop the release job.
+                release = asyncio.get_running_loop().run_in_executor(None, self._release, lock)
+                await asyncio.shield(release)
+
+    async def _acquire_async(self, token: str) -> filelock.BaseFileLock | None:
+        """Wait for the lock file in a worker thread, never blocking the event loop."""
+        if self._lock_dir is None:
+            return None
+        handoff = _Handoff()
+
+        def acquire() -> filelock.BaseFileLock | None:
+            lock = self._acquire(token)
+            with handoff.mutex:
+                if handoff.abandoned:
+                    if lock is not None:
+                        self._release(lock)
+                    return None
+                handoff.lock = lock
+            return lock
+
+        waiting = asyncio.get_running_loop().run_in_executor(None, acquire)
+        try:
+            return await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            with handoff.mutex:
+                handoff.abandoned = True
+                lock, handoff.lock = handoff.lock, None
+            if lock is not None:
+                self._release(lock)
+            raise
+
+
+def _reset_after_fork() -> None:
+    # A child must not wait for flights (or hold locks) whose threads did not survive the fork.
+    for instance in list(_instances):
+        instance._reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
