@@ -3,15 +3,20 @@
 diskcache turns every ``get`` into a write transaction when statistics are on or the policy
 is least-recently/frequently-used, and every overwrite rewrites its timestamps (a page write
 and an index update). Here reads and overwrites only record the event in memory; the records
-are written back in one transaction at least every second (on the next operation), before
-culling, when ``stats()`` is read, and on close. Counters and eviction order are therefore
+are written back in one transaction at least every second (by the next operation, or by a
+background thread when none comes), before culling, when ``stats()`` is read, on close, and
+at interpreter exit. Counters and eviction order are therefore
 exact up to the last flush (at most about a second), and nothing is lost on a clean close.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING
 
 from . import _sql
@@ -22,6 +27,48 @@ if TYPE_CHECKING:
     from ._store import Store
 
 FLUSH_INTERVAL = 1.0
+
+# One daemon thread per process writes back what idle caches still hold, so records reach
+# the database within about a second even when no further operation comes.
+_registry: weakref.WeakSet[Bookkeeper] = weakref.WeakSet()
+_flusher: threading.Thread | None = None
+_flusher_lock = threading.Lock()
+
+
+def _flush_loop() -> None:
+    while True:
+        time.sleep(FLUSH_INTERVAL / 2)
+        for bookkeeper in list(_registry):
+            if bookkeeper.pending() and bookkeeper.due():
+                with contextlib.suppress(Exception):
+                    bookkeeper.flush(best_effort=True)
+
+
+def _ensure_flusher() -> None:
+    global _flusher
+    if _flusher is not None:
+        return
+    with _flusher_lock:
+        if _flusher is None:
+            _flusher = threading.Thread(target=_flush_loop, name="diskstore-flush", daemon=True)
+            _flusher.start()
+
+
+def _forget_flusher() -> None:
+    global _flusher, _flusher_lock
+    _flusher = None  # threads do not survive fork; the child starts its own on demand
+    _flusher_lock = threading.Lock()
+
+
+@atexit.register
+def _flush_all() -> None:
+    for bookkeeper in list(_registry):
+        with contextlib.suppress(Exception):
+            bookkeeper.flush(best_effort=True)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_flusher)
 
 
 class Bookkeeper:
@@ -36,6 +83,10 @@ class Bookkeeper:
         self._stored: dict[int, float] = {}
         self._last_flush = time.monotonic()
         self.configure(statistics=statistics, policy=policy)
+        _registry.add(self)
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last_flush >= FLUSH_INTERVAL
 
     def configure(self, *, statistics: bool, policy: EvictionPolicy) -> None:
         self.statistics = statistics
@@ -51,6 +102,7 @@ class Bookkeeper:
                 self._access[rowid] = now
             elif self.on_read == "access_count":
                 self._access[rowid] = self._access.get(rowid, 0) + 1
+        _ensure_flusher()
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
             self.flush(best_effort=True)
 
@@ -58,12 +110,14 @@ class Bookkeeper:
         if self.statistics:
             with self._lock:
                 self.misses += 1
+            _ensure_flusher()
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
             self.flush(best_effort=True)
 
     def overwrote(self, rowid: int, now: float) -> None:
         """Record that a set replaced row *rowid* at *now* (its new store and access time)."""
         self._stored[rowid] = now
+        _ensure_flusher()
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
             self.flush(best_effort=True)
 
@@ -82,7 +136,9 @@ class Bookkeeper:
             self._stored = {}
             on_read = self.on_read
         try:
-            with self._store.write(retry=False, timeout=0.05 if best_effort else None) as conn:
+            with self._store.write(
+                retry=False, timeout=0.05 if best_effort else None, quiet=True
+            ) as conn:
                 con = conn.con
                 assert con is not None
                 if hits or misses:

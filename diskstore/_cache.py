@@ -21,9 +21,20 @@ from typing import Any
 
 from . import _sql
 from ._bookkeeping import Bookkeeper
+from ._changes import open_counter
 from ._constants import ENOVAL, QUEUE_START
-from ._disk import FLAG_FILE, FLAG_PINNED, KIND_NATIVE, Disk, Stored
+from ._disk import (
+    FLAG_FILE,
+    FLAG_PINNED,
+    KIND_BYTES,
+    KIND_MASK,
+    KIND_NATIVE,
+    KIND_TEXT,
+    Disk,
+    Stored,
+)
 from ._exceptions import CorruptionWarning, IntegrityError, SettingsError, StorageError
+from ._memory import MemoryTier, TierEntry, entry_size
 from ._policies import POLICIES
 from ._schema import ensure_indexes, open_database
 from ._settings import DEFAULT_SETTINGS, NAMES, Settings, check_names, normalize
@@ -32,7 +43,7 @@ from ._store import Conn, Store, translate
 
 _QUEUE_SIDES = ("back", "front")
 _CHUNK = 100
-_INT_QUEUE = (-1, 10**15)
+_INT_QUEUE = (0, 999_999_999_999_999)
 
 
 def _check_expire(expire: Any, now: float) -> float | None:
@@ -64,7 +75,7 @@ def _queue_bounds(prefix: Any) -> tuple[Any, Any]:
         return _INT_QUEUE
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str or None, not {type(prefix).__name__}")
-    return f"{prefix}-", f"{prefix}-999999999999999\x00"
+    return f"{prefix}-000000000000000", f"{prefix}-999999999999999"
 
 
 def _queue_number(key: Any, prefix: str | None) -> int:
@@ -98,9 +109,10 @@ def _make_directories(directory: str) -> None:
 class _Shared:
     """State shared by a cache and its namespace views."""
 
-    def __init__(self, settings: Settings, bookkeeper: Bookkeeper) -> None:
+    def __init__(self, settings: Settings, bookkeeper: Bookkeeper, tier: MemoryTier | None) -> None:
         self.settings = settings
         self.bookkeeper = bookkeeper
+        self.tier = tier
         self.written = 0  # bytes written since the last size probe
         self.namespaces: dict[str, int] = {"": 0}
 
@@ -131,8 +143,13 @@ class Cache:
         *,
         secret: SecretArg = None,
         read_only: bool = False,
+        memory_items: int = 0,
+        memory_bytes: int = 64 * 2**20,
         **settings: Any,
     ) -> None:
+        for name, limit in (("memory_items", memory_items), ("memory_bytes", memory_bytes)):
+            if type(limit) is not int or limit < 0:
+                raise ValueError(f"{name} must be a non-negative int, not {limit!r}")
         if type(timeout) not in (int, float) or math.isnan(timeout) or timeout < 0:
             raise ValueError(f"timeout must be a non-negative number of seconds, not {timeout!r}")
         if not (isinstance(disk, type) and issubclass(disk, Disk)):
@@ -170,9 +187,15 @@ class Cache:
             fsync=loaded.sqlite_synchronous >= 2,
         )
         policy = POLICIES[loaded.eviction_policy]
+        store.changes = None if read_only else open_counter(directory)
+        tier = None
+        if memory_items and store.changes is not None:
+            tier = MemoryTier(memory_items, memory_bytes)
+            store.after_commit = tier.advance
         self._shared = _Shared(
-            loaded, Bookkeeper(store, statistics=loaded.statistics, policy=policy)
+            loaded, Bookkeeper(store, statistics=loaded.statistics, policy=policy), tier
         )
+        self._memory = (memory_items, memory_bytes)
         self._ns = 0
         self._ns_name = ""
 
@@ -260,6 +283,21 @@ class Cache:
         a value stored in a file comes back as an open binary file.
         """
         db_key, raw = self._disk.put(key)
+        if self._shared.tier is not None and not read and not tag:
+            return self._get_tiered(key, db_key, raw, default, expire_time, retry)
+        return self._get_plain(key, db_key, raw, default, read, expire_time, tag, retry)
+
+    def _get_plain(
+        self,
+        key: Any,
+        db_key: Any,
+        raw: bool,
+        default: Any,
+        read: bool,
+        expire_time: bool,
+        tag: bool,
+        retry: bool,
+    ) -> Any:
         store = self._store
         ns = self._ns
         params: tuple[Any, ...]
@@ -293,7 +331,7 @@ class Cache:
                     if not extra:
                         continue  # removed since it was read: look again
                     filename, size, tg, sig, vsize = extra[0]
-                    if mode & FLAG_PINNED:
+                    if mode & FLAG_PINNED and not self._read_only:
                         self._unpin(rowid)
                 if mode & ~FLAG_PINNED:
                     try:
@@ -312,6 +350,59 @@ class Cache:
             if expire_time:
                 return (value, exp, tg) if tag else (value, exp)
             return (value, tg) if tag else value
+
+    def _get_tiered(
+        self, key: Any, db_key: Any, raw: bool, default: Any, expire_time: bool, retry: bool
+    ) -> Any:
+        """``get`` through the memory tier (see :mod:`diskstore._memory`)."""
+        tier = self._shared.tier
+        counter = self._store.changes
+        assert tier is not None and counter is not None
+        begun, done = counter.read()
+        if begun != done:  # a write is in flight (or its writer died): bypass the tier
+            return self._get_plain(key, db_key, raw, default, False, expire_time, False, retry)
+        if begun != tier.seen:
+            tier.reset(begun)
+        ns = self._ns
+        tier_key = (ns, db_key, raw)
+        bookkeeper = self._shared.bookkeeper
+        now = time.time()
+        entry = tier.get(tier_key)
+        if entry is not None and (entry.expire_time is None or entry.expire_time > now):
+            value = self._disk.loads(entry.value) if entry.serialized else entry.value
+            if bookkeeper.active:
+                bookkeeper.hit(entry.rowid, now)
+            return (value, entry.expire_time) if expire_time else value
+        epoch = tier.epoch
+        rows = self._store.run(_sql.SELECT_ITEM, (ns, db_key, raw), retry=retry)
+        if not rows or (rows[0][3] is not None and rows[0][3] <= now):
+            if bookkeeper.active:
+                bookkeeper.miss()
+            return self._miss(default, expire_time, False)
+        rowid, mode, value, exp = rows[0]
+        if mode & (FLAG_FILE | FLAG_PINNED):
+            # Files and pinned entries take the ordinary path and stay out of the tier.
+            return self._get_plain(key, db_key, raw, default, False, expire_time, False, retry)
+        serialized = False
+        if mode:
+            try:
+                payload = self._disk.payload(mode, None, value, ns, db_key, raw, None, 0, 0)
+            except IntegrityError:
+                return self._get_plain(key, db_key, raw, default, False, expire_time, False, retry)
+            kind = mode & KIND_MASK
+            if kind == KIND_BYTES:
+                value = payload
+            elif kind == KIND_TEXT:
+                value = payload.decode("utf-8", "surrogatepass")
+            else:
+                value, serialized = payload, True
+        if counter.begun() == begun:  # nothing began while we read: safe to keep
+            tier.put(tier_key, TierEntry(rowid, value, serialized, exp, entry_size(value)), epoch)
+        if bookkeeper.active:
+            bookkeeper.hit(rowid, now)
+        if serialized:
+            value = self._disk.loads(value)
+        return (value, exp) if expire_time else value
 
     def _retry_read(
         self, conn: Conn, exc: sqlite3.Error, sql: str, params: Any, retry: bool
@@ -333,7 +424,17 @@ class Cache:
     def _drop_corrupt(
         self, rowid: int, mode: int, filename: str | None, key: Any, exc: Exception
     ) -> bool:
-        """Remove an entry that failed verification; False if the row had already changed."""
+        """Remove an entry that failed verification; False if the row had already changed.
+
+        A read-only cache only reports it (the entry stays, and reads as a miss).
+        """
+        if self._read_only:
+            warnings.warn(
+                f"cache entry {key!r} in {self._directory} failed verification: {exc}",
+                CorruptionWarning,
+                stacklevel=3,
+            )
+            return True
         with self._store.write(retry=True) as conn:
             con = conn.con
             assert con is not None
@@ -450,6 +551,9 @@ class Cache:
         con = conn.con
         assert con is not None
         ns = self._ns
+        tier = self._shared.tier
+        if tier is not None:
+            tier.discard((ns, db_key, raw))
         old = con.execute(_sql.SELECT_FOR_WRITE, (ns, db_key, raw)).fetchall()
         if old:
             rowid, old_file, old_size, old_expire, old_tag = old[0][:5]
@@ -517,6 +621,8 @@ class Cache:
             if not rows or (rows[0][3] is not None and rows[0][3] <= now):
                 return False
             con.execute(_sql.UPDATE_EXPIRE, (expire_time, rows[0][0]))
+            if self._shared.tier is not None:
+                self._shared.tier.discard((self._ns, db_key, raw))
             return True
 
     def incr(self, key: Any, delta: int = 1, default: Any = 0, retry: bool = False) -> Any:
@@ -541,6 +647,8 @@ class Cache:
                 self._put_row(conn, now, db_key, raw, stored, None, None, False, False)
                 return result
             rowid, filename, size, _, _, mode, value, sig, vsize = rows[0]
+            if self._shared.tier is not None:
+                self._shared.tier.discard((ns, db_key, raw))
             if mode != KIND_NATIVE:
                 value = disk.fetch(
                     mode, filename, value, False,
@@ -572,6 +680,9 @@ class Cache:
         """Update counts for deleted rows ``(ns, filename, size)`` and schedule their files."""
         con = conn.con
         assert con is not None
+        tier = self._shared.tier
+        if tier is not None and rows:
+            tier.clear()
         per_ns: dict[int, list[int]] = {}
         for ns, filename, size in rows:
             entry = per_ns.setdefault(ns, [0, 0])
@@ -592,6 +703,8 @@ class Cache:
             rows = con.execute(_sql.DELETE_KEY, (ns, db_key, raw)).fetchall()
             if not rows:
                 return False
+            if self._shared.tier is not None:
+                self._shared.tier.discard((ns, db_key, raw))
             filename, size, expire = rows[0]
             con.execute(_sql.ADD_COUNTS, (-1, -size, ns))
             if filename is not None:
@@ -786,7 +899,7 @@ class Cache:
                 assert con is not None
                 rows = con.execute(sql, (ns, low, high)).fetchall()
                 if not rows:
-                    return default
+                    return self._miss(default, expire_time, tag)
                 rowid, key, mode, value, filename, exp, tg, sig, vsize, size = rows[0]
                 expired = exp is not None and exp <= now
                 if remove or expired:
@@ -809,11 +922,11 @@ class Cache:
                     continue
             item = (key, value)
             if expire_time and tag:
-                return (*item, exp, tg)
+                return item, exp, tg
             if expire_time:
-                return (*item, exp)
+                return item, exp
             if tag:
-                return (*item, tg)
+                return item, tg
             return item
 
     def pull(
@@ -956,7 +1069,8 @@ class Cache:
             with self._store.write(retry=True) as conn:
                 conn.con.execute(_sql.RESET_STATS)  # type: ignore[union-attr]
             bookkeeper.reset()
-        self.reset("statistics", bool(enable))
+        if bool(enable) != self._shared.settings.statistics:
+            self.reset("statistics", bool(enable))
         return hits, misses
 
     # -- settings ---------------------------------------------------------------------------
@@ -1069,6 +1183,7 @@ class Cache:
             "read_only": self._read_only,
             "extra_disk": self._extra_disk,
             "namespace": self._ns_name,
+            "memory": self._memory,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -1079,6 +1194,8 @@ class Cache:
             state["disk"],
             secret=state["secret"],
             read_only=state["read_only"],
+            memory_items=state["memory"][0],
+            memory_bytes=state["memory"][1],
             **state["extra_disk"],
         )
         if state["namespace"]:

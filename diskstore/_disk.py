@@ -59,8 +59,12 @@ FLAG_ZSTD = 16  # payload is a zstandard frame
 FLAG_SIGNED = 32  # ``sig`` holds the payload's HMAC tag
 FLAG_PINNED = 64  # exempt from eviction until read once (not part of the signature)
 
-_KEY_SIGNED = b"S"
-_KEY_UNSIGNED = b"P"
+# Keys SQLite cannot store natively are blobs that start with 0xFF, so they sort after the
+# native bytes keys in ``iterkeys`` (as pickled keys, starting 0x80, do in diskcache); the
+# next byte says how the rest is encoded.
+_KEY_MARK = b"\xff"
+_KEY_SIGNED = b"\xffS"
+_KEY_UNSIGNED = b"\xffP"
 _SIG_PREFIX = struct.Struct(">cqI")
 _SIG_SUFFIX = struct.Struct(">Bq")
 _SAMPLE = 1 << 16
@@ -150,7 +154,7 @@ class Disk:
                 )
             return key, True
         try:
-            return encode_canonical(key), False
+            return _KEY_MARK + encode_canonical(key), False
         except NotCanonical:
             return self._serialize_key(key), False
 
@@ -165,20 +169,22 @@ class Disk:
         if raw:
             return db_key
         data = bytes(db_key)
-        tag = data[:1]
+        tag = data[:2]
         if tag == _KEY_SIGNED:
-            sig, data = data[1 : 1 + TAG_SIZE], data[1 + TAG_SIZE :]
+            sig, data = data[2 : 2 + TAG_SIZE], data[2 + TAG_SIZE :]
             if self._signing and not self.signer.verify(b"k" + data, sig):
                 raise IntegrityError("a stored key failed signature verification")
         elif tag == _KEY_UNSIGNED:
             if self._signing:
                 raise IntegrityError("refusing to load an unsigned serialized key")
-            data = data[1:]
-        else:
+            data = data[2:]
+        elif data[:1] == _KEY_MARK:
             try:
-                return decode_canonical(data)
+                return decode_canonical(data[1:])
             except ValueError as exc:
                 raise IntegrityError(f"a stored key is malformed: {exc}") from exc
+        else:
+            raise IntegrityError("a stored key has an unknown encoding")
         if data[:1] != bytes([self.kind]):
             raise IntegrityError("a stored key was written by another serializer")
         return self.loads(data[1:])

@@ -29,7 +29,8 @@ TEMP_PATTERN = re.compile(r"[0-9a-f]{2}/[0-9a-f]{30}\.tmp")
 CHUNK = 1 << 20
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+# O_NONBLOCK: opening a FIFO planted in place of a value file must not wait for a writer.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -242,6 +243,7 @@ class FileStore:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise IntegrityError(f"value file {name} is not a regular file")
+        os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
 
     def read(self, name: str, size: int) -> bytes:
@@ -263,11 +265,18 @@ class FileStore:
             pass
 
     def unlink_any(self, relative: str) -> None:
-        """Remove a stray file found by :meth:`scan` (temporary or unknown)."""
+        """Remove a stray entry found by :meth:`scan`; a link is removed, never followed."""
         parts = relative.split("/")
-        if len(parts) != 2 or not all(parts) or ".." in parts:
+        if not 1 <= len(parts) <= 2 or not all(parts) or ".." in parts or "." in parts:
             raise IntegrityError(f"refusing to remove {relative!r}")
         try:
+            if len(parts) == 1:
+                root_fd = self._open_root(create=False)
+                try:
+                    os.unlink(parts[0], dir_fd=root_fd)
+                finally:
+                    os.close(root_fd)
+                return
             with self._subdir(relative) as dir_fd:
                 os.unlink(parts[1], dir_fd=dir_fd)
         except FileNotFoundError:

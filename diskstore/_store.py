@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import _sql
+from ._changes import ChangeCounter
 from ._exceptions import (
     CacheClosedError,
     DiskStoreError,
@@ -53,7 +54,9 @@ _MAX_SLEEP = 0.002
 class Conn:
     """One thread's connection to one store, with its transaction state."""
 
-    __slots__ = ("__weakref__", "con", "created", "depth", "dropped", "owner", "txn")
+    __slots__ = (
+        "__weakref__", "change_no", "con", "created", "depth", "dropped", "owner", "txn",
+    )  # fmt: skip
 
     def __init__(self, con: sqlite3.Connection) -> None:
         self.con: sqlite3.Connection | None = con
@@ -62,6 +65,7 @@ class Conn:
         self.created: list[str] = []  # value files to remove if the transaction rolls back
         self.dropped: list[str] = []  # value files to remove once it commits
         self.owner = threading.get_ident()
+        self.change_no = 0  # this transaction's number in the change counter (0: none)
 
 
 class _Closed:
@@ -186,7 +190,10 @@ class Store:
         self._local: Any = threading.local()
         self._conns: weakref.WeakSet[Conn] = weakref.WeakSet()
         self._lock = threading.Lock()
-        self.after_commit: Callable[[], None] | None = None
+        #: Shared change counter (see _changes.py); set by the cache when it can be opened.
+        self.changes: ChangeCounter | None = None
+        #: Called with the change number after each counted commit.
+        self.after_commit: Callable[[int], None] | None = None
         _STORES.add(self)
 
     # -- connections ------------------------------------------------------------------------
@@ -198,6 +205,10 @@ class Store:
                 uri, timeout=0, isolation_level=None, check_same_thread=False, uri=True
             )
         else:
+            # Create the file private to the user: SQLite gives its -wal and -shm files the
+            # database file's permissions.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             con = sqlite3.connect(
                 self.path, timeout=0, isolation_level=None, check_same_thread=False
             )
@@ -274,6 +285,7 @@ class Store:
                 conn.con = None
             conn.depth = 0
             conn.txn = 0
+            conn.change_no = 0
             conn.created.clear()
             conn.dropped.clear()
         self._lock = threading.Lock()
@@ -343,7 +355,9 @@ class Store:
             conn.depth -= 1
 
     # -- transactions -----------------------------------------------------------------------
-    def begin(self, conn: Conn, retry: bool, timeout: float | None = None) -> bool:
+    def begin(
+        self, conn: Conn, retry: bool, timeout: float | None = None, quiet: bool = False
+    ) -> bool:
         """Start a write transaction, or join the open one; True if this call started it."""
         if conn.txn:
             conn.txn += 1
@@ -369,6 +383,8 @@ class Store:
                     if not is_busy(again):
                         raise translate(again, self.path) from again
         conn.txn = 1
+        if self.changes is not None and not quiet:
+            conn.change_no = self.changes.begin()
         return True
 
     def end(self, conn: Conn, outer: bool, commit: bool) -> None:
@@ -381,22 +397,30 @@ class Store:
         conn.txn = 0
         created, dropped = conn.created, conn.dropped
         conn.created, conn.dropped = [], []
+        number, conn.change_no = conn.change_no, 0
         if commit:
             try:
                 con.execute(_sql.COMMIT)
             except sqlite3.Error as exc:
                 self._rollback(con)
+                self._finish(number)
                 self._remove(created)
                 raise translate(exc, self.path) from exc
+            self._finish(number)
             crash_point("committed")
             if dropped:
                 crash_point("before-unlink")
                 self._remove(dropped)
-            if self.after_commit is not None:
-                self.after_commit()
+            if number and self.after_commit is not None:
+                self.after_commit(number)
         else:
             self._rollback(con)
+            self._finish(number)
             self._remove(created)
+
+    def _finish(self, number: int) -> None:
+        if number and self.changes is not None:
+            self.changes.finish(number)
 
     @staticmethod
     def _rollback(con: sqlite3.Connection) -> None:
@@ -412,9 +436,15 @@ class Store:
             with contextlib.suppress(OSError, DiskStoreError):
                 files.unlink(name)
 
-    def write(self, retry: bool = False, timeout: float | None = None) -> WriteTxn:
-        """``with store.write(retry) as conn:`` runs the block in a write transaction."""
-        return WriteTxn(self, retry, timeout)
+    def write(
+        self, retry: bool = False, timeout: float | None = None, *, quiet: bool = False
+    ) -> WriteTxn:
+        """``with store.write(retry) as conn:`` runs the block in a write transaction.
+
+        A *quiet* transaction changes no values (bookkeeping only), so it does not count as a
+        change for memory tiers.
+        """
+        return WriteTxn(self, retry, timeout, quiet)
 
     @contextlib.contextmanager
     def savepoint_txn(self, retry: bool) -> Iterator[None]:
@@ -457,17 +487,18 @@ class Store:
 class WriteTxn:
     """Context manager for one write operation; see :meth:`Store.write`."""
 
-    __slots__ = ("conn", "outer", "retry", "store", "timeout")
+    __slots__ = ("conn", "outer", "quiet", "retry", "store", "timeout")
 
-    def __init__(self, store: Store, retry: bool, timeout: float | None) -> None:
+    def __init__(self, store: Store, retry: bool, timeout: float | None, quiet: bool) -> None:
         self.store = store
         self.retry = retry
         self.timeout = timeout
+        self.quiet = quiet
 
     def __enter__(self) -> Conn:
         conn = self.conn = self.store.enter()
         try:
-            self.outer = self.store.begin(conn, self.retry, self.timeout)
+            self.outer = self.store.begin(conn, self.retry, self.timeout, self.quiet)
         except BaseException:
             conn.depth -= 1
             raise

@@ -1,0 +1,71 @@
+"""A cross-process change counter, so memory tiers can tell cheaply whether anything changed.
+
+``PRAGMA data_version`` answers the same question but opens a read transaction (several
+microseconds, as much as the read it would save). Instead, every write transaction of every
+process bumps a counter in a small shared file, ``<directory>/changes``, mapped into memory:
+
+- ``begun`` is incremented while the writer holds SQLite's write lock (so increments never
+  race), before it changes anything;
+- ``done`` is set to that number after the transaction commits or rolls back.
+
+A reader may trust what it cached while ``begun == done`` and ``begun`` equals the value it
+last saw, and may cache a value it read from the database only if ``begun`` did not move
+while it read. A writer killed between the two steps leaves ``begun != done``, which only
+disables caching until the next write completes: the failure mode is slower, never stale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import struct
+
+_PAIR = struct.Struct("=QQ")
+_ONE = struct.Struct("=Q")
+FILE_NAME = "changes"
+
+
+class ChangeCounter:
+    """The ``begun``/``done`` pair of one cache directory."""
+
+    def __init__(self, directory: str) -> None:
+        path = os.path.join(directory, FILE_NAME)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags, 0o600)
+        try:
+            if os.fstat(fd).st_size < _PAIR.size:
+                os.ftruncate(fd, _PAIR.size)  # zero-filled; a no-op race between openers
+            self._map = mmap.mmap(fd, _PAIR.size, mmap.MAP_SHARED)
+        finally:
+            os.close(fd)
+
+    def read(self) -> tuple[int, int]:
+        """Return ``(begun, done)``."""
+        begun, done = _PAIR.unpack_from(self._map, 0)
+        return int(begun), int(done)
+
+    def begun(self) -> int:
+        return int(_ONE.unpack_from(self._map, 0)[0])
+
+    def begin(self) -> int:
+        """Number this write transaction (call while holding SQLite's write lock)."""
+        number = (self.begun() + 1) & 0xFFFFFFFFFFFFFFFF
+        _ONE.pack_into(self._map, 0, number)
+        return number
+
+    def finish(self, number: int) -> None:
+        """Mark write *number* as committed or rolled back."""
+        _ONE.pack_into(self._map, _ONE.size, number)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._map.close()
+
+
+def open_counter(directory: str) -> ChangeCounter | None:
+    """Open the directory's counter; ``None`` where it cannot be created (read-only)."""
+    try:
+        return ChangeCounter(directory)
+    except OSError:
+        return None
