@@ -24,12 +24,12 @@ from ._exceptions import (
 from ._files import NAME_PATTERN, TEMP_PATTERN
 
 if TYPE_CHECKING:
-    from ._cache import Cache
+    from ._base import CacheBase
 
 _BATCH = 500
 
 
-def run_check(cache: Cache, *, fix: bool, retry: bool) -> list[warnings.WarningMessage]:
+def run_check(cache: CacheBase, *, fix: bool, retry: bool) -> list[warnings.WarningMessage]:
     found: list[warnings.WarningMessage] = []
 
     def report(message: str, category: type[Warning]) -> None:
@@ -105,7 +105,7 @@ def run_check(cache: Cache, *, fix: bool, retry: bool) -> list[warnings.WarningM
 
 
 def _verify_row(
-    cache: Cache,
+    cache: CacheBase,
     ns: int,
     db_key: Any,
     raw: int,

@@ -1,0 +1,251 @@
+"""What every part of ``Cache`` builds on: its state, row writes and removals, culling.
+
+``Cache`` is assembled from small mixins (``_queue``, ``_iteration``, ``_maintenance``) over
+this base, so that each concern stays in a module of its own.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import warnings
+from typing import Any
+
+from . import _clock, _sql
+from ._bookkeeping import Bookkeeper
+from ._disk import FLAG_PINNED, Disk, Stored
+from ._exceptions import CorruptionWarning
+from ._memory import MemoryTier
+from ._policies import POLICIES
+from ._settings import Settings
+from ._store import Conn, Store, translate
+
+_CHUNK = 100
+
+
+def _check_expire(expire: Any, now: float) -> float | None:
+    if expire is None:
+        return None
+    if type(expire) not in (int, float):
+        raise TypeError(f"expire must be a number of seconds or None, not {expire!r}")
+    if math.isnan(expire) or expire < 0:
+        raise ValueError(f"expire must be a non-negative number of seconds, not {expire!r}")
+    return now + float(expire)
+
+
+def _check_tag(tag: Any) -> Any:
+    if tag is None or type(tag) in (str, bytes, int, float):
+        if type(tag) is float and math.isnan(tag):
+            raise ValueError("tag must not be NaN")
+        return tag
+    raise TypeError(f"tag must be None, str, bytes, int or float, not {type(tag).__name__}")
+
+
+class _Shared:
+    """State shared by a cache and its namespace views."""
+
+    def __init__(self, settings: Settings, bookkeeper: Bookkeeper, tier: MemoryTier | None) -> None:
+        self.settings = settings
+        self.bookkeeper = bookkeeper
+        self.tier = tier
+        self.written = 0  # bytes written since the last size probe
+        self.namespaces: dict[str, int] = {"": 0}
+
+
+class CacheBase:
+    """State and row-level helpers shared by the parts of :class:`~diskstore.Cache`."""
+
+    _store: Store
+    _disk: Disk
+    _shared: _Shared
+    _ns: int
+    _ns_name: str
+    _directory: str
+    _read_only: bool
+
+    @staticmethod
+    def _miss(default: Any, expire_time: bool, tag: bool) -> Any:
+        if expire_time and tag:
+            return default, None, None
+        if expire_time or tag:
+            return default, None
+        return default
+
+    def _drop_corrupt(
+        self, rowid: int, mode: int, filename: str | None, key: Any, exc: Exception
+    ) -> bool:
+        """Remove an entry that failed verification; False if the row had already changed.
+
+        A read-only cache only reports it (the entry stays, and reads as a miss).
+        """
+        if self._read_only:
+            warnings.warn(
+                f"cache entry {key!r} in {self._directory} failed verification: {exc}",
+                CorruptionWarning,
+                stacklevel=3,
+            )
+            return True
+        with self._store.write(retry=True) as conn:
+            con = conn.con
+            assert con is not None
+            rows = con.execute(_sql.DELETE_ROWID_IF, (rowid, mode, filename)).fetchall()
+            self._uncount(conn, rows)
+        if not rows:
+            return False
+        warnings.warn(
+            f"dropped cache entry {key!r} in {self._directory}: {exc}",
+            CorruptionWarning,
+            stacklevel=3,
+        )
+        return True
+
+    def _put_row(
+        self,
+        conn: Conn,
+        now: float,
+        db_key: Any,
+        raw: bool,
+        stored: Stored,
+        expire_time: float | None,
+        tag: Any,
+        pin: bool,
+        only_if_missing: bool,
+    ) -> bool:
+        con = conn.con
+        assert con is not None
+        ns = self._ns
+        tier = self._shared.tier
+        if tier is not None:
+            tier.discard((ns, db_key, raw))
+        old = con.execute(_sql.SELECT_FOR_WRITE, (ns, db_key, raw)).fetchall()
+        if old:
+            rowid, old_file, old_size, old_expire, old_tag = old[0][:5]
+            if only_if_missing and (old_expire is None or old_expire > now):
+                return False
+        pending = stored.pending
+        if pending is not None:
+            self._disk.files.publish(pending)
+            stored = stored._replace(pending=None)
+            conn.created.append(pending.name)
+        mode = stored.mode | FLAG_PINNED if pin else stored.mode
+        if old:
+            new_expire = old_expire != expire_time
+            new_tag = old_tag != tag or type(old_tag) is not type(tag)
+            params: list[Any] = [
+                mode, stored.size, stored.vsize, stored.filename, stored.value, stored.sig,
+            ]  # fmt: skip
+            if new_expire:
+                params.append(expire_time)
+            if new_tag:
+                params.append(tag)
+            params.append(rowid)
+            reset_count = self._shared.settings.eviction_policy == "least-frequently-used"
+            con.execute(_sql.update_item(new_expire, new_tag, reset_count), params)
+            self._shared.bookkeeper.overwrote(rowid, now)
+            if old_file is not None:
+                conn.dropped.append(old_file)
+            if stored.size != old_size:
+                con.execute(_sql.ADD_COUNTS, (0, stored.size - old_size, ns))
+        else:
+            con.execute(
+                _sql.INSERT_ITEM,
+                (
+                    ns, db_key, raw, now, expire_time, now, tag, mode, stored.size,
+                    stored.vsize, stored.filename, stored.value, stored.sig,
+                ),
+            )  # fmt: skip
+            con.execute(_sql.ADD_COUNTS, (1, stored.size, ns))
+        return True
+
+    def _after_write(self, stored: Stored) -> None:
+        """Account written bytes and cull when a size probe is due."""
+        shared = self._shared
+        settings = shared.settings
+        if not settings.cull_limit:
+            return
+        value = stored.value
+        approx = stored.size + (len(value) if isinstance(value, (bytes, str)) else 8) + 64
+        shared.written += approx
+        probe_every = min(max(settings.size_limit // 32, 1024), 1 << 18)
+        if shared.written >= probe_every or stored.size:
+            writes = max(1, shared.written // max(approx, 1))
+            shared.written = 0
+            self._cull(_clock.now(), settings.cull_limit * writes, retry=False)
+
+    def _uncount(self, conn: Conn, rows: list[Any]) -> None:
+        """Update counts for deleted rows ``(ns, filename, size)`` and schedule their files."""
+        con = conn.con
+        assert con is not None
+        tier = self._shared.tier
+        if tier is not None and rows:
+            tier.clear()
+        per_ns: dict[int, list[int]] = {}
+        for ns, filename, size in rows:
+            entry = per_ns.setdefault(ns, [0, 0])
+            entry[0] -= 1
+            entry[1] -= size
+            if filename is not None:
+                conn.dropped.append(filename)
+        for ns, (count, size) in per_ns.items():
+            con.execute(_sql.ADD_COUNTS, (count, size, ns))
+
+    def _cull(self, now: float, limit: int | None, retry: bool) -> int:
+        shared = self._shared
+        shared.bookkeeper.flush(best_effort=True)
+        removed = 0
+        budget = math.inf if limit is None else limit
+        while removed < budget:
+            batch = int(min(_CHUNK, budget - removed))
+            with self._store.write(retry) as conn:
+                con = conn.con
+                assert con is not None
+                rows = con.execute(_sql.SELECT_EXPIRED, (now, batch)).fetchall()
+                if rows:
+                    con.executemany(_sql.DELETE_ROWIDS, [(row[0],) for row in rows])
+                    self._uncount(conn, [row[1:] for row in rows])
+            if not rows:
+                break
+            removed += len(rows)
+        settings = shared.settings
+        column = POLICIES[settings.eviction_policy].order_column
+        if column is None:
+            return removed
+        select = _sql.SELECT_EVICT.format(column=column)
+        while removed < budget:
+            volume = self.volume()
+            over = volume - settings.size_limit
+            if over <= 0:
+                break
+            # Evict about as many items as the excess holds, judged by the average footprint,
+            # so a small limit is not emptied by one oversized batch.
+            count = self._total_count()
+            need = max(1, math.ceil(over / max(volume / max(count, 1), 1)))
+            batch = int(min(_CHUNK, need, budget - removed))
+            with self._store.write(retry) as conn:
+                con = conn.con
+                assert con is not None
+                rows = con.execute(select, (FLAG_PINNED, batch)).fetchall()
+                if rows:
+                    con.executemany(_sql.DELETE_ROWIDS, [(row[0],) for row in rows])
+                    self._uncount(conn, [row[1:] for row in rows])
+            if not rows:
+                break
+            removed += len(rows)
+        return removed
+
+    def _total_count(self) -> int:
+        return int(self._store.run(_sql.SELECT_TOTALS, retry=True)[0][0])
+
+    def volume(self) -> int:
+        """Bytes used on disk: database pages plus value files."""
+        rows = self._store.run(_sql.SELECT_VOLUME, retry=True)
+        return int(rows[0][0])
+
+    def _retry_read(
+        self, conn: Conn, exc: sqlite3.Error, sql: str, params: Any, retry: bool
+    ) -> list[Any]:
+        from ._store import is_busy
+
+        if not is_busy(exc) or conn.txn:
+            raise translate(exc, self._store.path) from exc
+        return self._store.retry_query(conn, sql, params, retry)

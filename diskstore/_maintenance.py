@@ -1,0 +1,146 @@
+"""Bulk removal, culling, statistics and settings of a cache."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import warnings
+from typing import Any
+
+from . import _clock, _sql
+from ._base import _CHUNK, CacheBase, _check_tag
+from ._constants import ENOVAL
+from ._exceptions import SettingsError
+from ._policies import POLICIES
+from ._schema import ensure_indexes
+from ._settings import Settings, check_names, normalize
+
+
+class MaintenanceMixin(CacheBase):
+    """Maintenance operations of :class:`~diskstore.Cache`."""
+
+    def _remove_batches(self, select: str, params: tuple[Any, ...], retry: bool) -> int:
+        """Delete rows chosen by *select* (which takes a trailing LIMIT) in batches."""
+        removed = 0
+        while True:
+            with self._store.write(retry) as conn:
+                con = conn.con
+                assert con is not None
+                rows = con.execute(select, (*params, _CHUNK)).fetchall()
+                if not rows:
+                    return removed
+                con.executemany(_sql.DELETE_ROWIDS, [(row[0],) for row in rows])
+                self._uncount(conn, [row[1:] for row in rows])
+                removed += len(rows)
+
+    def clear(self, retry: bool = False) -> int:
+        """Remove every item (of this namespace); return how many were removed."""
+        if self._ns == 0:
+            return self._remove_batches(_sql.SELECT_NS_ITEMS, (), retry)
+        return self._remove_batches(_sql.SELECT_NS_ITEMS_VIEW, (self._ns,), retry)
+
+    def evict(self, tag: Any, retry: bool = False) -> int:
+        """Remove every item (of this namespace) labelled *tag*; return how many."""
+        tag = _check_tag(tag)
+        return self._remove_batches(_sql.SELECT_TAGGED, (self._ns, tag), retry)
+
+    def expire(self, now: float | None = None, retry: bool = False) -> int:
+        """Remove every expired item (in the whole directory); return how many."""
+        if now is None:
+            now = _clock.now()
+        elif type(now) not in (int, float) or math.isnan(now):
+            raise TypeError(f"now must be a timestamp or None, not {now!r}")
+        return self._remove_batches(_sql.SELECT_EXPIRED, (now,), retry)
+
+    def cull(self, retry: bool = False) -> int:
+        """Remove expired items, then evict by policy until the volume fits ``size_limit``."""
+        return self._cull(_clock.now(), None, retry)
+
+    def stats(self, enable: bool = True, reset: bool = False) -> tuple[int, int]:
+        """Return ``(hits, misses)``; *enable* turns counting on or off, *reset* zeroes it."""
+        if enable not in (True, False):
+            raise TypeError(f"enable must be a bool, not {enable!r}")
+        bookkeeper = self._shared.bookkeeper
+        bookkeeper.flush()
+        rows = self._store.run(_sql.SELECT_STATS, retry=True)
+        hits, misses = int(rows[0][0]), int(rows[0][1])
+        if reset:
+            with self._store.write(retry=True) as conn:
+                conn.con.execute(_sql.RESET_STATS)  # type: ignore[union-attr]
+            bookkeeper.reset()
+        if bool(enable) != self._shared.settings.statistics:
+            self.reset("statistics", bool(enable))
+        return hits, misses
+
+    def reset(self, key: str, value: Any = ENOVAL, update: bool = True) -> Any:
+        """Read (no *value*) or change a setting, persisting it; return its value.
+
+        With ``update=False`` the stored value is read into this cache without writing.
+        """
+        check_names({key: None})
+        shared = self._shared
+        if value is ENOVAL:
+            rows = self._store.run(_sql.SELECT_SETTINGS, retry=True)
+            stored = {name: stored_value for name, stored_value in rows}
+            if key in stored:
+                value = normalize(key, stored[key])
+                settings = shared.settings.replace(**{key: value})
+                self._apply_settings(settings, None)
+            return getattr(shared.settings, key)
+        value = normalize(key, value)
+        settings = shared.settings.replace(**{key: value})  # validates
+        if key == "sqlite_auto_vacuum" and value != shared.settings.sqlite_auto_vacuum:
+            raise SettingsError("sqlite_auto_vacuum can only be chosen when a cache is created")
+        if update:
+            with self._store.write(retry=True) as conn:
+                con = conn.con
+                assert con is not None
+                con.execute(_sql.UPSERT_SETTING, (key, value))
+                self._apply_settings(settings, con)
+        else:
+            self._apply_settings(settings, None)
+        return value
+
+    def _apply_settings(self, settings: Settings, con: sqlite3.Connection | None) -> None:
+        shared = self._shared
+        old = shared.settings
+        shared.settings = settings
+        policy = POLICIES[settings.eviction_policy]
+        shared.bookkeeper.configure(statistics=settings.statistics, policy=policy)
+        if con is not None and (
+            old.eviction_policy != settings.eviction_policy or old.tag_index != settings.tag_index
+        ):
+            ensure_indexes(con, settings)
+        disk = self._disk
+        for name, attr in (
+            ("disk_min_file_size", "min_file_size"),
+            ("disk_pickle_protocol", "pickle_protocol"),
+            ("disk_compress_threshold", "compress_threshold"),
+            ("disk_compress_level", "compress_level"),
+        ):
+            setattr(disk, attr, getattr(settings, name))
+        if old.disk_compress_level != settings.disk_compress_level:
+            disk._local.__dict__.clear()
+        pragmas = {n: v for n, v in settings.as_dict().items() if n.startswith("sqlite_")}
+        if pragmas != self._store.pragmas:
+            self._store.pragmas = pragmas
+            if con is None:
+                self._store.close_idle_connections()
+
+    def create_tag_index(self) -> None:
+        """Index tags, so :meth:`evict` does not scan the table."""
+        self.reset("tag_index", True)
+
+    def drop_tag_index(self) -> None:
+        """Drop the tag index."""
+        self.reset("tag_index", False)
+
+    def check(self, fix: bool = False, retry: bool = False) -> list[warnings.WarningMessage]:
+        """Verify the database and value files; with *fix*, repair what is found.
+
+        Returns the problems found as ``warnings.WarningMessage`` objects, whatever the
+        caller's warning filters.
+        """
+        from ._check import run_check
+
+        return run_check(self, fix=fix, retry=retry)

@@ -1,0 +1,201 @@
+"""Queues on top of the cache: ``push``, ``pull``, ``peek`` and ``peekitem``.
+
+A queue is the set of keys in one numeric range (or ``"prefix-%015d"`` strings) ordered by
+key; keys count from 500000000000000 so both ends have room, as in diskcache.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from . import _clock, _sql
+from ._base import CacheBase, _check_expire, _check_tag
+from ._constants import QUEUE_START
+from ._exceptions import CorruptionWarning, IntegrityError
+
+_QUEUE_SIDES = ("back", "front")
+_INT_QUEUE = (0, 999_999_999_999_999)
+
+
+def _check_side(side: Any) -> str:
+    if side not in _QUEUE_SIDES:
+        raise ValueError(f"side must be 'back' or 'front', not {side!r}")
+    return str(side)
+
+
+def _queue_bounds(prefix: Any) -> tuple[Any, Any]:
+    if prefix is None:
+        return _INT_QUEUE
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str or None, not {type(prefix).__name__}")
+    return f"{prefix}-000000000000000", f"{prefix}-999999999999999"
+
+
+def _queue_number(key: Any, prefix: str | None) -> int:
+    if prefix is None:
+        return int(key)
+    return int(key[len(prefix) + 1 :])
+
+
+class QueueMixin(CacheBase):
+    """Queue operations of :class:`~diskstore.Cache`."""
+
+    def push(
+        self,
+        value: Any,
+        prefix: str | None = None,
+        side: str = "back",
+        expire: float | None = None,
+        read: bool = False,
+        tag: Any = None,
+        retry: bool = False,
+    ) -> Any:
+        """Append *value* to the queue named by *prefix*; return its generated key.
+
+        Keys count from 500000000000000 (``"prefix-500000000000000"`` with a prefix).
+        """
+        side = _check_side(side)
+        low, high = _queue_bounds(prefix)
+        now = _clock.now()
+        expire_time = _check_expire(expire, now)
+        tag = _check_tag(tag)
+        ns = self._ns
+        with self._store.write(retry) as conn:
+            con = conn.con
+            assert con is not None
+            sql = _sql.QUEUE_LAST if side == "back" else _sql.QUEUE_FIRST
+            rows = con.execute(sql, (ns, low, high)).fetchall()
+            if rows:
+                number = _queue_number(rows[0][0], prefix) + (1 if side == "back" else -1)
+            else:
+                number = QUEUE_START
+            db_key = number if prefix is None else f"{prefix}-{number:015d}"
+            stored = self._disk.store(value, read, ns=ns, db_key=db_key, raw=True)
+            try:
+                self._put_row(conn, now, db_key, True, stored, expire_time, tag, False, False)
+            finally:
+                if stored.pending is not None:
+                    self._disk.files.discard(stored.pending)
+        self._after_write(stored)
+        return db_key
+
+    def _queue_take(
+        self,
+        prefix: str | None,
+        default: Any,
+        side: str,
+        expire_time: bool,
+        tag: bool,
+        retry: bool,
+        remove: bool,
+    ) -> Any:
+        side = _check_side(side)
+        low, high = _queue_bounds(prefix)
+        sql = _sql.QUEUE_ROW_FIRST if side == "front" else _sql.QUEUE_ROW_LAST
+        ns = self._ns
+        while True:
+            now = _clock.now()
+            with self._store.write(retry) as conn:
+                con = conn.con
+                assert con is not None
+                rows = con.execute(sql, (ns, low, high)).fetchall()
+                if not rows:
+                    return self._miss(default, expire_time, tag)
+                rowid, key, mode, value, filename, exp, tg, sig, vsize, size = rows[0]
+                expired = exp is not None and exp <= now
+                if remove or expired:
+                    self._uncount(conn, con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall())
+                if expired:
+                    continue
+                try:
+                    value = self._disk.fetch(
+                        mode, filename, value, False,
+                        ns=ns, db_key=key, raw=True, sig=sig, vsize=vsize, size=size,
+                    )  # fmt: skip
+                except IntegrityError as exc:
+                    if not remove:
+                        self._uncount(conn, con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall())
+                    warnings.warn(
+                        f"dropped cache entry {key!r} in {self._directory}: {exc}",
+                        CorruptionWarning,
+                        stacklevel=3,
+                    )
+                    continue
+            item = (key, value)
+            if expire_time and tag:
+                return item, exp, tg
+            if expire_time:
+                return item, exp
+            if tag:
+                return item, tg
+            return item
+
+    def pull(
+        self,
+        prefix: str | None = None,
+        default: Any = (None, None),
+        side: str = "front",
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """Remove and return ``(key, value)`` from the queue's *side*, or *default*."""
+        return self._queue_take(prefix, default, side, expire_time, tag, retry, remove=True)
+
+    def peek(
+        self,
+        prefix: str | None = None,
+        default: Any = (None, None),
+        side: str = "front",
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """Return ``(key, value)`` from the queue's *side* without removing it."""
+        return self._queue_take(prefix, default, side, expire_time, tag, retry, remove=False)
+
+    def peekitem(
+        self, last: bool = True, expire_time: bool = False, tag: bool = False, retry: bool = False
+    ) -> Any:
+        """Return the last (or first) ``(key, value)`` in insertion order; ``KeyError`` if empty."""
+        ns = self._ns
+        if ns == 0:
+            sql = _sql.PEEKITEM_LAST if last else _sql.PEEKITEM_FIRST
+            params: tuple[Any, ...] = (0,)
+        else:
+            sql = _sql.PEEKITEM_LAST_NS if last else _sql.PEEKITEM_FIRST_NS
+            params = (ns,)
+        while True:
+            now = _clock.now()
+            with self._store.write(retry) as conn:
+                con = conn.con
+                assert con is not None
+                rows = con.execute(sql, params).fetchall()
+                if not rows:
+                    raise KeyError("dictionary is empty")
+                rowid, db_key, raw, mode, value, filename, exp, tg, sig, vsize, size = rows[0]
+                if exp is not None and exp <= now:
+                    self._uncount(conn, con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall())
+                    continue
+                try:
+                    key = self._disk.get(db_key, raw)
+                    value = self._disk.fetch(
+                        mode, filename, value, False,
+                        ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
+                    )  # fmt: skip
+                except IntegrityError as exc:
+                    self._uncount(conn, con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall())
+                    warnings.warn(
+                        f"dropped a cache entry in {self._directory}: {exc}",
+                        CorruptionWarning,
+                        stacklevel=2,
+                    )
+                    continue
+            if expire_time and tag:
+                return (key, value), exp, tg
+            if expire_time:
+                return (key, value), exp
+            if tag:
+                return (key, value), tg
+            return key, value

@@ -1,0 +1,203 @@
+"""The benchmark harness still runs end to end: every workload, both caches, complete JSON.
+
+The harness lives outside the package and nothing else exercises it, so without this test
+a renamed cache method or a broken workload would only show up on the next manual run.
+The run uses ``--smoke`` (a handful of operations per workload): it proves that the
+harness works, not how fast anything is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import diskstore
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKLOADS = (
+    "mixed",
+    "mixed_4proc",
+    "value_1kb",
+    "value_100kb",
+    "value_10mb",
+    "value_json_1mb",
+    "memoize",
+    "incr_4proc",
+    "cull_1kb",
+    "cull_64kb",
+    "get_lru",
+    "get_statistics",
+    "disk_json_100kb",
+    "signed_small",
+    "unsigned_small",
+    "hot_get",
+    "async_burst",
+)
+OPS = {
+    "mixed": {"get", "set", "delete"},
+    "mixed_4proc": {"get", "set", "delete"},
+    "memoize": {"hit", "miss"},
+    "incr_4proc": {"incr"},
+    "cull_1kb": {"set"},
+    "get_lru": {"get"},
+    "value_10mb": {"get", "set"},
+    "disk_json_100kb": {"set"},
+    "signed_small": {"get", "set"},
+    "unsigned_small": {"get", "set"},
+    "async_burst": {"loop_lag", "burst"},
+}
+TARGET_COUNT = 16
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _harness(*args: str, home: Path, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, XDG_CONFIG_HOME=str(home))
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    base = tmp_path_factory.mktemp("bench")
+    output = base / "results.json"
+    done = _harness(
+        "-m", "benchmarks", "--smoke", "--output", str(output), "--tmpdir", str(base), home=base
+    )
+    assert done.returncode == 0, f"harness failed:\n{done.stdout}\n{done.stderr}"
+    return output, json.loads(output.read_text(encoding="utf-8"))
+
+
+def _workloads(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {workload["name"]: workload for workload in results["workloads"]}
+
+
+def _memory_tier_supported(tmp_path: Path) -> bool:
+    try:
+        cache = diskstore.Cache(str(tmp_path / "probe"), memory_items=1000)
+    except (TypeError, ValueError):
+        return False
+    cache.close()
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_every_workload_is_reported(smoke_run: tuple[Path, dict[str, Any]]) -> None:
+    _, results = smoke_run
+    assert tuple(w["name"] for w in results["workloads"]) == WORKLOADS
+    assert results["meta"]["scale"] == "smoke"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_diskstore_slot_runs_diskstore(smoke_run: tuple[Path, dict[str, Any]]) -> None:
+    _, results = smoke_run
+    described = results["meta"]["engines"]
+    assert described["diskstore"].startswith("diskstore.")
+    assert described["diskcache"].startswith("diskcache.")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_both_caches_measured_on_every_operation(
+    smoke_run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    _, results = smoke_run
+    by_name = _workloads(results)
+    optional = {
+        "async_burst": hasattr(diskstore, "AsyncCache"),
+        "hot_get": _memory_tier_supported(tmp_path),
+    }
+    for name, workload in by_name.items():
+        if name in optional and not optional[name]:
+            assert workload["skipped"], f"{name} ran without the feature it measures"
+            continue
+        assert workload["skipped"] is None, f"{name} skipped: {workload['skipped']}"
+        assert workload["ops"], f"{name} measured nothing"
+        assert OPS.get(name, set()) <= set(workload["ops"]), name
+        for op, by_engine in workload["ops"].items():
+            for engine in ("diskstore", "diskcache"):
+                stats = by_engine.get(engine)
+                assert stats is not None, f"{name}/{op} has no {engine} result"
+                assert stats["n"] > 0
+                assert 0 <= stats["p50_us"] <= stats["p90_us"] <= stats["p99_us"]
+                # Event-loop lag can truly be zero; a timed cache call cannot.
+                assert op == "loop_lag" or stats["p50_us"] > 0, f"{name}/{op} {engine}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_floor_runs_the_plain_key_value_workloads(smoke_run: tuple[Path, dict[str, Any]]) -> None:
+    _, results = smoke_run
+    by_name = _workloads(results)
+    for name in ("mixed", "mixed_4proc", "value_1kb", "incr_4proc", "get_lru"):
+        for op, by_engine in by_name[name]["ops"].items():
+            assert "sqlite3" in by_engine, f"{name}/{op} lacks the sqlite3 floor"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_correctness_checks_pass(smoke_run: tuple[Path, dict[str, Any]]) -> None:
+    _, results = smoke_run
+    by_name = _workloads(results)
+    incr = by_name["incr_4proc"]
+    for engine in ("diskstore", "diskcache", "sqlite3"):
+        assert incr["checks"][f"exact_count[{engine}]"] is True
+        assert incr["metrics"]["final_count"][engine] == 4 * 50
+    for name, workload in by_name.items():
+        failed = [check for check, passed in workload["checks"].items() if not passed]
+        assert not failed, f"{name}: {failed}"
+    for name in ("value_json_1mb", "disk_json_100kb"):
+        sizes = by_name[name]["metrics"]["bytes_on_disk"]
+        assert sizes["diskstore"] > 0 and sizes["diskcache"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_targets_are_judged(smoke_run: tuple[Path, dict[str, Any]]) -> None:
+    _, results = smoke_run
+    outcomes = results["targets"]
+    assert len(outcomes) == TARGET_COUNT
+    for outcome in outcomes:
+        assert outcome["ratio"] is not None and outcome["ratio"] > 0, outcome
+        assert outcome["met"] in (True, False)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_plot_renders_the_json(smoke_run: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    path, _ = smoke_run
+    image = tmp_path / "plot.png"
+    done = _harness("-m", "benchmarks.plot", str(path), "-o", str(image), home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert image.read_bytes().startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.timeout(60)
+def test_unknown_workload_is_refused(tmp_path: Path) -> None:
+    done = _harness("-m", "benchmarks", "--smoke", "--only", "no_such_load", home=tmp_path)
+    assert done.returncode == 64
+    assert "'no_such_load'" in done.stderr
+
+
+@pytest.mark.timeout(60)
+def test_plot_refuses_a_file_that_is_not_results(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.json"
+    bogus.write_text('{"format": 99}', encoding="utf-8")
+    image = tmp_path / "x.png"
+    done = _harness("-m", "benchmarks.plot", str(bogus), "-o", str(image), home=tmp_path)
+    assert done.returncode == 1
+    assert "format" in done.stderr
+    assert not image.exists()
