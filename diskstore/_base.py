@@ -117,17 +117,34 @@ class CacheBase:
         tier = self._shared.tier
         if tier is not None:
             tier.discard((ns, db_key, raw))
-        old = con.execute(_sql.SELECT_FOR_WRITE, (ns, db_key, raw)).fetchall()
-        if old:
-            rowid, old_file, old_size, old_expire, old_tag = old[0][:5]
-            if only_if_missing and (old_expire is None or old_expire > now):
-                return False
         pending = stored.pending
         if pending is not None:
             self._disk.files.publish(pending)
             stored = stored._replace(pending=None)
             conn.created.append(pending.name)
         mode = stored.mode | FLAG_PINNED if pin else stored.mode
+        if not only_if_missing:
+            done = con.execute(
+                _sql.UPSERT_ITEM,
+                (
+                    ns, db_key, raw, now, expire_time, now, tag, mode, stored.size,
+                    stored.vsize, stored.filename, stored.value, stored.sig,
+                ),
+            ).fetchall()  # fmt: skip
+            if done:
+                rowid, gen = done[0]
+                if gen == 0:
+                    con.execute(_sql.ADD_COUNTS, (1, stored.size, ns))
+                else:
+                    self._shared.bookkeeper.overwrote(rowid, now)
+                    if stored.size:  # the old row had no file (see UPSERT_ITEM)
+                        con.execute(_sql.ADD_COUNTS, (0, stored.size, ns))
+                return True
+        old = con.execute(_sql.SELECT_FOR_WRITE, (ns, db_key, raw)).fetchall()
+        if old:
+            rowid, old_file, old_size, old_expire, old_tag = old[0][:5]
+            if only_if_missing and (old_expire is None or old_expire > now):
+                return False
         if old:
             new_expire = old_expire != expire_time
             new_tag = old_tag != tag or type(old_tag) is not type(tag)

@@ -466,9 +466,16 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
         db_key, raw = self._disk.put(key)
         disk = self._disk
         ns = self._ns
+        native = type(delta) is int and -(2**62) < delta < 2**62
         with self._store.write(retry) as conn:
             con = conn.con
             assert con is not None
+            if native:
+                done = con.execute(_sql.INCR_NATIVE, (delta, ns, db_key, raw, now)).fetchall()
+                if done:
+                    if self._shared.tier is not None:
+                        self._shared.tier.discard((ns, db_key, raw))
+                    return done[0][0]
             rows = con.execute(_sql.SELECT_FOR_WRITE, (ns, db_key, raw)).fetchall()
             live = bool(rows) and (rows[0][3] is None or rows[0][3] > now)
             if not live:

@@ -4,7 +4,9 @@ Runs inside a write transaction, so no writer can publish a value file or commit
 directory is examined: an unreferenced final-named file is debris from a crash, and a
 temporary file is debris unless its writer still holds its lock. Problems are returned as
 ``warnings.WarningMessage`` objects built directly, so the caller's warning filters cannot
-hide them; a single ``fix=True`` pass leaves nothing for the next check to report.
+hide them; a single ``fix=True`` pass leaves nothing for the next check to report. Empty
+value directories are normal here (they are reused, not removed on every delete) and are
+not reported.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from . import _sql
 from ._disk import KIND_MASK, KIND_NATIVE
 from ._exceptions import (
     CorruptionWarning,
-    EmptyDirWarning,
     IntegrityError,
     UnknownFileWarning,
 )
@@ -81,13 +82,6 @@ def run_check(cache: CacheBase, *, fix: bool, retry: bool) -> list[warnings.Warn
             report(f"{kind} file {os.path.join(files.root, relative)}", UnknownFileWarning)
             if fix:
                 files.unlink_any(relative)
-        for sub in files.empty_dirs():
-            report(f"empty directory {os.path.join(files.root, sub)}", EmptyDirWarning)
-            if fix:
-                try:
-                    os.rmdir(os.path.join(files.root, sub))
-                except OSError:
-                    pass
         for ns, count, size, actual_count, actual_size in con.execute(
             _sql.SELECT_ACTUAL_COUNTS
         ).fetchall():

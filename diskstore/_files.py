@@ -294,13 +294,3 @@ class FileStore:
                 continue
             for entry in sorted(os.scandir(sub.path), key=lambda entry: entry.name):
                 yield f"{sub.name}/{entry.name}"
-
-    def empty_dirs(self) -> list[str]:
-        try:
-            return [
-                entry.name
-                for entry in os.scandir(self.root)
-                if entry.is_dir(follow_symlinks=False) and not os.listdir(entry.path)
-            ]
-        except FileNotFoundError:
-            return []

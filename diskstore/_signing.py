@@ -17,42 +17,81 @@ import hmac
 import os
 import secrets as _secrets
 from pathlib import Path
+from typing import Any
 
 SecretArg = bytes | str | bool | None
 
 TAG_SIZE = 32
+_BLOCK = 64  # SHA-256 block size
 ENV_VAR = "DISKSTORE_SECRET"
 
 
-class Signer:
-    """Computes and checks tags; a disabled signer accepts only unsigned payloads."""
+class _Stream:
+    """An HMAC being computed over data that arrives in pieces (a value file)."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, inner: Any, outer: Any) -> None:
+        self._inner = inner
+        self._outer = outer
+
+    def update(self, data: bytes) -> None:
+        self._inner.update(data)
+
+    def digest(self) -> bytes:
+        outer = self._outer.copy()
+        outer.update(self._inner.digest())
+        return bytes(outer.digest())
+
+
+class Signer:
+    """Computes and checks HMAC-SHA256 tags; a disabled signer signs nothing.
+
+    The HMAC construction (RFC 2104) is keyed once: the hash states after the inner and
+    outer padded keys are kept and copied per message, which costs a third of a one-shot
+    ``hmac.digest`` call (OpenSSL looks the algorithm up on every call).
+    """
+
+    __slots__ = ("_inner", "_outer")
 
     def __init__(self, key: bytes | None) -> None:
-        self._key = key
+        if key is None:
+            self._inner = self._outer = None
+            return
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
+        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
 
     @property
     def enabled(self) -> bool:
-        return self._key is not None
+        return self._inner is not None
 
     def sign(self, message: bytes) -> bytes:
         """Return the tag of *message* (the caller builds the message from all signed parts)."""
-        if self._key is None:
+        if self._inner is None:
             raise RuntimeError("signing is disabled for this cache")
-        return hmac.digest(self._key, message, "sha256")
+        inner = self._inner.copy()
+        inner.update(message)
+        assert self._outer is not None
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return bytes(outer.digest())
 
-    def hasher(self, prefix: bytes) -> hmac.HMAC:
+    def hasher(self, prefix: bytes) -> _Stream:
         """Return an incremental HMAC seeded with *prefix*, for payloads streamed to files."""
-        if self._key is None:
+        if self._inner is None:
             raise RuntimeError("signing is disabled for this cache")
-        return hmac.new(self._key, prefix, hashlib.sha256)
+        inner = self._inner.copy()
+        inner.update(prefix)
+        return _Stream(inner, self._outer)
 
     def verify(self, message: bytes, tag: bytes | None) -> bool:
         """Constant-time check that *tag* is the tag of *message*."""
-        if self._key is None or tag is None or len(tag) != TAG_SIZE:
+        if self._inner is None or tag is None or len(tag) != TAG_SIZE:
             return False
-        return hmac.compare_digest(hmac.digest(self._key, message, "sha256"), tag)
+        return hmac.compare_digest(self.sign(message), tag)
 
     def __repr__(self) -> str:
         return f"Signer(enabled={self.enabled})"

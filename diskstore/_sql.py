@@ -44,7 +44,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " vsize INTEGER NOT NULL DEFAULT 0,"
         " filename TEXT,"
         " value BLOB,"
-        " sig BLOB)",
+        " sig BLOB,"
+        " gen INTEGER NOT NULL DEFAULT 0)",
         "CREATE UNIQUE INDEX IF NOT EXISTS items_key ON items (ns, key, raw)",
         "CREATE INDEX IF NOT EXISTS items_ns ON items (ns) WHERE ns != 0",
         "CREATE INDEX IF NOT EXISTS items_expire ON items (expire_time)"
@@ -115,6 +116,29 @@ INSERT_ITEM = (
     "INSERT INTO items (ns, key, raw, store_time, expire_time, access_time, access_count,"
     " tag, mode, size, vsize, filename, value, sig)"
     " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The common set in one statement: insert, or overwrite a row that has no value file (whose
+# old file would need removing). ``gen`` is 0 on insert and counts overwrites, which tells the
+# caller which of the two happened. An empty result means the old row has a file.
+UPSERT_ITEM = (
+    "INSERT INTO items (ns, key, raw, store_time, expire_time, access_time, access_count,"
+    " tag, mode, size, vsize, filename, value, sig)"
+    " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (ns, key, raw) DO UPDATE SET"
+    " mode = excluded.mode, size = excluded.size, vsize = excluded.vsize,"
+    " filename = excluded.filename, value = excluded.value, sig = excluded.sig,"
+    " expire_time = excluded.expire_time, tag = excluded.tag, access_count = 0,"
+    " gen = items.gen + 1"
+    " WHERE items.filename IS NULL"
+    " RETURNING rowid, gen"
+)
+# ``incr`` of a native integer in one statement; operands stay below 2**62 so SQLite never
+# overflows into a float. No row back: take the general path.
+INCR_NATIVE = (
+    "UPDATE items SET value = value + ?"
+    " WHERE ns = ? AND key = ? AND raw = ? AND mode = 0 AND typeof(value) = 'integer'"
+    " AND abs(value) < 4611686018427387904 AND (expire_time IS NULL OR expire_time > ?)"
+    " RETURNING value"
 )
 # An overwrite names only the columns whose values change. ``store_time`` and
 # ``access_time`` are not among them: they are recorded in memory and written back in
