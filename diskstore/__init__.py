@@ -25,6 +25,7 @@ from ._policies import EVICTION_POLICY, EvictionPolicy
 from ._settings import DEFAULT_SETTINGS
 
 __version__ = "0.1.0"
+"""The installed diskstore version."""
 
 __all__ = [
     "DEFAULT_SETTINGS",

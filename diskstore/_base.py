@@ -117,13 +117,9 @@ class CacheBase:
         tier = self._shared.tier
         if tier is not None:
             tier.discard((ns, db_key, raw))
-        pending = stored.pending
-        if pending is not None:
-            self._disk.files.publish(pending)
-            stored = stored._replace(pending=None)
-            conn.created.append(pending.name)
         mode = stored.mode | FLAG_PINNED if pin else stored.mode
         if not only_if_missing:
+            stored = self._publish(conn, stored)
             done = con.execute(
                 _sql.UPSERT_ITEM,
                 (
@@ -145,6 +141,7 @@ class CacheBase:
             rowid, old_file, old_size, old_expire, old_tag = old[0][:5]
             if only_if_missing and (old_expire is None or old_expire > now):
                 return False
+        stored = self._publish(conn, stored)
         if old:
             new_expire = old_expire != expire_time
             new_tag = old_tag != tag or type(old_tag) is not type(tag)
@@ -173,6 +170,15 @@ class CacheBase:
             )  # fmt: skip
             con.execute(_sql.ADD_COUNTS, (1, stored.size, ns))
         return True
+
+    def _publish(self, conn: Conn, stored: Stored) -> Stored:
+        """Give a written value file its final name, inside the transaction that uses it."""
+        pending = stored.pending
+        if pending is None:
+            return stored
+        self._disk.files.publish(pending)
+        conn.created.append(pending.name)
+        return stored._replace(pending=None)
 
     def _after_write(self, stored: Stored) -> None:
         """Account written bytes and cull when a size probe is due."""

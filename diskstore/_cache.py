@@ -38,7 +38,7 @@ from ._memory import MemoryTier, TierEntry, entry_size
 from ._policies import POLICIES
 from ._queue import QueueMixin
 from ._schema import open_database
-from ._settings import DEFAULT_SETTINGS, NAMES, check_names
+from ._settings import DEFAULT_SETTINGS, NAMES, Settings, check_names, normalize
 from ._signing import SecretArg, Signer, resolve_secret
 from ._store import Store
 
@@ -116,7 +116,11 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
         self._secret_arg = secret
         self._read_only = read_only
         self._extra_disk = extra_disk
-        pragmas = {name: value for name, value in settings.items() if name.startswith("sqlite_")}
+        check_names(settings)
+        validated = Settings(**{name: normalize(name, value) for name, value in settings.items()})
+        pragmas = {
+            name: getattr(validated, name) for name in settings if name.startswith("sqlite_")
+        }
         store = Store(directory, timeout=timeout, pragmas=pragmas, read_only=read_only)
         try:
             loaded = open_database(store, settings)
@@ -130,7 +134,7 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
         self._disk = disk(
             directory,
             **loaded.disk_options(),
-            **extra_disk,
+            **{name[len("disk_") :]: value for name, value in extra_disk.items()},
             signer=signer,
             fsync=loaded.sqlite_synchronous >= 2,
         )
@@ -478,6 +482,25 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
                     return done[0][0]
             rows = con.execute(_sql.SELECT_FOR_WRITE, (ns, db_key, raw)).fetchall()
             live = bool(rows) and (rows[0][3] is None or rows[0][3] > now)
+            if live:
+                rowid, filename, size, _, _, mode, value, sig, vsize = rows[0]
+                if self._shared.tier is not None:
+                    self._shared.tier.discard((ns, db_key, raw))
+                if mode != KIND_NATIVE:
+                    try:
+                        value = disk.fetch(
+                            mode, filename, value, False,
+                            ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
+                        )  # fmt: skip
+                    except IntegrityError as exc:
+                        # Like any read of a damaged entry: a miss (counting from default).
+                        warnings.warn(
+                            f"dropped cache entry {key!r} in {self._directory}: {exc}",
+                            CorruptionWarning,
+                            stacklevel=2,
+                        )
+                        self._uncount(conn, con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall())
+                        live = False
             if not live:
                 if default is None:
                     raise KeyError(key)
@@ -485,14 +508,6 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
                 stored = disk.store(result, False, ns=ns, db_key=db_key, raw=raw)
                 self._put_row(conn, now, db_key, raw, stored, None, None, False, False)
                 return result
-            rowid, filename, size, _, _, mode, value, sig, vsize = rows[0]
-            if self._shared.tier is not None:
-                self._shared.tier.discard((ns, db_key, raw))
-            if mode != KIND_NATIVE:
-                value = disk.fetch(
-                    mode, filename, value, False,
-                    ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
-                )  # fmt: skip
             result = value + delta
             stored = disk.store(result, False, ns=ns, db_key=db_key, raw=raw)
             if stored.pending is not None:

@@ -20,7 +20,10 @@ class _Sentinel(enum.Enum):
 
 
 ENOVAL = _Sentinel.ENOVAL
+"""Marks "no value" where ``None`` is a legitimate cached value (as in diskcache)."""
+
 UNKNOWN = _Sentinel.UNKNOWN
+"""Marks an argument that was not given (as in diskcache)."""
 
 #: First key handed out by ``push`` on an empty queue (diskcache-compatible numbering).
 QUEUE_START = 500_000_000_000_000

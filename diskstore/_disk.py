@@ -20,6 +20,7 @@ set ``signed = False`` only if ``loads`` can never run code)::
 
 from __future__ import annotations
 
+import hmac
 import io
 import json
 import math
@@ -66,7 +67,8 @@ _KEY_MARK = b"\xff"
 _KEY_SIGNED = b"\xffS"
 _KEY_UNSIGNED = b"\xffP"
 _SIG_PREFIX = struct.Struct(">cqI")
-_SIG_SUFFIX = struct.Struct(">Bq")
+_SIG_MODE = struct.Struct(">B")
+_SIG_SUFFIX = struct.Struct(">q")
 _SAMPLE = 1 << 16
 # An inline encoded payload starts with its decoded length (and its tag when signed), so a
 # read needs no column beyond ``mode`` and ``value``.
@@ -85,9 +87,18 @@ class Stored(NamedTuple):
     pending: PendingFile | None = None  # a value file to publish inside the transaction
 
 
-def _signature_prefix(ns: int, sigkey: bytes, mode: int, vsize: int) -> bytes:
+def _signature_prefix(ns: int, sigkey: bytes, mode: int) -> bytes:
+    """What a tag covers before the payload: the row (namespace, key) and its encoding.
+
+    The decoded length follows the payload (:func:`_signature_suffix`), so a file streamed
+    from a reader of unknown length is signed exactly like an inline payload.
+    """
     mode &= ~FLAG_PINNED
-    return _SIG_PREFIX.pack(b"v", ns, len(sigkey)) + sigkey + _SIG_SUFFIX.pack(mode, vsize)
+    return _SIG_PREFIX.pack(b"v", ns, len(sigkey)) + sigkey + _SIG_MODE.pack(mode)
+
+
+def _signature_suffix(vsize: int) -> bytes:
+    return _SIG_SUFFIX.pack(vsize)
 
 
 class Disk:
@@ -194,7 +205,7 @@ class Disk:
         local = self._local
         compressor: zstandard.ZstdCompressor | None = getattr(local, "compressor", None)
         if compressor is None:
-            compressor = zstandard.ZstdCompressor(level=self.compress_level)
+            compressor = zstandard.ZstdCompressor(level=self.compress_level, write_checksum=True)
             local.compressor = compressor
         return compressor
 
@@ -228,7 +239,7 @@ class Disk:
         """
         kind = type(value)
         if read:
-            return self._store_stream(value)
+            return self._store_stream(value, ns, db_key, raw)
         if kind is int:
             if INT64_MIN <= value <= INT64_MAX:
                 return Stored(KIND_NATIVE, value, None, 0, 0, None)
@@ -243,10 +254,14 @@ class Disk:
                 packed, compressed = self._maybe_compress(data)
                 if not compressed:
                     return Stored(KIND_NATIVE, value, None, 0, 0, None)
-                payload_kind = KIND_BYTES if kind is bytes else KIND_TEXT
-                blob = _INLINE_HEAD.pack(len(data)) + packed
-                return Stored(payload_kind | FLAG_ZSTD, blob, None, 0, len(data), None)
-            return self._store_large(value)
+                mode = (KIND_BYTES if kind is bytes else KIND_TEXT) | FLAG_ZSTD
+                head = _INLINE_HEAD.pack(len(data))
+                if self._signing:  # a compressed payload is verified before it is expanded
+                    mode |= FLAG_SIGNED
+                    prefix = _signature_prefix(ns, signature_key(db_key, raw), mode)
+                    head += self.signer.sign(prefix + packed + _signature_suffix(len(data)))
+                return Stored(mode, head + packed, None, 0, len(data), None)
+            return self._store_large(value, ns, db_key, raw)
         return self._store_serialized(self.dumps(value), ns, db_key, raw)
 
     def _store_serialized(self, data: bytes, ns: int, db_key: Any, raw: bool) -> Stored:
@@ -258,19 +273,22 @@ class Disk:
         prefix = b""
         if self._signing:
             mode |= FLAG_SIGNED
-            prefix = _signature_prefix(ns, signature_key(db_key, raw), mode, vsize)
+            prefix = _signature_prefix(ns, signature_key(db_key, raw), mode)
         if mode & FLAG_FILE:
             digest = self.signer.hasher(prefix) if mode & FLAG_SIGNED else None
             chunks = (memoryview(payload)[i : i + CHUNK] for i in range(0, len(payload), CHUNK))
             pending = self.files.write(chunks, digest=digest)
-            sig = digest.digest() if digest is not None else None
+            sig = None
+            if digest is not None:
+                digest.update(_signature_suffix(vsize))
+                sig = digest.digest()
             return Stored(mode, None, pending.name, pending.stored_bytes, vsize, sig, pending)
         head = _INLINE_HEAD.pack(vsize)
         if mode & FLAG_SIGNED:
-            head += self.signer.sign(prefix + payload)
+            head += self.signer.sign(prefix + payload + _signature_suffix(vsize))
         return Stored(mode, head + payload, None, 0, vsize, None)
 
-    def _store_large(self, value: bytes | str) -> Stored:
+    def _store_large(self, value: bytes | str, ns: int, db_key: Any, raw: bool) -> Stored:
         if isinstance(value, str):
             kind = KIND_TEXT
             step = CHUNK // 4
@@ -284,9 +302,9 @@ class Disk:
             view = memoryview(value)
             chunks = (view[i : i + CHUNK] for i in range(0, len(value), CHUNK))
             sample = value[:_SAMPLE]
-        return self._write_file(kind, chunks, sample)
+        return self._write_file(kind, chunks, sample, ns, db_key, raw)
 
-    def _store_stream(self, reader: Any) -> Stored:
+    def _store_stream(self, reader: Any, ns: int, db_key: Any, raw: bool) -> Stored:
         read = getattr(reader, "read", None)
         if not callable(read):
             raise TypeError(
@@ -307,15 +325,31 @@ class Disk:
                     return
                 yield chunk
 
-        return self._write_file(KIND_BYTES, chunks(), bytes(first))
+        return self._write_file(KIND_BYTES, chunks(), bytes(first), ns, db_key, raw)
 
-    def _write_file(self, kind: int, chunks: Iterable[bytes | memoryview], sample: bytes) -> Stored:
+    def _write_file(
+        self,
+        kind: int,
+        chunks: Iterable[bytes | memoryview],
+        sample: bytes,
+        ns: int,
+        db_key: Any,
+        raw: bool,
+    ) -> Stored:
         compress = self._worth_compressing(sample)
         transform = self._compressor().compressobj() if compress else None
-        pending = self.files.write(chunks, transform=transform)
         mode = kind | FLAG_FILE | (FLAG_ZSTD if compress else 0)
+        digest = None
+        if compress and self._signing:  # verified before it is ever decompressed
+            mode |= FLAG_SIGNED
+            digest = self.signer.hasher(_signature_prefix(ns, signature_key(db_key, raw), mode))
+        pending = self.files.write(chunks, transform=transform, digest=digest)
+        sig = None
+        if digest is not None:
+            digest.update(_signature_suffix(pending.input_bytes))
+            sig = digest.digest()
         return Stored(
-            mode, None, pending.name, pending.stored_bytes, pending.input_bytes, None, pending
+            mode, None, pending.name, pending.stored_bytes, pending.input_bytes, sig, pending
         )
 
     def fetch(
@@ -339,7 +373,7 @@ class Disk:
         if read and kind == KIND_BYTES and mode & FLAG_FILE:
             if filename is None:
                 raise IntegrityError("a file-backed entry has no file name")
-            return self._open_stream(mode, filename)
+            return self._open_stream(mode, filename, ns, db_key, raw, sig, vsize)
         data = self.payload(mode, filename, value, ns, db_key, raw, sig, vsize, size)
         if kind == KIND_BYTES:
             return data
@@ -374,15 +408,15 @@ class Disk:
             if mode & FLAG_SIGNED:
                 sig = data[_INLINE_HEAD.size : start]
             data = data[start:]
-        if kind not in (KIND_BYTES, KIND_TEXT):
-            if kind != self.kind:
-                raise IntegrityError(f"entry was written by another serializer (kind {kind})")
-            if self._signing:
-                if not mode & FLAG_SIGNED:
-                    raise IntegrityError("refusing to load an unsigned payload")
-                prefix = _signature_prefix(ns, signature_key(db_key, raw), mode, vsize)
-                if not self.signer.verify(prefix + data, sig):
-                    raise IntegrityError("payload failed signature verification")
+        raw_kind = kind in (KIND_BYTES, KIND_TEXT)
+        if not raw_kind and kind != self.kind:
+            raise IntegrityError(f"entry was written by another serializer (kind {kind})")
+        if self._signing and (not raw_kind or mode & FLAG_ZSTD):
+            if not mode & FLAG_SIGNED:
+                raise IntegrityError("refusing to load an unsigned payload")
+            prefix = _signature_prefix(ns, signature_key(db_key, raw), mode)
+            if not self.signer.verify(prefix + data + _signature_suffix(vsize), sig):
+                raise IntegrityError("payload failed signature verification")
         return self._decode(mode, data, vsize)
 
     def _decode(self, mode: int, data: bytes, vsize: int) -> bytes:
@@ -401,12 +435,36 @@ class Disk:
             raise IntegrityError(f"payload decompressed to {len(out)} bytes, expected {vsize}")
         return out
 
-    def _open_stream(self, mode: int, filename: str) -> BinaryIO:
+    def _open_stream(
+        self, mode: int, filename: str, ns: int, db_key: Any, raw: bool, sig: bytes | None,
+        vsize: int,
+    ) -> BinaryIO:  # fmt: skip
         handle = self.files.open(filename)
         if not mode & FLAG_ZSTD:
             return handle
+        if self._signing:
+            try:
+                self._verify_file(handle, mode, ns, db_key, raw, sig, vsize)
+            except BaseException:
+                handle.close()
+                raise
+            handle.seek(0)
         reader = zstandard.ZstdDecompressor().stream_reader(handle, closefd=True)
         return io.BufferedReader(reader)
+
+    def _verify_file(
+        self, handle: BinaryIO, mode: int, ns: int, db_key: Any, raw: bool, sig: bytes | None,
+        vsize: int,
+    ) -> None:  # fmt: skip
+        """Check a compressed file's tag in one streaming pass, before anything is expanded."""
+        if not mode & FLAG_SIGNED or sig is None:
+            raise IntegrityError("refusing to expand an unsigned compressed file")
+        digest = self.signer.hasher(_signature_prefix(ns, signature_key(db_key, raw), mode))
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+        digest.update(_signature_suffix(vsize))
+        if not hmac.compare_digest(digest.digest(), sig):
+            raise IntegrityError("value file failed signature verification")
 
     def remove(self, filename: str) -> None:
         """Remove a value file (after the transaction that dropped it committed)."""

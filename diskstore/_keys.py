@@ -97,12 +97,17 @@ def encode_key(key: Any) -> bytes:
         return TAG_SERIALIZED + pickle.dumps(key, protocol=4)
 
 
+#: Deepest container nesting a stored key may have; deeper input is malformed, not a crash.
+MAX_DEPTH = 100
+
+
 class _Reader:
-    __slots__ = ("data", "pos")
+    __slots__ = ("data", "depth", "pos")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 0
+        self.depth = 0
 
     def take(self, count: int) -> bytes:
         end = self.pos + count
@@ -117,6 +122,15 @@ class _Reader:
         return int(value)
 
     def value(self) -> Any:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ValueError(f"key nesting deeper than {MAX_DEPTH}")
+        try:
+            return self._value()
+        finally:
+            self.depth -= 1
+
+    def _value(self) -> Any:
         tag = self.take(1)
         if tag == b"s":
             return self.take(self.length()).decode("utf-8", "surrogatepass")

@@ -97,6 +97,9 @@ class MaintenanceMixin(CacheBase):
                 assert con is not None
                 con.execute(_sql.UPSERT_SETTING, (key, value))
                 self._apply_settings(settings, con)
+            if key.startswith("sqlite_"):
+                # Connections take pragmas when they open: reopen this cache's idle ones.
+                self._store.close_idle_connections()
         else:
             self._apply_settings(settings, None)
         return value

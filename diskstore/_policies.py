@@ -40,5 +40,5 @@ POLICIES: dict[str, EvictionPolicy] = {
     )
 }
 
-#: diskcache-compatible name for the policy registry.
 EVICTION_POLICY = POLICIES
+"""The eviction policies by name (the registry diskcache calls ``EVICTION_POLICY``)."""

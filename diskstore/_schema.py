@@ -72,9 +72,15 @@ def open_database(store: Store, given: Mapping[str, Any]) -> Settings:
             auto_vacuum = given.get("sqlite_auto_vacuum", Settings.sqlite_auto_vacuum)
             Settings(sqlite_auto_vacuum=auto_vacuum)  # validates
             con.execute(_sql.PRAGMA_SET.format(name="auto_vacuum", value=int(auto_vacuum)))
+        stored = {}
+        if con.execute(_sql.GET_USER_VERSION).fetchone()[0]:
+            stored = _stored_settings(con)
         wanted = _settings.normalize(
             "sqlite_journal_mode",
-            given.get("sqlite_journal_mode", Settings.sqlite_journal_mode),
+            given.get(
+                "sqlite_journal_mode",
+                stored.get("sqlite_journal_mode", Settings.sqlite_journal_mode),
+            ),
         )
         if wanted != "wal" or con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             # Validated against a fixed list before it reaches SQL.

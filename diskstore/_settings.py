@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import math
 import pickle
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -118,7 +119,8 @@ _VALIDATORS: dict[str, Callable[[str, Any], None]] = {
 
 
 NAMES = tuple(field.name for field in dataclasses.fields(Settings))
-DEFAULT_SETTINGS: Mapping[str, Any] = Settings().as_dict()
+DEFAULT_SETTINGS: Mapping[str, Any] = types.MappingProxyType(Settings().as_dict())
+"""Every setting and its default, as a read-only view of :class:`Settings` defaults."""
 
 
 def normalize(name: str, value: Any) -> Any:

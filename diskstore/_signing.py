@@ -19,9 +19,12 @@ import secrets as _secrets
 from pathlib import Path
 from typing import Any
 
+from ._exceptions import DiskStoreError
+
 SecretArg = bytes | str | bool | None
 
 TAG_SIZE = 32
+MIN_SECRET = 32  # bytes a secret read from the user's secret file must have
 _BLOCK = 64  # SHA-256 block size
 ENV_VAR = "DISKSTORE_SECRET"
 
@@ -111,7 +114,7 @@ def _load_or_create_user_secret() -> bytes:
         data = path.read_bytes()
     except FileNotFoundError:
         data = b""
-    if len(data.strip()) >= 32:
+    if len(data.strip()) >= MIN_SECRET:
         return data.strip()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Write under a private name, then link into place: whoever links first wins, and
@@ -129,7 +132,14 @@ def _load_or_create_user_secret() -> bytes:
             raise
     finally:
         os.unlink(temp)
-    return path.read_bytes().strip()
+    secret = path.read_bytes().strip()
+    if len(secret) < MIN_SECRET:
+        # Someone else's file, or a damaged one: a short key would let anyone sign pickles.
+        raise DiskStoreError(
+            f"the secret in {path} is shorter than {MIN_SECRET} bytes; remove the file to "
+            "have a new one created, or set DISKSTORE_SECRET"
+        )
+    return secret
 
 
 def resolve_secret(secret: SecretArg) -> bytes | None:

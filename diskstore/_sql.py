@@ -202,8 +202,12 @@ PEEKITEM_LAST = (
     "SELECT rowid, key, raw, mode, value, filename, expire_time, tag, sig, vsize, size"
     " FROM items WHERE ns = ? ORDER BY rowid DESC LIMIT 1"
 )
-PEEKITEM_FIRST_NS = PEEKITEM_FIRST.replace("WHERE ns = ?", "INDEXED BY items_ns WHERE ns = ?")
-PEEKITEM_LAST_NS = PEEKITEM_LAST.replace("WHERE ns = ?", "INDEXED BY items_ns WHERE ns = ?")
+PEEKITEM_FIRST_NS = PEEKITEM_FIRST.replace(
+    "WHERE ns = ?", "INDEXED BY items_ns WHERE ns = ? AND ns != 0"
+)
+PEEKITEM_LAST_NS = PEEKITEM_LAST.replace(
+    "WHERE ns = ?", "INDEXED BY items_ns WHERE ns = ? AND ns != 0"
+)
 
 # -- iteration (chunked, so no statement stays open between yields) -----------------------
 ITER_FORWARD = "SELECT rowid, key, raw FROM items WHERE ns = 0 AND rowid > ? ORDER BY rowid LIMIT ?"

@@ -216,6 +216,10 @@ class Store:
             for name in ("sqlite_synchronous", "sqlite_cache_size", "sqlite_mmap_size"):
                 if name in self.pragmas:
                     self._pragma(con, name[len("sqlite_") :], self.pragmas[name])
+            journal = self.pragmas.get("sqlite_journal_mode", "wal")
+            if journal != "wal" and not self.read_only:
+                # WAL is remembered by the database file; the other modes are per connection.
+                self._pragma(con, "journal_mode", journal)
         except BaseException:
             con.close()
             raise
