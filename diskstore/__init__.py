@@ -5,6 +5,7 @@ A drop-in successor to diskcache: ``import diskstore as diskcache`` keeps code w
 
 from __future__ import annotations
 
+from ._async import AsyncCache
 from ._cache import Cache
 from ._constants import ENOVAL, UNKNOWN
 from ._disk import Disk, JSONDisk
@@ -32,6 +33,7 @@ __all__ = [
     "ENOVAL",
     "EVICTION_POLICY",
     "UNKNOWN",
+    "AsyncCache",
     "Cache",
     "CacheClosedError",
     "CorruptionWarning",

@@ -14,7 +14,7 @@ from typing import Any
 from . import _clock, _sql
 from ._bookkeeping import Bookkeeper
 from ._disk import FLAG_PINNED, Disk, Stored
-from ._exceptions import CorruptionWarning
+from ._exceptions import CorruptionWarning, IntegrityError
 from ._memory import MemoryTier
 from ._policies import POLICIES
 from ._settings import Settings
@@ -50,6 +50,10 @@ class _Shared:
         self.tier = tier
         self.written = 0  # bytes written since the last size probe
         self.namespaces: dict[str, int] = {"": 0}
+
+
+def _is_decode_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "decode" in str(exc).lower()
 
 
 class CacheBase:
@@ -269,6 +273,18 @@ class CacheBase:
     ) -> list[Any]:
         from ._store import is_busy
 
+        if _is_decode_error(exc):
+            # A row whose text is not UTF-8 was planted or damaged: treat it as corrupt.
+            self._drop_undecodable(params)
+            return []
         if not is_busy(exc) or conn.txn:
             raise translate(exc, self._store.path) from exc
         return self._store.retry_query(conn, sql, params, retry)
+
+    def _drop_undecodable(self, params: Any) -> None:
+        ns, db_key, raw = params if len(params) == 3 else (0, *params)
+        rows = self._store.run(_sql.SELECT_ROW_MODE, (ns, db_key, raw), retry=True)
+        if rows:
+            self._drop_corrupt(
+                rows[0][0], rows[0][1], rows[0][2], db_key, IntegrityError("text is not UTF-8")
+            )

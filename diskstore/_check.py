@@ -12,6 +12,7 @@ not reported.
 from __future__ import annotations
 
 import os
+import sqlite3
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -57,10 +58,21 @@ def run_check(cache: CacheBase, *, fix: bool, retry: bool) -> list[warnings.Warn
             if not rows:
                 break
             last = rows[-1][0]
-            for rowid, ns, db_key, raw, mode, value, filename, sig, vsize, size in rows:
-                problem = _verify_row(
-                    cache, ns, db_key, raw, mode, value, filename, sig, vsize, size
-                )
+            for rowid, ns, db_key, raw, is_text, mode, value, filename, sig, vsize, size in rows:
+                problem: str | None = None
+                if is_text:
+                    try:
+                        db_key = db_key.decode("utf-8")
+                    except UnicodeDecodeError:
+                        problem = "key text is not UTF-8"
+                if problem is None and mode == KIND_NATIVE:
+                    value = _native_value(con, rowid)
+                    if value is _UNDECODABLE:
+                        problem = "value text is not UTF-8"
+                if problem is None:
+                    problem = _verify_row(
+                        cache, ns, db_key, raw, mode, value, filename, sig, vsize, size
+                    )
                 if problem is not None:
                     report(f"entry {rowid}: {problem}", CorruptionWarning)
                     bad_rows.append(rowid)
@@ -96,6 +108,17 @@ def run_check(cache: CacheBase, *, fix: bool, retry: bool) -> list[warnings.Warn
         if not fix:
             conn.dropped.clear()
     return found
+
+
+_UNDECODABLE = object()
+
+
+def _native_value(con: Any, rowid: int) -> Any:
+    """Re-read a native value (read as bytes above) as itself; text must be UTF-8."""
+    try:
+        return con.execute("SELECT value FROM items WHERE rowid = ?", (rowid,)).fetchone()[0]
+    except sqlite3.OperationalError:
+        return _UNDECODABLE
 
 
 def _verify_row(

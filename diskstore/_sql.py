@@ -103,6 +103,7 @@ SELECT_ITEM = (
 SELECT_ITEM_MAIN = (
     "SELECT rowid, mode, value, expire_time FROM items WHERE ns = 0 AND key = ? AND raw = ?"
 )
+SELECT_ROW_MODE = "SELECT rowid, mode, filename FROM items WHERE ns = ? AND key = ? AND raw = ?"
 SELECT_ITEM_EXTRA = "SELECT filename, size, tag, sig, vsize FROM items WHERE rowid = ?"
 SELECT_FOR_WRITE = (
     "SELECT rowid, filename, size, expire_time, tag, mode, value, sig, vsize FROM items"
@@ -222,6 +223,23 @@ ITER_BACKWARD_NS = (
     "SELECT rowid, key, raw FROM items INDEXED BY items_ns"
     " WHERE ns = ? AND ns != 0 AND rowid < ? ORDER BY rowid DESC LIMIT ?"
 )
+# Reading keys when one may not be UTF-8 text: text keys come back as bytes (decoded in
+# Python, where a bad one can be skipped), every other key as itself.
+_SAFE_KEY = "CASE WHEN typeof(key) = 'text' THEN CAST(key AS BLOB) ELSE key END, raw,"
+_SAFE_KEY += " typeof(key) = 'text'"
+ITER_FORWARD_BYTES = (
+    f"SELECT rowid, {_SAFE_KEY} FROM items WHERE ns = ? AND rowid > ? ORDER BY rowid LIMIT ?"
+)
+ITER_BACKWARD_BYTES = (
+    f"SELECT rowid, {_SAFE_KEY} FROM items WHERE ns = ? AND rowid < ? ORDER BY rowid DESC LIMIT ?"
+)
+ITERKEYS_REST_BYTES = (
+    f"SELECT rowid, {_SAFE_KEY} FROM items WHERE ns = ? AND (key, raw) > (?, ?) ORDER BY key, raw"
+)
+ITERKEYS_REST_BYTES_DESC = (
+    f"SELECT rowid, {_SAFE_KEY} FROM items WHERE ns = ? AND (key, raw) < (?, ?)"
+    " ORDER BY key DESC, raw DESC"
+)
 ITERKEYS_FIRST = "SELECT key, raw FROM items WHERE ns = ? ORDER BY key, raw LIMIT ?"
 ITERKEYS_NEXT = (
     "SELECT key, raw FROM items WHERE ns = ? AND (key, raw) > (?, ?) ORDER BY key, raw LIMIT ?"
@@ -253,6 +271,6 @@ SELECT_INDEXES = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_na
 # -- check --------------------------------------------------------------------------------
 SELECT_FILES = "SELECT rowid, ns, filename, size, mode FROM items WHERE filename IS NOT NULL"
 SELECT_SIGNED_CHUNK = (
-    "SELECT rowid, ns, key, raw, mode, value, filename, sig, vsize, size FROM items"
-    " WHERE rowid > ? ORDER BY rowid LIMIT ?"
+    f"SELECT rowid, ns, {_SAFE_KEY}, mode, CAST(value AS BLOB), filename, sig, vsize, size"
+    " FROM items WHERE rowid > ? ORDER BY rowid LIMIT ?"
 )
