@@ -67,6 +67,16 @@ class Conn:
         self.owner = threading.get_ident()
         self.change_no = 0  # this transaction's number in the change counter (0: none)
 
+    def __del__(self) -> None:
+        # When a thread ends, its record goes with it. The connection would linger (it sits in
+        # a reference cycle with its statement cache) holding descriptors and the WAL open,
+        # so close it now.
+        con = self.con
+        if con is not None:
+            self.con = None
+            with contextlib.suppress(Exception):
+                con.close()
+
 
 class _Closed:
     """Stands in for the thread-local store after ``close()``: any use raises."""
@@ -308,10 +318,10 @@ class Store:
 
     def close(self) -> None:
         """Close every idle connection; later use of the store raises ``CacheClosedError``."""
-        self._local = _Closed()
         with self._lock:
-            conns = list(self._conns)
+            conns = list(self._conns)  # before the thread-local (their owner) goes away
             self._conns = weakref.WeakSet()
+        self._local = _Closed()
         for conn in conns:
             if conn.con is not None and (conn.depth == 0 or conn.owner == threading.get_ident()):
                 con, conn.con = conn.con, None
