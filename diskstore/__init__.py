@@ -22,8 +22,10 @@ from ._exceptions import (
     Timeout,
     UnknownFileWarning,
 )
+from ._memoize import CacheInfo, memoize
 from ._policies import EVICTION_POLICY, EvictionPolicy
 from ._settings import DEFAULT_SETTINGS
+from .tasks import TaskCache, TaskEntry
 
 __version__ = "0.1.0"
 """The installed diskstore version."""
@@ -36,6 +38,7 @@ __all__ = [
     "AsyncCache",
     "Cache",
     "CacheClosedError",
+    "CacheInfo",
     "CorruptionWarning",
     "Disk",
     "DiskStoreError",
@@ -47,7 +50,10 @@ __all__ = [
     "SettingsError",
     "StorageError",
     "StorageFullError",
+    "TaskCache",
+    "TaskEntry",
     "Timeout",
     "UnknownFileWarning",
     "__version__",
+    "memoize",
 ]

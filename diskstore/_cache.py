@@ -17,7 +17,7 @@ import tempfile
 import warnings
 from typing import Any
 
-from . import _clock, _sql
+from . import _clock, _memoize, _sql
 from ._base import _check_expire, _check_tag, _Shared
 from ._bookkeeping import Bookkeeper
 from ._changes import open_counter
@@ -658,8 +658,5 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
         return f"{type(self).__name__}({self._directory!r}{where})"
 
     # -- memoize ----------------------------------------------------------------------------
-    def memoize(self, *args: Any, **kwargs: Any) -> Any:
-        """Decorate a function so its results are cached here; see :mod:`diskstore._memoize`."""
-        from ._memoize import memoize
-
-        return memoize(self, *args, **kwargs)
+    #: ``@cache.memoize(...)`` caches a function's results here (see :func:`diskstore.memoize`).
+    memoize = _memoize.memoize

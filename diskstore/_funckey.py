@@ -27,6 +27,7 @@ __all__ = ["KeyBuilder", "type_name"]
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _type_names: dict[type, str] = {}
+_UNSET = object()  # marks a parameter slot no argument filled yet
 
 
 def _first(pair: tuple[str, Any]) -> str:
@@ -129,9 +130,14 @@ class KeyBuilder:
         general: Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]],
         typed: bool,
     ) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]] | None:
-        """Return a builder for plain positional calls, or None if the signature needs binding."""
+        """Return a builder for functions with only plain parameters, or None.
+
+        It binds positional and keyword arguments itself, with a dict lookup per keyword,
+        and hands anything unusual (a missing, duplicate or unknown argument) to the
+        general builder, which raises the same ``TypeError`` the function would.
+        """
         params = self._params
-        if any(p.kind not in _POSITIONAL for p in params):
+        if any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params):
             return None
         empty = inspect.Parameter.empty
         required = sum(1 for p in params if p.default is empty)
@@ -139,15 +145,33 @@ class KeyBuilder:
             return None
         count = len(params)
         defaults = tuple(p.default for p in params[required:])
+        positions = {p.name: i for i, p in enumerate(params)}
         keep = tuple(i for i, p in enumerate(params) if p.name not in self._ignored)
         prefix = self.prefix
         everything = len(keep) == count
+        unset = _UNSET
 
         def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
             given = len(args)
-            if kwargs or not required <= given <= count:
+            if kwargs:
+                if given > count:
+                    return general(args, kwargs)
+                slots = [*args, *([unset] * (count - given))]
+                for name, value in kwargs.items():
+                    index = positions.get(name, -1)
+                    if index < given:  # unknown, or also given by position
+                        return general(args, kwargs)
+                    slots[index] = value
+                for index in range(given, count):
+                    if slots[index] is unset:
+                        if index < required:
+                            return general(args, kwargs)
+                        slots[index] = defaults[index - required]
+                values = tuple(slots)
+            elif required <= given <= count:
+                values = args if given == count else args + defaults[given - required :]
+            else:
                 return general(args, kwargs)
-            values = args if given == count else args + defaults[given - required :]
             if not everything:
                 values = tuple([values[i] for i in keep])
             if typed:

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from dataclasses import dataclass
 from numbers import Real
-from typing import Any, NamedTuple, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import Any, Concatenate, NamedTuple, ParamSpec, Protocol, TypeVar, cast, overload
 
 from ._constants import ENOVAL
 from ._funckey import KeyBuilder
@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
     "NAMESPACE_PREFIX",
     "AsyncMemoizedFunction",
+    "BoundMemoizedFunction",
     "CacheInfo",
     "MemoizeDecorator",
     "MemoizedFunction",
@@ -49,8 +50,11 @@ __all__ = [
 ]
 
 P = ParamSpec("P")
+P2 = ParamSpec("P2")
 R = TypeVar("R")
 T = TypeVar("T")
+S = TypeVar("S")
+R_co = TypeVar("R_co", covariant=True)
 
 #: Seconds a caller waits for another caller's computation of the same key before computing
 #: itself.
@@ -87,6 +91,22 @@ class SupportsMemoize(Protocol):
     def delete(self, key: Any, *, retry: bool = ...) -> Any: ...
 
 
+class BoundMemoizedFunction(Protocol[P, R_co]):
+    """A memoized function reached through an instance (``obj.method``).
+
+    Calls bind the instance; of the management methods only those that take no call
+    arguments are offered here, since the others are not bound (see MemoizedFunction).
+    """
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    def cache_info(self) -> CacheInfo: ...
+
+    def cache_clear(self) -> int: ...
+
+    def cache_parameters(self) -> dict[str, Any]: ...
+
+
 class MemoizedFunction(Protocol[P, R]):
     """A memoized function: call it like the original, plus the cache-management methods.
 
@@ -97,6 +117,19 @@ class MemoizedFunction(Protocol[P, R]):
     __wrapped__: Callable[P, R]
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    @overload
+    def __get__(
+        self, instance: None, owner: type[Any] | None = None, /
+    ) -> MemoizedFunction[P, R]: ...
+
+    @overload
+    def __get__(
+        self: MemoizedFunction[Concatenate[S, P2], R],
+        instance: S,
+        owner: type[Any] | None = None,
+        /,
+    ) -> BoundMemoizedFunction[P2, R]: ...
 
     def __cache_key__(self, *args: P.args, **kwargs: P.kwargs) -> tuple[Any, ...]:
         """Return the key the call with these arguments reads and writes."""
@@ -133,6 +166,19 @@ class AsyncMemoizedFunction(Protocol[P, T]):
     __wrapped__: Callable[P, Awaitable[T]]
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T]: ...
+
+    @overload
+    def __get__(
+        self, instance: None, owner: type[Any] | None = None, /
+    ) -> AsyncMemoizedFunction[P, T]: ...
+
+    @overload
+    def __get__(
+        self: AsyncMemoizedFunction[Concatenate[S, P2], T],
+        instance: S,
+        owner: type[Any] | None = None,
+        /,
+    ) -> BoundMemoizedFunction[P2, Coroutine[Any, Any, T]]: ...
 
     def __cache_key__(self, *args: P.args, **kwargs: P.kwargs) -> tuple[Any, ...]: ...
 
@@ -224,8 +270,10 @@ def _options(
     single_flight: object,
     lock_timeout: object,
 ) -> _Options:
-    if name is not None and (not isinstance(name, str) or not name):
+    if name is not None and not isinstance(name, str):
         raise TypeError(f"name must be a non-empty str or None, got {name!r}")
+    if name == "":
+        raise ValueError("name must be a non-empty str or None, got ''")
     if tag is not None and (isinstance(tag, bool) or not isinstance(tag, (str, bytes, int, float))):
         raise TypeError(f"tag must be a str, bytes, int, float or None, got {tag!r}")
     if version is not None and (isinstance(version, bool) or not isinstance(version, (str, int))):
@@ -357,6 +405,15 @@ def memoize(
 
     Passing the function itself as ``name`` (``@cache.memoize`` without parentheses)
     memoizes it with the default options.
+
+    >>> import tempfile, diskstore
+    >>> cache = diskstore.Cache(tempfile.mkdtemp())
+    >>> @memoize(cache, version=1)
+    ... def add(a, b=1):
+    ...     return a + b
+    >>> add(2), add(2, b=1), add.cache_info()
+    (3, 3, CacheInfo(hits=1, misses=1, maxsize=None, currsize=1))
+    >>> cache.close()
     """
     options = _options(
         None if callable(name) and not isinstance(name, str) else name,
@@ -434,15 +491,33 @@ class _Memo:
         )
         self.cache = cache
         self.namespaced = _supports_namespaces(cache)
-        self.store: Any = (
-            cache.namespace(NAMESPACE_PREFIX + self.name) if self.namespaced else cache
-        )
+        self.namespace: str | None = None
+        if self.namespaced:
+            # Through a namespace view, keep the entries apart from other views' memoized
+            # functions of the same name.
+            parent = getattr(cache, "namespace_name", "")
+            prefix = f"{parent}/" if isinstance(parent, str) and parent else ""
+            self.namespace = prefix + NAMESPACE_PREFIX + self.name
+        # Opened on first use: decorating (often at import time) must not touch the disk.
+        self._store: Any = None if self.namespaced else cache
+        self._store_lock = threading.Lock()
         self.stats = _Stats()
         self.flight: SingleFlight | None = None
         if options.single_flight:
             directory = getattr(cache, "directory", None)
             lock_dir = os.path.join(os.fspath(directory), "locks") if directory else None
             self.flight = SingleFlight(lock_dir, timeout=options.lock_timeout)
+
+    @property
+    def store(self) -> Any:
+        """Where entries live: the function's namespace view, or the cache itself."""
+        store = self._store
+        if store is None:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = self.cache.namespace(self.namespace)
+                store = self._store
+        return store
 
     def lookup(self, key: tuple[Any, ...]) -> Any:
         return self.store.get(key, default=ENOVAL, retry=True)
@@ -496,7 +571,7 @@ class _Memo:
         return {
             "maxsize": None,
             "name": self.name,
-            "namespace": NAMESPACE_PREFIX + self.name if self.namespaced else None,
+            "namespace": self.namespace,
             "typed": options.typed,
             "expire": options.expire,
             "tag": options.tag,
@@ -542,13 +617,13 @@ def _memoized(cache: Any, func: Callable[..., Any], options: _Options) -> Any:
 def _sync_wrapper(memo: _Memo) -> Callable[..., Any]:
     func = memo.func
     build = memo.keys.build
-    get = memo.store.get
+    lookup = memo.lookup
     stats = memo.stats
     flight = memo.flight
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         key = build(args, kwargs)
-        value = get(key, default=ENOVAL, retry=True)
+        value = lookup(key)
         if value is not ENOVAL:
             stats.hit()
             return value
@@ -572,7 +647,7 @@ def _sync_wrapper(memo: _Memo) -> Callable[..., Any]:
         token = memo.token(key) if flight is not None else None
         if flight is None or token is None:
             return compute()
-        value, computed = flight.run(token, functools.partial(memo.lookup, key), compute)
+        value, computed = flight.run(token, functools.partial(lookup, key), compute)
         if not computed:
             stats.hit()
         return value

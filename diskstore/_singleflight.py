@@ -14,8 +14,8 @@ Failure and crash handling:
 - a waiter gives up after ``timeout`` seconds and computes without waiting any longer;
 - a leader process that dies (even by SIGKILL) loses its lock with it: the kernel drops
   ``flock`` locks when the process's file descriptors close, so waiters proceed;
-- a leader that calls itself with the same key (recursion) computes directly instead of
-  waiting for itself.
+- a leader that calls itself with the same key (recursion, even through another wrapper
+  of the same function) computes directly instead of waiting for itself.
 
 Lock files stay bounded: the leader deletes its lock file while still holding the lock,
 after the result is stored. A process that was already waiting on that file and gets the
@@ -49,6 +49,17 @@ _LOCK_FILE_MODE = 0o600
 _LOCK_DIR_MODE = 0o700
 
 _instances: weakref.WeakSet[SingleFlight] = weakref.WeakSet()
+
+
+_thread_state = threading.local()
+
+
+def _held_by_this_thread() -> set[str]:
+    """Paths of the lock files the current thread holds (synchronous path only)."""
+    held: set[str] | None = getattr(_thread_state, "held", None)
+    if held is None:
+        held = _thread_state.held = set()
+    return held
 
 
 class _Flight:
@@ -131,7 +142,13 @@ class SingleFlight:
         self, token: str, flight: _Flight, lookup: Callable[[], Any], compute: Callable[[], T]
     ) -> tuple[Any, bool]:
         try:
-            lock = self._acquire(token)
+            held = _held_by_this_thread()
+            # Already held by this thread (a nested call of the same key through another
+            # memoized wrapper): the key is ours, and waiting would wait for ourselves.
+            path = self._lock_path(token)
+            lock = None if path is None or path in held else self._acquire(token)
+            if lock is not None:
+                held.add(lock.lock_file)
             try:
                 value: Any = lookup() if lock is not None else ENOVAL
                 computed = value is ENOVAL
@@ -139,6 +156,7 @@ class SingleFlight:
                     value = compute()
             finally:
                 if lock is not None:
+                    held.discard(lock.lock_file)
                     self._release(lock)
             flight.value = value
             flight.ok = True
@@ -151,11 +169,14 @@ class SingleFlight:
 
     # -- file locks ------------------------------------------------------------------------
 
+    def _lock_path(self, token: str) -> str | None:
+        return None if self._lock_dir is None else os.path.join(self._lock_dir, token + ".lock")
+
     def _acquire(self, token: str) -> filelock.BaseFileLock | None:
         """Take the key's lock file; None if there is none to take or waiting timed out."""
-        if self._lock_dir is None:
+        path = self._lock_path(token)
+        if path is None or self._lock_dir is None:
             return None
-        path = os.path.join(self._lock_dir, token + ".lock")
         try:
             if not self._dir_ready:
                 os.makedirs(self._lock_dir, mode=_LOCK_DIR_MODE, exist_ok=True)
