@@ -549,8 +549,8 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
                 conn.dropped.append(filename)
         return expire is None or expire > _clock.now()
 
-    def __delitem__(self, key: Any) -> None:
-        if not self.delete(key, retry=True):
+    def __delitem__(self, key: Any, retry: bool = True) -> None:
+        if not self.delete(key, retry=retry):
             raise KeyError(key)
 
     def pop(
