@@ -25,6 +25,9 @@ from ._exceptions import (
 from ._memoize import CacheInfo, memoize
 from ._policies import EVICTION_POLICY, EvictionPolicy
 from ._settings import DEFAULT_SETTINGS
+from .fanout import FanoutCache
+from .persistent import Deque, Index
+from .recipes import Averager, BoundedSemaphore, Lock, RLock, barrier, memoize_stampede, throttle
 from .tasks import TaskCache, TaskEntry
 
 __version__ = "0.1.0"
@@ -36,16 +39,23 @@ __all__ = [
     "EVICTION_POLICY",
     "UNKNOWN",
     "AsyncCache",
+    "Averager",
+    "BoundedSemaphore",
     "Cache",
     "CacheClosedError",
     "CacheInfo",
     "CorruptionWarning",
+    "Deque",
     "Disk",
     "DiskStoreError",
     "EmptyDirWarning",
     "EvictionPolicy",
+    "FanoutCache",
+    "Index",
     "IntegrityError",
     "JSONDisk",
+    "Lock",
+    "RLock",
     "ReadOnlyError",
     "SettingsError",
     "StorageError",
@@ -55,5 +65,8 @@ __all__ = [
     "Timeout",
     "UnknownFileWarning",
     "__version__",
+    "barrier",
     "memoize",
+    "memoize_stampede",
+    "throttle",
 ]

@@ -6,6 +6,7 @@ this base, so that each concern stays in a module of its own.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sqlite3
 import warnings
@@ -14,7 +15,7 @@ from typing import Any
 from . import _clock, _sql
 from ._bookkeeping import Bookkeeper
 from ._disk import FLAG_PINNED, Disk, Stored
-from ._exceptions import CorruptionWarning, IntegrityError
+from ._exceptions import CorruptionWarning, IntegrityError, Timeout
 from ._memory import MemoryTier
 from ._policies import POLICIES
 from ._settings import Settings
@@ -197,7 +198,9 @@ class CacheBase:
         if shared.written >= probe_every or stored.size:
             writes = max(1, shared.written // max(approx, 1))
             shared.written = 0
-            self._cull(_clock.now(), settings.cull_limit * writes, retry=False)
+            # Best effort: the write succeeded; a busy database defers culling to the next probe.
+            with contextlib.suppress(Timeout):
+                self._cull(_clock.now(), settings.cull_limit * writes, retry=False)
 
     def _uncount(self, conn: Conn, rows: list[Any]) -> None:
         """Update counts for deleted rows ``(ns, filename, size)`` and schedule their files."""
@@ -216,48 +219,57 @@ class CacheBase:
         for ns, (count, size) in per_ns.items():
             con.execute(_sql.ADD_COUNTS, (count, size, ns))
 
+    def _delete_chunk(self, select: str, params: tuple[Any, ...], retry: bool) -> int:
+        """Delete the rows one *select* picks, in one transaction; return how many.
+
+        *select* returns ``(rowid, ns, filename, size)`` rows.
+        """
+        with self._store.write(retry) as conn:
+            con = conn.con
+            assert con is not None
+            rows = con.execute(select, params).fetchall()
+            if rows:
+                con.executemany(_sql.DELETE_ROWIDS, [(row[0],) for row in rows])
+                self._uncount(conn, [row[1:] for row in rows])
+        return len(rows)
+
     def _cull(self, now: float, limit: int | None, retry: bool) -> int:
+        """Remove expired items, then evict until the volume fits; at most *limit* items.
+
+        A ``Timeout`` part-way carries the number already removed.
+        """
         shared = self._shared
         shared.bookkeeper.flush(best_effort=True)
         removed = 0
         budget = math.inf if limit is None else limit
-        while removed < budget:
-            batch = int(min(_CHUNK, budget - removed))
-            with self._store.write(retry) as conn:
-                con = conn.con
-                assert con is not None
-                rows = con.execute(_sql.SELECT_EXPIRED, (now, batch)).fetchall()
-                if rows:
-                    con.executemany(_sql.DELETE_ROWIDS, [(row[0],) for row in rows])
-                    self._uncount(conn, [row[1:] for row in rows])
-            if not rows:
-                break
-            removed += len(rows)
-        settings = shared.settings
-        column = POLICIES[settings.eviction_policy].order_column
-        if column is None:
-            return removed
-        select = _sql.SELECT_EVICT.format(column=column)
-        while removed < budget:
-            volume = self.volume()
-            over = volume - settings.size_limit
-            if over <= 0:
-                break
-            # Evict about as many items as the excess holds, judged by the average footprint,
-            # so a small limit is not emptied by one oversized batch.
-            count = self._total_count()
-            need = max(1, math.ceil(over / max(volume / max(count, 1), 1)))
-            batch = int(min(_CHUNK, need, budget - removed))
-            with self._store.write(retry) as conn:
-                con = conn.con
-                assert con is not None
-                rows = con.execute(select, (FLAG_PINNED, batch)).fetchall()
-                if rows:
-                    con.executemany(_sql.DELETE_ROWIDS, [(row[0],) for row in rows])
-                    self._uncount(conn, [row[1:] for row in rows])
-            if not rows:
-                break
-            removed += len(rows)
+        try:
+            while removed < budget:
+                batch = int(min(_CHUNK, budget - removed))
+                count = self._delete_chunk(_sql.SELECT_EXPIRED, (now, batch), retry)
+                if not count:
+                    break
+                removed += count
+            settings = shared.settings
+            column = POLICIES[settings.eviction_policy].order_column
+            if column is None:
+                return removed
+            select = _sql.SELECT_EVICT.format(column=column)
+            while removed < budget:
+                volume = self.volume()
+                over = volume - settings.size_limit
+                if over <= 0:
+                    break
+                # Evict about as many items as the excess holds, judged by the average
+                # footprint, so a small limit is not emptied by one oversized batch.
+                items = self._total_count()
+                need = max(1, math.ceil(over / max(volume / max(items, 1), 1)))
+                batch = int(min(_CHUNK, need, budget - removed))
+                count = self._delete_chunk(select, (FLAG_PINNED, batch), retry)
+                if not count:
+                    break
+                removed += count
+        except Timeout as exc:
+            raise Timeout(removed) from exc
         return removed
 
     def _total_count(self) -> int:

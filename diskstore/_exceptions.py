@@ -28,7 +28,11 @@ class DiskStoreError(Exception):
 
 
 class Timeout(DiskStoreError):
-    """The database stayed locked by another writer for longer than the cache's timeout."""
+    """The database stayed locked by another writer for longer than the cache's timeout.
+
+    Raised by a bulk removal (``clear``, ``evict``, ``expire``, ``cull``) part-way through,
+    its first argument is the number of items already removed, as in diskcache.
+    """
 
 
 class SettingsError(DiskStoreError, ValueError):

@@ -10,7 +10,7 @@ from typing import Any
 from . import _clock, _sql
 from ._base import _CHUNK, CacheBase, _check_tag
 from ._constants import ENOVAL
-from ._exceptions import SettingsError
+from ._exceptions import SettingsError, Timeout
 from ._policies import POLICIES
 from ._schema import ensure_indexes
 from ._settings import Settings, check_names, normalize
@@ -20,18 +20,17 @@ class MaintenanceMixin(CacheBase):
     """Maintenance operations of :class:`~diskstore.Cache`."""
 
     def _remove_batches(self, select: str, params: tuple[Any, ...], retry: bool) -> int:
-        """Delete rows chosen by *select* (which takes a trailing LIMIT) in batches."""
+        """Delete rows chosen by *select* (which takes a trailing LIMIT) in batches.
+
+        A ``Timeout`` part-way carries the number already removed, as in diskcache.
+        """
         removed = 0
-        while True:
-            with self._store.write(retry) as conn:
-                con = conn.con
-                assert con is not None
-                rows = con.execute(select, (*params, _CHUNK)).fetchall()
-                if not rows:
-                    return removed
-                con.executemany(_sql.DELETE_ROWIDS, [(row[0],) for row in rows])
-                self._uncount(conn, [row[1:] for row in rows])
-                removed += len(rows)
+        try:
+            while count := self._delete_chunk(select, (*params, _CHUNK), retry):
+                removed += count
+        except Timeout as exc:
+            raise Timeout(removed) from exc
+        return removed
 
     def clear(self, retry: bool = False) -> int:
         """Remove every item (of this namespace); return how many were removed."""

@@ -21,7 +21,7 @@ from ._store import Store, is_busy, translate, wait_busy
 
 
 def _retrying(store: Store, con: sqlite3.Connection, action: Any) -> Any:
-    deadline = time.monotonic() + store.timeout
+    deadline = time.monotonic() + store.setup_patience
     attempt = 0
     while True:
         try:

@@ -143,6 +143,7 @@ _resume = threading.Event()
 _resume.set()
 _ABANDONED: list[sqlite3.Connection] = []  # inherited connections a child must never touch
 FORK_WAIT = 10.0
+SETUP_PATIENCE = 60.0
 
 
 def _before_fork() -> None:
@@ -238,7 +239,7 @@ class Store:
     def _pragma(self, con: sqlite3.Connection, name: str, value: int | str) -> None:
         # Values come from validated settings (ints or a fixed set of words).
         sql = _sql.PRAGMA_SET.format(name=name, value=value)
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + self.setup_patience
         attempt = 0
         while True:
             try:
@@ -327,6 +328,15 @@ class Store:
                 con, conn.con = conn.con, None
                 with contextlib.suppress(sqlite3.Error):
                     con.close()
+
+    @property
+    def setup_patience(self) -> float:
+        """How long opening the database may wait for other processes.
+
+        Opening and connecting are not the caller's operation and must not fail because a
+        short operation ``timeout`` (10 ms in a FanoutCache shard) met a busy moment.
+        """
+        return max(self.timeout, SETUP_PATIENCE)
 
     @property
     def closed(self) -> bool:
