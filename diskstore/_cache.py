@@ -235,9 +235,33 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
         a value stored in a file comes back as an open binary file.
         """
         db_key, raw = self._disk.put(key)
-        if self._shared.tier is not None and not read and not tag:
+        shared = self._shared
+        if shared.tier is not None and not read and not tag:
             return self._get_tiered(key, db_key, raw, default, expire_time, retry)
-        return self._get_plain(key, db_key, raw, default, read, expire_time, tag, retry)
+        # The common case inline: one statement on this thread's cursor, a native value
+        # without expiry, no extra columns asked for.
+        ns = self._ns
+        params: tuple[Any, ...]
+        if ns:
+            sql, params = _sql.SELECT_ITEM, (ns, db_key, raw)
+        else:
+            sql, params = _sql.SELECT_ITEM_MAIN, (db_key, raw)
+        conn = self._store.enter()
+        try:
+            try:
+                rows = conn.cur.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                rows = self._retry_read(conn, exc, sql, params, retry)
+        finally:
+            conn.depth -= 1
+        if rows and not (expire_time or tag):
+            rowid, mode, value, exp = rows[0]
+            if not mode and exp is None:
+                bookkeeper = shared.bookkeeper
+                if bookkeeper.active:
+                    bookkeeper.hit(rowid, _clock.now())
+                return value
+        return self._get_plain(key, db_key, raw, default, read, expire_time, tag, retry, rows)
 
     def _get_plain(
         self,
@@ -249,7 +273,9 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
         expire_time: bool,
         tag: bool,
         retry: bool,
+        rows: list[Any] | None = None,
     ) -> Any:
+        """``get`` in full generality; *rows* is the first read's result when already made."""
         store = self._store
         ns = self._ns
         params: tuple[Any, ...]
@@ -258,14 +284,8 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
         else:
             sql, params = _sql.SELECT_ITEM_MAIN, (db_key, raw)
         while True:
-            conn = store.enter()
-            try:
-                try:
-                    rows = conn.con.execute(sql, params).fetchall()  # type: ignore[union-attr]
-                except sqlite3.Error as exc:
-                    rows = self._retry_read(conn, exc, sql, params, retry)
-            finally:
-                conn.depth -= 1
+            if rows is None:
+                rows = self._read_rows(sql, params, retry)
             bookkeeper = self._shared.bookkeeper
             now = _clock.now()
             if not rows or (rows[0][3] is not None and rows[0][3] <= now):
@@ -281,6 +301,7 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
                 if mode & FLAG_FILE or mode & FLAG_PINNED or tag:
                     extra = store.run(_sql.SELECT_ITEM_EXTRA, (rowid,), retry=True)
                     if not extra:
+                        rows = None
                         continue  # removed since it was read: look again
                     filename, size, tg, sig, vsize = extra[0]
                     if mode & FLAG_PINNED and not self._read_only:
@@ -296,12 +317,23 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
                             if bookkeeper.active:
                                 bookkeeper.miss()
                             return self._miss(default, expire_time, tag)
+                        rows = None
                         continue  # the row changed under us: read again
             if bookkeeper.active:
                 bookkeeper.hit(rowid, now)
             if expire_time:
                 return (value, exp, tg) if tag else (value, exp)
             return (value, tg) if tag else value
+
+    def _read_rows(self, sql: str, params: tuple[Any, ...], retry: bool) -> list[Any]:
+        conn = self._store.enter()
+        try:
+            try:
+                return conn.cur.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                return self._retry_read(conn, exc, sql, params, retry)
+        finally:
+            conn.depth -= 1
 
     def _get_tiered(
         self, key: Any, db_key: Any, raw: bool, default: Any, expire_time: bool, retry: bool

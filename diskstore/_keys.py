@@ -21,6 +21,10 @@ from typing import Any
 _LEN = struct.Struct(">I")
 _FLOAT = struct.Struct(">d")
 
+#: Deepest container nesting the encoding has; deeper keys go to the serializer, and deeper
+#: stored input is malformed (never a crash).
+MAX_DEPTH = 100
+
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
@@ -40,7 +44,9 @@ def _float_bytes(value: float) -> bytes:
     return _FLOAT.pack(value)
 
 
-def _encode(obj: Any, out: list[bytes]) -> None:
+def _encode(obj: Any, out: list[bytes], depth: int = 1) -> None:
+    if depth > MAX_DEPTH:
+        raise NotCanonical(f"key nesting deeper than {MAX_DEPTH}")
     kind = type(obj)
     if kind is str:
         data = obj.encode("utf-8", "surrogatepass")
@@ -53,7 +59,7 @@ def _encode(obj: Any, out: list[bytes]) -> None:
     elif kind is tuple or kind is list:
         out.append((b"(" if kind is tuple else b"[") + _LEN.pack(len(obj)))
         for item in obj:
-            _encode(item, out)
+            _encode(item, out, depth + 1)
     elif obj is None:
         out.append(b"N")
     elif obj is True:
@@ -63,17 +69,25 @@ def _encode(obj: Any, out: list[bytes]) -> None:
     elif kind is float:
         out.append(b"f" + _float_bytes(obj))
     elif kind is frozenset or kind is set:
-        parts = sorted(encode_canonical(item) for item in obj)
+        parts = sorted(_encode_nested(item, depth + 1) for item in obj)
         out.append((b"{" if kind is frozenset else b"<") + _LEN.pack(len(parts)))
         out.extend(parts)
     elif kind is dict:
-        pairs = sorted((encode_canonical(k), encode_canonical(v)) for k, v in obj.items())
+        pairs = sorted(
+            (_encode_nested(k, depth + 1), _encode_nested(v, depth + 1)) for k, v in obj.items()
+        )
         out.append(b"d" + _LEN.pack(len(pairs)))
         for encoded_key, encoded_value in pairs:
             out.append(encoded_key)
             out.append(encoded_value)
     else:
         raise NotCanonical(f"no canonical encoding for {kind.__qualname__!r}")
+
+
+def _encode_nested(obj: Any, depth: int) -> bytes:
+    out: list[bytes] = []
+    _encode(obj, out, depth)
+    return b"".join(out)
 
 
 def encode_canonical(obj: Any) -> bytes:
@@ -95,10 +109,6 @@ def encode_key(key: Any) -> bytes:
         import pickle
 
         return TAG_SERIALIZED + pickle.dumps(key, protocol=4)
-
-
-#: Deepest container nesting a stored key may have; deeper input is malformed, not a crash.
-MAX_DEPTH = 100
 
 
 class _Reader:

@@ -24,6 +24,7 @@ import errno
 import os
 import random
 import sqlite3
+import stat
 import threading
 import time
 import weakref
@@ -55,11 +56,12 @@ class Conn:
     """One thread's connection to one store, with its transaction state."""
 
     __slots__ = (
-        "__weakref__", "change_no", "con", "created", "depth", "dropped", "owner", "txn",
+        "__weakref__", "change_no", "con", "created", "cur", "depth", "dropped", "owner", "txn",
     )  # fmt: skip
 
     def __init__(self, con: sqlite3.Connection) -> None:
         self.con: sqlite3.Connection | None = con
+        self.cur: sqlite3.Cursor = con.cursor()  # reused by the read hot path
         self.depth = 0  # operations in flight in this thread
         self.txn = 0  # transaction nesting level
         self.created: list[str] = []  # value files to remove if the transaction rolls back
@@ -208,7 +210,17 @@ class Store:
         _STORES.add(self)
 
     # -- connections ------------------------------------------------------------------------
+    def _check_database_file(self) -> None:
+        """Refuse a database path that is not a plain file (a planted symbolic link)."""
+        try:
+            info = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(info.st_mode):
+            raise IntegrityError(f"{self.path} is not a regular file; refusing to open it")
+
     def _connect(self) -> sqlite3.Connection:
+        self._check_database_file()
         if self.read_only:
             mode = "immutable=1" if self._immutable else "mode=ro"
             uri = f"file:{quote(self.path)}?{mode}"
@@ -219,7 +231,8 @@ class Store:
             # Create the file private to the user: SQLite gives its -wal and -shm files the
             # database file's permissions.
             with contextlib.suppress(FileExistsError):
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                os.close(os.open(self.path, flags, 0o600))
             con = sqlite3.connect(
                 self.path, timeout=0, isolation_level=None, check_same_thread=False
             )
@@ -267,6 +280,7 @@ class Store:
                 conn.con = self._connect()
             except sqlite3.Error as exc:
                 raise translate(exc, self.path) from exc
+            conn.cur = conn.con.cursor()
         return conn
 
     def enter(self) -> Conn:
