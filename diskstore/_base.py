@@ -52,6 +52,11 @@ class _Shared:
         self.written = 0  # bytes written since the last size probe
         self.namespaces: dict[str, int] = {"": 0}
 
+    @property
+    def probe_every(self) -> int:
+        """Bytes written between two size probes: a 32nd of the limit, within 1 KiB-256 KiB."""
+        return min(max(self.settings.size_limit // 32, 1024), 1 << 18)
+
 
 def _is_decode_error(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "decode" in str(exc).lower()
@@ -188,14 +193,14 @@ class CacheBase:
     def _after_write(self, stored: Stored) -> None:
         """Account written bytes and cull when a size probe is due."""
         shared = self._shared
-        settings = shared.settings
-        if not settings.cull_limit:
-            return
         value = stored.value
         approx = stored.size + (len(value) if isinstance(value, (bytes, str)) else 8) + 64
         shared.written += approx
-        probe_every = min(max(settings.size_limit // 32, 1024), 1 << 18)
-        if shared.written >= probe_every or stored.size:
+        if shared.written >= shared.probe_every or stored.size:
+            settings = shared.settings
+            if not settings.cull_limit:
+                shared.written = 0
+                return
             writes = max(1, shared.written // max(approx, 1))
             shared.written = 0
             # Best effort: the write succeeded; a busy database defers culling to the next probe.

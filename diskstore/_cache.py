@@ -434,8 +434,9 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
         until it has been read once.
         """
         now = _clock.now()
-        expire_time = _check_expire(expire, now)
-        tag = _check_tag(tag)
+        expire_time = None if expire is None else _check_expire(expire, now)
+        if tag is not None:
+            tag = _check_tag(tag)
         db_key, raw = self._disk.put(key)
         stored = self._disk.store(value, read, ns=self._ns, db_key=db_key, raw=raw)
         try:

@@ -50,9 +50,9 @@ class ChangeCounter:
 
     def begin(self) -> int:
         """Number this write transaction (call while holding SQLite's write lock)."""
-        number = (self.begun() + 1) & 0xFFFFFFFFFFFFFFFF
+        number = (_ONE.unpack_from(self._map, 0)[0] + 1) & 0xFFFFFFFFFFFFFFFF
         _ONE.pack_into(self._map, 0, number)
-        return number
+        return int(number)
 
     def finish(self, number: int) -> None:
         """Mark write *number* as committed or rolled back."""

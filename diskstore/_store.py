@@ -434,17 +434,21 @@ class Store:
         assert con is not None
         conn.txn = 0
         created, dropped = conn.created, conn.dropped
-        conn.created, conn.dropped = [], []
+        if created or dropped:
+            conn.created, conn.dropped = [], []
         number, conn.change_no = conn.change_no, 0
+        changes = self.changes if number else None
         if commit:
             try:
                 con.execute(_sql.COMMIT)
             except sqlite3.Error as exc:
                 self._rollback(con)
-                self._finish(number)
+                if changes is not None:
+                    changes.finish(number)
                 self._remove(created)
                 raise translate(exc, self.path) from exc
-            self._finish(number)
+            if changes is not None:
+                changes.finish(number)
             crash_point("committed")
             if dropped:
                 crash_point("before-unlink")
@@ -453,12 +457,9 @@ class Store:
                 self.after_commit(number)
         else:
             self._rollback(con)
-            self._finish(number)
+            if changes is not None:
+                changes.finish(number)
             self._remove(created)
-
-    def _finish(self, number: int) -> None:
-        if number and self.changes is not None:
-            self.changes.finish(number)
 
     @staticmethod
     def _rollback(con: sqlite3.Connection) -> None:
