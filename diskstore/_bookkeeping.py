@@ -74,8 +74,11 @@ if hasattr(os, "register_at_fork"):
 class Bookkeeper:
     """Buffers hit/miss counts and read accesses for one store."""
 
-    def __init__(self, store: Store, *, statistics: bool, policy: EvictionPolicy) -> None:
+    def __init__(
+        self, store: Store, *, statistics: bool, policy: EvictionPolicy, read_only: bool = False
+    ) -> None:
         self._store = store
+        self._read_only = read_only
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -89,10 +92,11 @@ class Bookkeeper:
         return time.monotonic() - self._last_flush >= FLUSH_INTERVAL
 
     def configure(self, *, statistics: bool, policy: EvictionPolicy) -> None:
-        self.statistics = statistics
-        self.on_read = policy.on_read
+        # A read-only cache can write nothing back, so it records nothing.
+        self.statistics = statistics and not self._read_only
+        self.on_read = "none" if self._read_only else policy.on_read
         #: Whether reads need to report to this object at all (checked on the hot path).
-        self.active = statistics or policy.on_read != "none"
+        self.active = self.statistics or self.on_read != "none"
 
     def hit(self, rowid: int, now: float) -> None:
         with self._lock:

@@ -65,6 +65,10 @@ def _make_directories(directory: str) -> None:
             ) from exc
 
 
+#: Id of a namespace that does not exist (no row ever has it): an always-empty view.
+_NO_NAMESPACE = -1
+
+
 class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
     """A persistent, dictionary-like cache stored in a directory.
 
@@ -145,8 +149,13 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
             tier = MemoryTier(memory_items, memory_bytes)
             store.after_commit = tier.advance
         self._shared = _Shared(
-            loaded, Bookkeeper(store, statistics=loaded.statistics, policy=policy), tier
-        )
+            loaded,
+            Bookkeeper(
+                store, statistics=loaded.statistics and not read_only, policy=policy,
+                read_only=read_only,
+            ),
+            tier,
+        )  # fmt: skip
         self._memory = (memory_items, memory_bytes)
         self._ns = 0
         self._ns_name = ""
@@ -213,6 +222,8 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
         rows = self._store.run(_sql.SELECT_NAMESPACE, (name,))
         if rows:
             return int(rows[0][0])
+        if self._read_only:
+            return _NO_NAMESPACE  # never created, so empty; a read-only cache cannot add it
         with self._store.write(retry=True) as conn:
             con = conn.con
             assert con is not None

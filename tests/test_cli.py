@@ -1,0 +1,455 @@
+"""The ``diskstore`` command line (``diskstore/_cli.py``) and its demo (``diskstore/_demo.py``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shlex
+import sqlite3
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+import diskstore
+from diskstore import _cli, _demo
+from diskstore.__main__ import main as entry_point
+
+ROOT = Path(__file__).resolve().parent.parent
+DIR_COMMANDS = ("stats", "check", "clear", "get", "keys")
+
+
+def run(*argv: str) -> tuple[int, str]:
+    """Run the command in this process; return its exit status and standard output."""
+    out = io.StringIO()
+    status = _cli.main(list(argv), out=out)
+    return status, out.getvalue()
+
+
+def _args(command: str, directory: str) -> list[str]:
+    return [command, directory, "some-key"] if command == "get" else [command, directory]
+
+
+@pytest.fixture
+def filled(cache_dir: str) -> str:
+    with diskstore.Cache(cache_dir) as cache:
+        cache["greeting"] = "hello"
+        cache[("user", 42)] = {"name": "Ann"}
+        cache[7] = b"\x00raw"
+        cache.namespace("sessions")["user-17"] = {"cart": []}
+    return cache_dir
+
+
+# -- entry points ---------------------------------------------------------------------------
+def test_version_names_diskstore_python_and_sqlite() -> None:
+    status, out = run("version")
+    assert status == 0
+    assert out.startswith(f"diskstore {diskstore.__version__} ")
+    assert sqlite3.sqlite_version in out
+
+
+def test_the_entry_point_is_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert entry_point(["version"]) == 0
+    assert diskstore.__version__ in capsys.readouterr().out
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli.main([]) == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli.main(["--help"]) == 0
+    help_text = capsys.readouterr().out
+    for command in ("demo", "stats", "check", "clear", "get", "keys", "version"):
+        assert command in help_text
+
+
+@pytest.mark.timeout(60)
+def test_python_dash_m_runs_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "diskstore", "version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"diskstore {diskstore.__version__}")
+
+
+@pytest.mark.timeout(60)
+def test_the_console_script_runs_the_cli() -> None:
+    script = Path(sys.executable).with_name("diskstore")
+    if not script.exists():
+        pytest.skip("the diskstore console script is not installed (pip install -e .)")
+    result = subprocess.run(
+        [str(script), "version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"diskstore {diskstore.__version__}")
+
+
+# -- directories that are not caches --------------------------------------------------------
+@pytest.mark.parametrize("command", DIR_COMMANDS)
+def test_a_missing_directory_is_a_usage_error_and_is_not_created(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere"
+    status, out = run(*_args(command, str(missing)))
+    assert status == 2
+    assert out == ""
+    assert "no such directory" in capsys.readouterr().err
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", DIR_COMMANDS)
+def test_a_directory_without_a_cache_is_refused_and_left_alone(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    status, _ = run(*_args(command, str(tmp_path)))
+    assert status == 2
+    assert "not a diskstore cache" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+def test_a_diskcache_directory_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import diskcache  # type: ignore[import-untyped]
+
+    with diskcache.Cache(str(tmp_path)) as old:
+        old["k"] = 1
+    assert run("stats", str(tmp_path))[0] == 2
+    assert "diskcache" in capsys.readouterr().err
+    assert not (tmp_path / "diskstore.db").exists()
+
+
+def test_a_file_is_not_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "file"
+    path.write_text("")
+    assert run("keys", str(path))[0] == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+# -- stats ----------------------------------------------------------------------------------
+def test_stats_reports_counts_volume_and_settings(filled: str) -> None:
+    status, out = run("stats", filled)
+    assert status == 0
+    assert re.search(r"^items\s+3 \(all namespaces: 4\)$", out, re.MULTILINE)
+    assert re.search(r"^volume\s+.* \(\d+ bytes\)$", out, re.MULTILINE)
+    assert re.search(r"^hits\s+0\b", out, re.MULTILINE)
+    assert re.search(r"^\s+eviction_policy\s+'least-recently-stored'$", out, re.MULTILINE)
+    for name in diskstore.DEFAULT_SETTINGS:
+        assert name in out
+
+
+def test_stats_json_matches_the_cache(filled: str) -> None:
+    status, out = run("stats", filled, "--json")
+    assert status == 0
+    report = json.loads(out)
+    with diskstore.Cache(filled) as cache:
+        assert report["items"] == len(cache) == 3
+        assert report["items_all_namespaces"] == 4
+        assert report["volume"] == cache.volume()
+        assert report["settings"] == {n: getattr(cache, n) for n in diskstore.DEFAULT_SETTINGS}
+    assert report["directory"] == os.path.abspath(filled)
+
+
+def test_stats_counts_hits_and_leaves_counting_as_it_was(cache_dir: str) -> None:
+    with diskstore.Cache(cache_dir, statistics=True) as cache:
+        cache["k"] = 1
+        cache.get("k")
+        cache.get("k")
+        cache.get("missing")
+    report = json.loads(run("stats", cache_dir, "--json")[1])
+    assert (report["hits"], report["misses"]) == (2, 1)
+    assert report["settings"]["statistics"] is True
+    with diskstore.Cache(cache_dir) as cache:
+        assert cache.statistics is True
+        cache.reset("statistics", False)
+    assert json.loads(run("stats", cache_dir, "--json")[1])["settings"]["statistics"] is False
+    with diskstore.Cache(cache_dir) as cache:
+        assert cache.statistics is False
+
+
+# -- keys -----------------------------------------------------------------------------------
+def test_keys_lists_keys_in_insertion_order(filled: str) -> None:
+    assert run("keys", filled) == (0, "'greeting'\n('user', 42)\n7\n")
+
+
+def test_keys_limit(filled: str) -> None:
+    status, out = run("keys", filled, "--limit", "2")
+    assert status == 0
+    assert out.splitlines() == ["'greeting'", "('user', 42)", "... (first 2 of 3 keys)"]
+    assert run("keys", filled, "--limit", "3")[1].splitlines()[-1] == "7"
+
+
+@pytest.mark.parametrize("limit", ["-1", "many", "1.5"])
+def test_keys_rejects_a_bad_limit(
+    filled: str, limit: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("keys", filled, "--limit", limit)[0] == 2
+    assert "--limit" in capsys.readouterr().err
+
+
+def test_keys_of_a_namespace(filled: str) -> None:
+    assert run("keys", filled, "--namespace", "sessions") == (0, "'user-17'\n")
+
+
+def test_an_unknown_namespace_is_empty(filled: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("keys", filled, "--namespace", "never-used") == (0, "")
+    assert run("get", filled, "greeting", "--namespace", "never-used") == (1, "")
+    assert "key not found" in capsys.readouterr().err
+
+
+# -- get ------------------------------------------------------------------------------------
+def test_get_prints_the_repr_of_a_string_key(filled: str) -> None:
+    assert run("get", filled, "greeting") == (0, "'hello'\n")
+    assert run("get", filled, "greeting", "--raw") == (0, "hello\n")
+
+
+def test_get_with_a_literal_key(filled: str) -> None:
+    assert run("get", filled, "('user', 42)", "--literal") == (0, "{'name': 'Ann'}\n")
+    assert run("get", filled, "7", "--literal") == (0, "b'\\x00raw'\n")
+    # Without --literal the key is the string "7", which is not stored.
+    assert run("get", filled, "7")[0] == 1
+
+
+def test_a_literal_key_is_never_evaluated(
+    filled: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "ran"
+    code = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    assert run("get", filled, code, "--literal")[0] == 2
+    assert "not a Python literal" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_get_of_a_missing_key_exits_1(filled: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("get", filled, "nope") == (1, "")
+    assert "key not found: 'nope'" in capsys.readouterr().err
+
+
+def test_get_in_a_namespace(filled: str) -> None:
+    assert run("get", filled, "user-17", "--namespace", "sessions") == (0, "{'cart': []}\n")
+    assert run("get", filled, "greeting", "--namespace", "sessions")[0] == 1
+
+
+@pytest.mark.timeout(60)
+def test_get_raw_writes_bytes_unchanged(filled: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "diskstore", "get", filled, "7", "--literal", "--raw"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"\x00raw"
+
+
+def test_get_never_writes(cache_dir: str) -> None:
+    with diskstore.Cache(cache_dir, statistics=True) as cache:
+        cache["k"] = "v"
+        cache.stats(reset=True)
+    assert run("get", cache_dir, "k") == (0, "'v'\n")
+    assert run("get", cache_dir, "missing")[0] == 1
+    with diskstore.Cache(cache_dir) as cache:
+        assert cache.stats(enable=True) == (0, 0)
+
+
+def test_get_of_an_entry_signed_with_another_secret_is_a_miss(
+    cache_dir: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with diskstore.Cache(cache_dir, secret="the writer's secret") as cache:
+        cache["settings"] = {"theme": "dark"}
+    monkeypatch.setenv("DISKSTORE_SECRET", "somebody else's secret")
+    with pytest.warns(diskstore.CorruptionWarning):
+        assert run("get", cache_dir, "settings")[0] == 1
+    assert "key not found" in capsys.readouterr().err
+    monkeypatch.delenv("DISKSTORE_SECRET")
+    # The command opened the cache read-only: the entry is still there for its owner.
+    with diskstore.Cache(cache_dir, secret="the writer's secret") as cache:
+        assert cache["settings"] == {"theme": "dark"}
+
+
+# -- check ----------------------------------------------------------------------------------
+def test_check_of_a_healthy_cache(filled: str) -> None:
+    assert run("check", filled) == (0, "no problems found\n")
+
+
+def _plant_stray_file(directory: str) -> Path:
+    with diskstore.Cache(directory) as cache:
+        cache["blob"] = os.urandom(100_000)  # a value file, so data/ exists
+    stray = Path(directory) / "data" / "stray.txt"
+    stray.write_text("not the cache's")
+    return stray
+
+
+def test_check_reports_problems_and_exits_1(filled: str) -> None:
+    stray = _plant_stray_file(filled)
+    status, out = run("check", filled)
+    assert status == 1
+    assert f"UnknownFileWarning: unknown file {stray}" in out
+    assert "1 problem(s) found (run with --fix to repair)" in out
+    assert stray.exists()
+
+
+def test_check_fix_repairs_and_exits_0(filled: str) -> None:
+    stray = _plant_stray_file(filled)
+    status, out = run("check", filled, "--fix")
+    assert status == 0
+    assert "1 problem(s) found, 1 fixed, 0 remaining" in out
+    assert not stray.exists()
+    assert run("check", filled) == (0, "no problems found\n")
+
+
+def test_check_reports_whatever_the_warning_filters(filled: str) -> None:
+    _plant_stray_file(filled)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert run("check", filled)[0] == 1
+
+
+# -- clear ----------------------------------------------------------------------------------
+def test_clear_empties_the_plain_cache_and_reports_other_namespaces(filled: str) -> None:
+    status, out = run("clear", filled)
+    assert status == 0
+    assert out == "removed 3 item(s)\n1 item(s) remain in other namespaces (see --namespace)\n"
+    with diskstore.Cache(filled) as cache:
+        assert len(cache) == 0
+        assert cache.namespace("sessions")["user-17"] == {"cart": []}
+
+
+def test_clear_a_namespace(filled: str) -> None:
+    status, out = run("clear", filled, "--namespace", "sessions")
+    assert status == 0
+    assert out.splitlines()[0] == "removed 1 item(s) from namespace 'sessions'"
+    with diskstore.Cache(filled) as cache:
+        assert len(cache.namespace("sessions")) == 0
+        assert len(cache) == 3
+
+
+# -- errors and output ----------------------------------------------------------------------
+def test_human_bytes() -> None:
+    assert _cli.human_bytes(0) == "0 B"
+    assert _cli.human_bytes(999) == "999 B"
+    assert _cli.human_bytes(45_056) == "45.1 kB"
+    assert _cli.human_bytes(1_500_000) == "1.5 MB"
+    assert _cli.human_bytes(3 * 10**15) == "3000.0 TB"
+
+
+@pytest.mark.timeout(60)
+def test_a_closed_pipe_ends_the_listing_quietly(cache_dir: str) -> None:
+    with diskstore.Cache(cache_dir) as cache:
+        for i in range(20_000):
+            cache[i] = i
+    with subprocess.Popen(
+        [sys.executable, "-m", "diskstore", "keys", cache_dir],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.readline() == b"0\n"
+        process.stdout.close()
+        errors = process.stderr.read()
+        assert process.wait(timeout=60) == 1
+    assert b"Traceback" not in errors and b"Error" not in errors
+
+
+# -- the docs page --------------------------------------------------------------------------
+def _documented_command_lines() -> list[list[str]]:
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    lines = []
+    for match in re.finditer(r"^\$ (?:python -m )?diskstore (.*)$", text, flags=re.MULTILINE):
+        lines.append(shlex.split(match.group(1)))
+    return lines
+
+
+def test_every_command_and_option_is_documented() -> None:
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    parser = _cli.build_parser()
+    commands = next(
+        action for action in parser._actions if action.dest == "command"
+    ).choices  # the subparsers
+    assert isinstance(commands, dict)
+    for name, sub in commands.items():
+        assert f"## {name}" in text, f"docs/cli.md has no section for {name}"
+        for action in sub._actions:
+            for option in action.option_strings:
+                if option not in ("-h", "--help"):
+                    assert option in text, f"docs/cli.md never mentions {name} {option}"
+
+
+def test_every_documented_command_line_parses() -> None:
+    parser = _cli.build_parser()
+    lines = _documented_command_lines()
+    assert len(lines) >= 10
+    for argv in lines:
+        if argv == ["--help"]:
+            continue
+        parser.parse_args(argv)  # exits (and fails the test) on a bad line
+
+
+# -- the demo -------------------------------------------------------------------------------
+@pytest.mark.timeout(120)
+def test_demo_hits_the_cache_from_a_second_process() -> None:
+    out = io.StringIO()
+    report = _demo.run(out=out)
+    assert report.first.computed and not report.second.computed
+    assert report.first.pid == os.getpid() != report.second.pid
+    assert report.first.result == report.second.result == 144
+    assert report.pulled == ("resize photo-1.png", "resize photo-2.png", "resize photo-3.png")
+    assert len(report.pushed) == 3
+    assert report.hits >= 1 and report.misses >= 1
+    assert 0 < report.document_disk_bytes < report.document_pickled_bytes
+    assert report.items == 2  # the memoized result and the document; the queue is drained
+    assert report.removed and not os.path.exists(report.directory)
+    text = out.getvalue()
+    assert "cache hit: function not run" in text
+    assert "first in, first out" in text
+    assert f"Removed {report.directory}." in text
+
+
+@pytest.mark.timeout(120)
+def test_demo_command_runs_and_cleans_up() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "diskstore", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "cache miss: computed here" in result.stdout
+    assert "cache hit: function not run" in result.stdout
+    directory = re.search(r"^Removed (.+)\.$", result.stdout, flags=re.MULTILINE)
+    assert directory is not None
+    assert not os.path.exists(directory.group(1))
+
+
+def test_format_report_flags_an_out_of_order_queue() -> None:
+    call = _demo.CallReport(pid=1, result=144, seconds=0.5, computed=True)
+    report = _demo.DemoReport(
+        directory="/tmp/x",
+        first=call,
+        second=call,
+        pushed=("jobs-1", "jobs-2"),
+        pulled=("b", "a"),
+        document_records=10,
+        document_pickled_bytes=2000,
+        document_disk_bytes=100,
+        items=2,
+        hits=1,
+        misses=1,
+        volume=4096,
+        removed=False,
+    )
+    text = _demo.format_report(report)
+    assert "out of order!" in text
+    assert "Kept /tmp/x." in text

@@ -1,0 +1,314 @@
+"""The documentation is tested: its examples run, and the API reference covers the API.
+
+Every ```python block of every page in ``docs/`` and of ``README.md`` runs, in order, in one
+namespace per page, in a fresh temporary working directory, so a page reads top to bottom
+like a session. A block fenced as ```python no-run is shown but not run; it is for code that
+truly cannot run here (it needs a server, say), and each one must say so in its first line.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib
+import inspect
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import diskstore
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+|~~~+)[ \t]*(?P<info>[^\n`]*)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """One fenced code block of a page."""
+
+    page: Path
+    line: int  # 1-based line of the first line of code
+    info: str  # the info string after the fence: "python", "python no-run", "console"
+    code: str
+
+    @property
+    def language(self) -> str:
+        return self.info.split()[0] if self.info.split() else ""
+
+    @property
+    def runs(self) -> bool:
+        return self.language == "python" and "no-run" not in self.info.split()[1:]
+
+
+def code_blocks(page: Path) -> list[Block]:
+    """Every fenced code block of *page*, in order (indented fences, as in lists, included)."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    blocks: list[Block] = []
+    i = 0
+    while i < len(lines):
+        opening = _FENCE.match(lines[i])
+        if opening is None:
+            i += 1
+            continue
+        indent, fence, info = opening["indent"], opening["fence"], opening["info"].strip()
+        body: list[str] = []
+        j = i + 1
+        while j < len(lines):
+            stripped = lines[j].strip()
+            if stripped.startswith(fence[0] * len(fence)) and not stripped.strip(fence[0]):
+                break
+            body.append(lines[j][len(indent) :] if lines[j].startswith(indent) else lines[j])
+            j += 1
+        else:
+            raise AssertionError(f"{page.name}:{i + 1}: code fence is never closed")
+        blocks.append(Block(page, i + 2, info, textwrap.dedent("\n".join(body)) + "\n"))
+        i = j + 1
+    return blocks
+
+
+def _page_id(page: Path) -> str:
+    return str(page.relative_to(ROOT))
+
+
+# -- the extractor itself -----------------------------------------------------------------
+def test_code_blocks_finds_fences_languages_and_line_numbers(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Title\n"
+        "```python\n"
+        "x = 1\n"
+        "```\n"
+        "text\n"
+        "```console\n"
+        "$ diskstore version\n"
+        "```\n"
+        "1. In a list:\n"
+        "\n"
+        "    ```python no-run\n"
+        "    # needs a server\n"
+        "    serve()\n"
+        "    ```\n"
+    )
+    blocks = code_blocks(page)
+    assert [(b.language, b.runs, b.line) for b in blocks] == [
+        ("python", True, 3),
+        ("console", False, 7),
+        ("python", False, 12),
+    ]
+    assert blocks[0].code == "x = 1\n"
+    assert blocks[2].code == "# needs a server\nserve()\n"
+
+
+def test_an_unclosed_fence_is_an_error(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("```python\nx = 1\n")
+    with pytest.raises(AssertionError, match="never closed"):
+        code_blocks(page)
+
+
+def test_a_failing_example_fails_with_its_page_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = tmp_path / "broken.md"
+    page.write_text("```python\nx = 1\n```\n\n```python\nassert x == 2, 'x is not 2'\n```\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AssertionError, match=r"broken\.md:6.*x is not 2"):
+        run_page(page)
+
+
+# -- running the pages --------------------------------------------------------------------
+def run_page(page: Path) -> int:
+    """Run the page's python blocks in order in one namespace; return how many ran."""
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    ran = 0
+    for block in code_blocks(page):
+        if not block.runs:
+            continue
+        # Parse with the page's line numbers, so a traceback points into the page.
+        source = "\n" * (block.line - 1) + block.code
+        compiled = compile(ast.parse(source, str(block.page)), str(block.page), "exec")
+        try:
+            exec(compiled, namespace)
+        except Exception as exc:
+            raise AssertionError(
+                f"{block.page.name}:{block.line}: example failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        ran += 1
+    return ran
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    run_page(page)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_no_run_blocks_say_why(page: Path) -> None:
+    for block in code_blocks(page):
+        if block.language == "python" and not block.runs:
+            first = block.code.lstrip().splitlines()[0] if block.code.strip() else ""
+            assert first.startswith("#"), (
+                f"{page.name}:{block.line}: a no-run block must start with a comment saying "
+                "why it cannot run"
+            )
+
+
+def test_the_pages_that_teach_have_runnable_examples() -> None:
+    for name in ("getting-started.md", "tutorial.md", "differences.md"):
+        blocks = [b for b in code_blocks(DOCS / name) if b.runs]
+        assert len(blocks) >= 3, f"{name} should teach with runnable examples"
+    assert [b for b in code_blocks(ROOT / "README.md") if b.runs], "README has no tour"
+
+
+# -- the API reference --------------------------------------------------------------------
+def _documented_identifiers() -> set[str]:
+    """The objects that docs/api.md renders with mkdocstrings (``::: path``)."""
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    return set(re.findall(r"^:::\s*([\w.]+)\s*$", text, flags=re.MULTILINE))
+
+
+def _resolve(identifier: str) -> object:
+    module_name, _, attribute = identifier.rpartition(".")
+    while module_name:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            module_name, _, head = module_name.rpartition(".")
+            attribute = f"{head}.{attribute}"
+            continue
+        obj: object = module
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+        return obj
+    return importlib.import_module(identifier)
+
+
+def test_every_api_reference_entry_exists() -> None:
+    identifiers = _documented_identifiers()
+    assert identifiers, "docs/api.md renders nothing"
+    for identifier in sorted(identifiers):
+        try:
+            _resolve(identifier)
+        except (ImportError, AttributeError) as exc:
+            raise AssertionError(f"docs/api.md names {identifier}, which does not exist") from exc
+
+
+def test_every_public_name_is_in_the_api_reference() -> None:
+    documented = _documented_identifiers()
+    missing = []
+    for name in diskstore.__all__:
+        obj = getattr(diskstore, name)
+        paths = {f"diskstore.{name}"}
+        module = getattr(obj, "__module__", None)
+        qualname = getattr(obj, "__qualname__", None)
+        if isinstance(module, str) and isinstance(qualname, str):
+            paths.add(f"{module}.{qualname}")
+        if not paths & documented:
+            missing.append(name)
+    assert not missing, f"names in diskstore.__all__ missing from docs/api.md: {missing}"
+
+
+def _has_own_docstring(obj: object) -> bool:
+    if inspect.isclass(obj) or inspect.isroutine(obj) or inspect.ismodule(obj):
+        return bool((obj.__doc__ or "").strip())
+    return False
+
+
+def _attribute_docstrings() -> dict[str, str]:
+    """Docstrings of module-level names, as griffe (and so mkdocstrings) reads them."""
+    import griffe
+
+    package = griffe.load("diskstore", search_paths=[str(ROOT)], resolve_aliases=True)
+    found: dict[str, str] = {}
+    for name in diskstore.__all__:
+        member = package.members.get(name)
+        if member is None:
+            continue
+        target = member.final_target if isinstance(member, griffe.Alias) else member
+        if target.docstring is not None and target.docstring.value.strip():
+            found[name] = target.docstring.value
+    return found
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    attribute_docs = _attribute_docstrings()
+    undocumented = [
+        name
+        for name in diskstore.__all__
+        if not _has_own_docstring(getattr(diskstore, name)) and name not in attribute_docs
+    ]
+    assert not undocumented, (
+        f"public names without a docstring: {undocumented} (for a constant, put a string "
+        "literal right after its assignment; mkdocstrings shows it)"
+    )
+
+
+def test_public_classes_document_their_public_methods() -> None:
+    undocumented = []
+    for name in diskstore.__all__:
+        obj = getattr(diskstore, name)
+        if not inspect.isclass(obj) or issubclass(obj, BaseException):
+            continue
+        for attribute, member in vars(obj).items():
+            if attribute.startswith("_") or not callable(member):
+                continue
+            # An override may inherit its documentation, as help() shows it.
+            if not (inspect.getdoc(getattr(obj, attribute)) or "").strip():
+                undocumented.append(f"{name}.{attribute}")
+    assert not undocumented, f"public methods without a docstring: {undocumented}"
+
+
+# -- the site -----------------------------------------------------------------------------
+def _nav_pages() -> list[str]:
+    text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    return re.findall(r"^\s*-\s*(?:[^:\n]+:\s*)?([\w./-]+\.md)\s*$", text, flags=re.MULTILINE)
+
+
+def test_every_docs_page_is_in_the_nav() -> None:
+    nav = set(_nav_pages())
+    pages = {page.name for page in DOCS.glob("*.md")}
+    assert pages <= nav, f"pages missing from mkdocs.yml nav: {sorted(pages - nav)}"
+
+
+def test_pages_link_only_to_pages_that_exist() -> None:
+    link = re.compile(r"\]\(([^)#\s]+\.md)(?:#[^)]*)?\)")
+    broken = []
+    for page in PAGES:
+        for target in link.findall(page.read_text(encoding="utf-8")):
+            if "://" in target:
+                continue
+            if not (page.parent / target).resolve().exists():
+                broken.append(f"{_page_id(page)} -> {target}")
+    assert not broken, f"links to missing pages: {broken}"
+
+
+def test_the_version_in_the_docs_is_the_package_version() -> None:
+    assert re.fullmatch(r"\d+\.\d+\.\d+", diskstore.__version__)
+    for page in PAGES:
+        for match in re.finditer(r"diskstore (\d+\.\d+\.\d+)", page.read_text(encoding="utf-8")):
+            assert match.group(1) == diskstore.__version__, f"{_page_id(page)}: {match.group()}"
+
+
+@pytest.mark.timeout(300)
+def test_the_site_builds(tmp_path: Path) -> None:
+    """``make docs`` in strict mode: a broken link, nav entry or docstring fails it."""
+    mkdocs = Path(sys.executable).with_name("mkdocs")
+    if not mkdocs.exists():
+        pytest.skip("mkdocs is not installed (pip install -e '.[dev]')")
+    result = subprocess.run(
+        [str(mkdocs), "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
