@@ -58,6 +58,10 @@ def _forget_flusher() -> None:
     global _flusher, _flusher_lock
     _flusher = None  # threads do not survive fork; the child starts its own on demand
     _flusher_lock = threading.Lock()
+    # A thread of the parent may have held a bookkeeper's lock at the fork; in the child
+    # nobody would ever release it.
+    for bookkeeper in list(_registry):
+        bookkeeper._lock = threading.Lock()
 
 
 @atexit.register

@@ -505,7 +505,7 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
                 self._shared.tier.discard((self._ns, db_key, raw))
             return True
 
-    def incr(self, key: Any, delta: int = 1, default: Any = 0, retry: bool = False) -> Any:
+    def incr(self, key: Any, delta: int | float = 1, default: Any = 0, retry: bool = False) -> Any:
         """Atomically add *delta* to the value of *key* and return the result.
 
         A missing key starts from *default*; with ``default=None`` it raises ``KeyError``.
@@ -569,7 +569,7 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
                 con.execute(_sql.ADD_COUNTS, (0, stored.size - size, ns))
             return result
 
-    def decr(self, key: Any, delta: int = 1, default: Any = 0, retry: bool = False) -> Any:
+    def decr(self, key: Any, delta: int | float = 1, default: Any = 0, retry: bool = False) -> Any:
         """Atomically subtract *delta* from the value of *key*; see :meth:`incr`."""
         return self.incr(key, -delta, default, retry)
 

@@ -15,8 +15,10 @@ Expiry is checked on every hit, exactly as without the tier.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
@@ -31,6 +33,19 @@ class TierEntry(NamedTuple):
     size: int
 
 
+_tiers: weakref.WeakSet[MemoryTier] = weakref.WeakSet()
+
+
+def _after_fork_child() -> None:
+    # A parent thread may have held a tier's lock at the fork; the child gets fresh locks.
+    for tier in list(_tiers):
+        tier._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_child)
+
+
 class MemoryTier:
     """LRU of recently read entries, bounded by item count and by bytes."""
 
@@ -38,6 +53,7 @@ class MemoryTier:
         self.max_items = max_items
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
+        _tiers.add(self)
         self._entries: OrderedDict[TierKey, TierEntry] = OrderedDict()
         self._bytes = 0
         self.epoch = 0

@@ -1,0 +1,185 @@
+"""Eviction policies: one contract run over every policy, plus the policy registry.
+
+Each scenario stores 40 file-backed items one fake second apart, then reads keys 0-9 three
+times each (old and frequent), then keys 30-39 once each (recent and rare); keys 10-29 are
+never read. Culling 20 items must then remove victims in the policy's order, only as many
+as needed (give or take one batch of ten, as diskcache does):
+
+- least-recently-stored removes 0-19 whatever was read;
+- least-recently-used removes 10-29, then the reads of 0-9 (older than those of 30-39);
+- least-frequently-used removes 10-29, then 30-39 (one read), then 0-9 (three reads).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+
+import diskcache  # type: ignore[import-untyped]
+import pytest
+from _cache_support import Clock, install_clock
+
+import diskstore
+
+ITEMS = 40
+SIZE = 40_000  # file-backed, so the volume shrinks by about SIZE per removal
+MUST_GO = 20
+NEVER_READ = list(range(10, 30))
+OFTEN = list(range(10))
+RECENT = list(range(30, 40))
+
+#: Victims first, in groups whose inner order the policy leaves open.
+RANKING = {
+    "least-recently-stored": [[key] for key in range(ITEMS)],
+    "least-recently-used": [[key] for key in [*NEVER_READ, *OFTEN, *RECENT]],
+    "least-frequently-used": [NEVER_READ, RECENT, OFTEN],
+}
+#: What each policy must keep, and what it must remove, when MUST_GO items go.
+KEPT = {
+    "least-recently-stored": RECENT,
+    "least-recently-used": RECENT,
+    "least-frequently-used": OFTEN,
+}
+GONE = {
+    "least-recently-stored": OFTEN,
+    "least-recently-used": NEVER_READ,
+    "least-frequently-used": NEVER_READ,
+}
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return install_clock(monkeypatch)
+
+
+def fill_and_read(cache: diskstore.Cache, clock: Clock) -> None:
+    for key in range(ITEMS):
+        cache[key] = os.urandom(SIZE)
+        clock.advance(1)
+    for _ in range(3):
+        for key in OFTEN:
+            assert cache.get(key) is not None
+            clock.advance(1)
+    for key in RECENT:
+        assert cache.get(key) is not None
+        clock.advance(1)
+
+
+def cull_to_remove(cache: diskstore.Cache, count: int) -> int:
+    """Lower size_limit so that *count* items must go, cull, and return how many went."""
+    cache.reset("size_limit", cache.volume() - count * SIZE + SIZE // 2)
+    return cache.cull()
+
+
+def is_victim_prefix(removed: set[int], groups: list[list[int]]) -> bool:
+    """True if *removed* is whole groups in ranking order plus part of the next group."""
+    left = set(removed)
+    for group in groups:
+        members = set(group)
+        if members <= left:
+            left -= members
+        else:
+            return left <= members
+    return not left
+
+
+@pytest.mark.parametrize("policy", sorted(RANKING))
+def test_cull_evicts_in_policy_order(cache_dir: str, clock: Clock, policy: str) -> None:
+    with diskstore.Cache(cache_dir, eviction_policy=policy, cull_limit=0) as cache:
+        fill_and_read(cache, clock)
+        removed_count = cull_to_remove(cache, MUST_GO)
+        survivors = set(cache)
+        removed = set(range(ITEMS)) - survivors
+        assert cache.volume() <= cache.size_limit
+        assert removed_count == len(removed)
+        assert MUST_GO <= len(removed) < MUST_GO + 10
+        assert is_victim_prefix(removed, RANKING[policy]), sorted(removed)
+        assert set(KEPT[policy]) <= survivors
+        assert not set(GONE[policy]) & survivors
+
+
+def test_policy_none_never_evicts(cache_dir: str, clock: Clock) -> None:
+    with diskstore.Cache(cache_dir, eviction_policy="none", size_limit=SIZE) as cache:
+        for key in range(10):
+            cache[key] = os.urandom(SIZE)
+        cache.set("expiring", os.urandom(SIZE), expire=1)
+        assert len(cache) == 11
+        assert cache.cull() == 0
+        assert len(cache) == 11
+        clock.advance(2)
+        cache.cull()  # expired items still go
+        assert list(cache) == list(range(10))
+        assert cache.volume() > cache.size_limit
+
+
+@pytest.mark.parametrize("policy", sorted(RANKING))
+def test_per_set_culling_follows_the_policy(cache_dir: str, clock: Clock, policy: str) -> None:
+    with diskstore.Cache(cache_dir, eviction_policy=policy, cull_limit=0) as cache:
+        fill_and_read(cache, clock)
+        cache.reset("size_limit", cache.volume() + 2 * SIZE)
+        cache.reset("cull_limit", 10)
+        for key in range(100, 110):
+            cache[key] = os.urandom(SIZE)
+            clock.advance(1)
+        assert set(range(100, 110)) <= set(cache)
+        gone = set(range(ITEMS)) - set(cache)
+        assert 8 <= len(gone) < 20
+        assert is_victim_prefix(gone, RANKING[policy]), sorted(gone)
+
+
+def test_reads_in_another_instance_count_once_flushed(cache_dir: str, clock: Clock) -> None:
+    with diskstore.Cache(cache_dir, eviction_policy="least-recently-used", cull_limit=0) as cache:
+        for key in range(30):
+            cache[key] = os.urandom(SIZE)
+            clock.advance(1)
+        with diskstore.Cache(cache_dir) as other:
+            assert other.eviction_policy == "least-recently-used"
+            for key in range(10):
+                other.get(key)
+                clock.advance(1)
+        cull_to_remove(cache, 15)
+        assert set(range(10)) <= set(cache)
+        assert not set(range(10, 25)) & set(cache)
+
+
+def test_changing_the_policy_persists_and_takes_effect(cache_dir: str, clock: Clock) -> None:
+    with diskstore.Cache(cache_dir, cull_limit=0) as cache:
+        assert cache.eviction_policy == "least-recently-stored"
+        assert cache.reset("eviction_policy", "least-frequently-used") == "least-frequently-used"
+    with diskstore.Cache(cache_dir) as cache:
+        assert cache.eviction_policy == "least-frequently-used"
+        fill_and_read(cache, clock)
+        cull_to_remove(cache, MUST_GO)
+        assert set(OFTEN) <= set(cache)
+        cache.reset("eviction_policy", "least-recently-stored")
+        cull_to_remove(cache, len(OFTEN))
+        assert not set(OFTEN) & set(cache)
+
+
+def test_policy_indexes(cache_dir: str) -> None:
+    def indexes() -> set[str]:
+        con = sqlite3.connect(os.path.join(cache_dir, "diskstore.db"))
+        try:
+            rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+            return {row[0] for row in rows}
+        finally:
+            con.close()
+
+    for name, policy in diskstore.EVICTION_POLICY.items():
+        with diskstore.Cache(cache_dir, eviction_policy=name):
+            found = indexes()
+        policy_indexes = {index for index in found if index.startswith("items_evict_")}
+        expected = set() if policy.index_name is None else {policy.index_name}
+        assert policy_indexes == expected, name
+
+
+def test_registry() -> None:
+    assert set(diskstore.EVICTION_POLICY) == set(diskcache.EVICTION_POLICY)
+    for name, policy in diskstore.EVICTION_POLICY.items():
+        assert isinstance(policy, diskstore.EvictionPolicy)
+        assert policy.name == name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            policy.name = "other"  # type: ignore[misc]
+    assert diskstore.EVICTION_POLICY["none"].order_column is None
+    assert diskstore.EVICTION_POLICY["least-recently-stored"].on_read == "none"
