@@ -230,8 +230,8 @@ class FileStore:
         return False
 
     # -- reading ----------------------------------------------------------------------------
-    def open(self, name: str) -> BinaryIO:
-        """Open a value file for reading (binary, unbuffered reads of the stored bytes)."""
+    def open(self, name: str, *, buffered: bool = True) -> BinaryIO:
+        """Open a value file for reading (binary; unbuffered reads when not *buffered*)."""
         self.validate(name)
         try:
             with self._subdir(name) as dir_fd:
@@ -244,11 +244,12 @@ class FileStore:
             os.close(fd)
             raise IntegrityError(f"value file {name} is not a regular file")
         os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        return os.fdopen(fd, "rb", buffering=-1 if buffered else 0)
 
     def read(self, name: str, size: int) -> bytes:
         """Read a whole value file, which must hold exactly *size* bytes."""
-        with self.open(name) as handle:
+        # Unbuffered: the whole file lands in one bytes object, with no intermediate copy.
+        with self.open(name, buffered=False) as handle:
             data = handle.read(size + 1)
         if len(data) != size:
             raise IntegrityError(f"value file {name} holds {len(data)} bytes, expected {size}")
