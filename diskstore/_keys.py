@@ -58,8 +58,20 @@ def _encode(obj: Any, out: list[bytes], depth: int = 1) -> None:
         out.append(b"b" + _LEN.pack(len(obj)) + obj)
     elif kind is tuple or kind is list:
         out.append((b"(" if kind is tuple else b"[") + _LEN.pack(len(obj)))
+        append = out.append
         for item in obj:
-            _encode(item, out, depth + 1)
+            # Strings, ints and None inline: call keys are mostly flat tuples of them.
+            item_kind = type(item)
+            if item_kind is str:
+                data = item.encode("utf-8", "surrogatepass")
+                append(b"s" + _LEN.pack(len(data)) + data)
+            elif item_kind is int:
+                data = str(item).encode("ascii")
+                append(b"i" + _LEN.pack(len(data)) + data)
+            elif item is None:
+                append(b"N")
+            else:
+                _encode(item, out, depth + 1)
     elif obj is None:
         out.append(b"N")
     elif obj is True:
