@@ -10,18 +10,21 @@ import contextlib
 import math
 import sqlite3
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from . import _clock, _sql
 from ._bookkeeping import Bookkeeper
 from ._disk import FLAG_PINNED, Disk, Stored
-from ._exceptions import CorruptionWarning, IntegrityError, Timeout
+from ._exceptions import CorruptionWarning, IntegrityError, StorageFullError, Timeout
 from ._memory import MemoryTier
 from ._policies import POLICIES
+from ._reserve import Reserve
 from ._settings import Settings
 from ._store import Conn, Store, translate
 
 _CHUNK = 100
+T = TypeVar("T")
 
 
 def _check_expire(expire: Any, now: float) -> float | None:
@@ -45,10 +48,17 @@ def _check_tag(tag: Any) -> Any:
 class _Shared:
     """State shared by a cache and its namespace views."""
 
-    def __init__(self, settings: Settings, bookkeeper: Bookkeeper, tier: MemoryTier | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        bookkeeper: Bookkeeper,
+        tier: MemoryTier | None,
+        reserve: Reserve | None,
+    ) -> None:
         self.settings = settings
         self.bookkeeper = bookkeeper
         self.tier = tier
+        self.reserve = reserve
         self.written = 0  # bytes written since the last size probe
         self.namespaces: dict[str, int] = {"": 0}
 
@@ -181,6 +191,29 @@ class CacheBase:
             con.execute(_sql.ADD_COUNTS, (1, stored.size, ns))
         return True
 
+    def _freeing(self, operation: Callable[[], T]) -> T:
+        """Run a removal; on a full disk, release the space reserve and run it once more.
+
+        See :mod:`diskstore._reserve`: this is how a full disk is emptied through the API.
+        """
+        reserve = self._shared.reserve
+        try:
+            result = operation()
+        except StorageFullError:
+            # The write-ahead log may hold the space: copy it into the database, truncate it.
+            self._store.checkpoint()
+            while True:
+                try:
+                    result = operation()
+                    break
+                except StorageFullError:
+                    if reserve is None or not reserve.release():
+                        raise
+            self._store.checkpoint()  # hand the freed pages back to the file system
+        if reserve is not None and not reserve.whole:
+            reserve.ensure()  # take back room for the next rescue, if this freed any
+        return result
+
     def _publish(self, conn: Conn, stored: Stored) -> Stored:
         """Give a written value file its final name, inside the transaction that uses it."""
         pending = stored.pending
@@ -193,6 +226,8 @@ class CacheBase:
     def _after_write(self, stored: Stored) -> None:
         """Account written bytes and cull when a size probe is due."""
         shared = self._shared
+        if shared.reserve is not None:
+            shared.reserve.ensure_later()
         value = stored.value
         approx = stored.size + (len(value) if isinstance(value, (bytes, str)) else 8) + 64
         shared.written += approx

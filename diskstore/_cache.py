@@ -31,12 +31,13 @@ from ._disk import (
     KIND_TEXT,
     Disk,
 )
-from ._exceptions import CorruptionWarning, IntegrityError, StorageError
+from ._exceptions import CorruptionWarning, IntegrityError, ReadOnlyError, StorageError
 from ._iteration import IterationMixin
 from ._maintenance import MaintenanceMixin
 from ._memory import MemoryTier, TierEntry, entry_size
 from ._policies import POLICIES
 from ._queue import QueueMixin
+from ._reserve import Reserve
 from ._schema import open_database
 from ._settings import DEFAULT_SETTINGS, NAMES, Settings, check_names, normalize
 from ._signing import SecretArg, Signer, resolve_secret
@@ -113,6 +114,11 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
         directory = os.path.abspath(os.path.expanduser(os.fspath(directory)))
         if not read_only:
             _make_directories(directory)
+            if not os.access(directory, os.W_OK | os.X_OK):
+                raise ReadOnlyError(
+                    f"cache directory {directory!r} is not writable; "
+                    "open it with read_only=True to read it"
+                )
         elif not os.path.isdir(directory):
             raise FileNotFoundError(errno.ENOENT, "cache directory does not exist", directory)
         self._directory = directory
@@ -144,6 +150,10 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
         )
         policy = POLICIES[loaded.eviction_policy]
         store.changes = None if read_only else open_counter(directory)
+        reserve = None
+        if not read_only:
+            reserve = Reserve(directory)
+            reserve.ensure()
         tier = None
         if memory_items and store.changes is not None:
             tier = MemoryTier(memory_items, memory_bytes)
@@ -155,6 +165,7 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
                 read_only=read_only,
             ),
             tier,
+            reserve,
         )  # fmt: skip
         self._memory = (memory_items, memory_bytes)
         self._ns = 0
@@ -576,7 +587,10 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
     # -- removing ---------------------------------------------------------------------------
 
     def delete(self, key: Any, retry: bool = False) -> bool:
-        """Remove *key*; return True if a live item was removed."""
+        """Remove *key*; return True if a live item was removed (works on a full disk too)."""
+        return self._freeing(lambda: self._delete(key, retry))
+
+    def _delete(self, key: Any, retry: bool) -> bool:
         db_key, raw = self._disk.put(key)
         ns = self._ns
         with self._store.write(retry) as conn:
@@ -606,6 +620,9 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
         retry: bool = False,
     ) -> Any:
         """Remove *key* and return its value, or *default* if missing or expired."""
+        return self._freeing(lambda: self._pop(key, default, expire_time, tag, retry))
+
+    def _pop(self, key: Any, default: Any, expire_time: bool, tag: bool, retry: bool) -> Any:
         db_key, raw = self._disk.put(key)
         ns = self._ns
         now = _clock.now()

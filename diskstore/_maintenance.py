@@ -35,13 +35,16 @@ class MaintenanceMixin(CacheBase):
     def clear(self, retry: bool = False) -> int:
         """Remove every item (of this namespace); return how many were removed."""
         if self._ns == 0:
-            return self._remove_batches(_sql.SELECT_NS_ITEMS, (), retry)
-        return self._remove_batches(_sql.SELECT_NS_ITEMS_VIEW, (self._ns,), retry)
+            return self._freeing(lambda: self._remove_batches(_sql.SELECT_NS_ITEMS, (), retry))
+        view = (self._ns,)
+        return self._freeing(lambda: self._remove_batches(_sql.SELECT_NS_ITEMS_VIEW, view, retry))
 
     def evict(self, tag: Any, retry: bool = False) -> int:
         """Remove every item (of this namespace) labelled *tag*; return how many."""
         tag = _check_tag(tag)
-        return self._remove_batches(_sql.SELECT_TAGGED, (self._ns, tag), retry)
+        return self._freeing(
+            lambda: self._remove_batches(_sql.SELECT_TAGGED, (self._ns, tag), retry)
+        )
 
     def expire(self, now: float | None = None, retry: bool = False) -> int:
         """Remove every expired item (in the whole directory); return how many."""
@@ -49,11 +52,12 @@ class MaintenanceMixin(CacheBase):
             now = _clock.now()
         elif type(now) not in (int, float) or math.isnan(now):
             raise TypeError(f"now must be a timestamp or None, not {now!r}")
-        return self._remove_batches(_sql.SELECT_EXPIRED, (now,), retry)
+        moment = now
+        return self._freeing(lambda: self._remove_batches(_sql.SELECT_EXPIRED, (moment,), retry))
 
     def cull(self, retry: bool = False) -> int:
         """Remove expired items, then evict by policy until the volume fits ``size_limit``."""
-        return self._cull(_clock.now(), None, retry)
+        return self._freeing(lambda: self._cull(_clock.now(), None, retry))
 
     def stats(self, enable: bool = True, reset: bool = False) -> tuple[int, int]:
         """Return ``(hits, misses)``; *enable* turns counting on or off, *reset* zeroes it."""

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _settings, _sql
-from ._exceptions import DiskStoreError, IntegrityError
+from ._exceptions import DiskStoreError, IntegrityError, SettingsError
 from ._policies import POLICIES
 from ._settings import Settings
 from ._store import Store, is_busy, translate, wait_busy
@@ -131,9 +131,9 @@ def _open_read_only(store: Store, con: sqlite3.Connection, given: Mapping[str, A
 
     try:
         return _retrying(store, con, load)  # type: ignore[no-any-return]
-    except DiskStoreError:
-        raise
-    except sqlite3.Error:
+    except (IntegrityError, SettingsError):
+        raise  # not a diskstore database, or invalid settings: no other way in helps
+    except (sqlite3.Error, DiskStoreError):
         # A WAL database in a directory we cannot write has no shared-memory file to
         # coordinate through; reading it as immutable is the only way in.
         store.close_all_for_reopen(immutable=True)

@@ -59,6 +59,7 @@ PRAGMA_GET = "PRAGMA {name}"
 PRAGMA_SET = "PRAGMA {name} = {value}"
 INTEGRITY_CHECK = "PRAGMA integrity_check"
 DATA_VERSION = "PRAGMA data_version"
+CHECKPOINT_TRUNCATE = "PRAGMA wal_checkpoint(TRUNCATE)"
 
 BEGIN = "BEGIN IMMEDIATE"
 COMMIT = "COMMIT"

@@ -343,6 +343,11 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     con.close()
 
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database and truncate it (best effort)."""
+        with contextlib.suppress(DiskStoreError, sqlite3.Error):
+            self.run(_sql.CHECKPOINT_TRUNCATE)
+
     @property
     def setup_patience(self) -> float:
         """How long opening the database may wait for other processes.

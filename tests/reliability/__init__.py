@@ -1,0 +1,1 @@
+"""Reliability tests: crashes, full disks, forks, concurrency and bad input."""
