@@ -596,16 +596,16 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
         with self._store.write(retry) as conn:
             con = conn.con
             assert con is not None
-            rows = con.execute(_sql.DELETE_KEY, (ns, db_key, raw)).fetchall()
+            rows = con.execute(_sql.DELETE_KEY, (ns, db_key, raw, _clock.now())).fetchall()
             if not rows:
                 return False
             if self._shared.tier is not None:
                 self._shared.tier.discard((ns, db_key, raw))
-            filename, size, expire = rows[0]
+            filename, size = rows[0]
             con.execute(_sql.ADD_COUNTS, (-1, -size, ns))
             if filename is not None:
                 conn.dropped.append(filename)
-        return expire is None or expire > _clock.now()
+        return True
 
     def __delitem__(self, key: Any, retry: bool = True) -> None:
         if not self.delete(key, retry=retry):
@@ -633,10 +633,10 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
             if not rows:
                 return self._miss(default, expire_time, tag)
             rowid, filename, size, exp, tg, mode, value, sig, vsize = rows[0]
+            if exp is not None and exp <= now:
+                return self._miss(default, expire_time, tag)  # left to expiry, as diskcache
             deleted = con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall()
             self._uncount(conn, deleted)
-            if exp is not None and exp <= now:
-                return self._miss(default, expire_time, tag)
             try:
                 value = self._disk.fetch(
                     mode, filename, value, False,

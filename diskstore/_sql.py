@@ -166,8 +166,10 @@ def update_item(expire: bool, tag: bool, reset_count: bool) -> str:
 UPDATE_VALUE = "UPDATE items SET mode = ?, value = ?, sig = ?, vsize = ? WHERE rowid = ?"
 UPDATE_EXPIRE = "UPDATE items SET expire_time = ? WHERE rowid = ?"
 UNPIN = "UPDATE items SET mode = mode & ~? WHERE rowid = ?"
+# An expired row stays until expiry or culling removes it, as in diskcache (so counts agree).
 DELETE_KEY = (
-    "DELETE FROM items WHERE ns = ? AND key = ? AND raw = ? RETURNING filename, size, expire_time"
+    "DELETE FROM items WHERE ns = ? AND key = ? AND raw = ?"
+    " AND (expire_time IS NULL OR expire_time > ?) RETURNING filename, size"
 )
 DELETE_ROWID = "DELETE FROM items WHERE rowid = ? RETURNING ns, filename, size"
 DELETE_ROWID_IF = (
