@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,19 @@ class FloorStore:
         self._db = sqlite3.connect(
             self.directory / DATABASE_NAME, timeout=timeout, isolation_level=None
         )
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.execute(CREATE_TABLE)
+        # Processes opening one fresh file at once race for the journal switch, which
+        # SQLite reports as "locked" without waiting: retry the setup, bounded by timeout.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = NORMAL")
+                self._db.execute(CREATE_TABLE)
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.001)
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value stored under ``key``, or ``default``."""
