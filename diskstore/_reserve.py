@@ -18,8 +18,8 @@ import os
 import time
 
 RESERVE_NAME = "reserve"
-RESERVE_BYTES = 2 << 20
-RELEASE_STEP = 512 << 10  # given back per rescue: room for one removal batch's log pages
+RESERVE_BYTES = 512 << 10
+RELEASE_STEP = 128 << 10  # given back per rescue: room for one removal batch's log pages
 RETRY_INTERVAL = 5.0  # seconds between attempts to make the reserve again after writes
 
 
