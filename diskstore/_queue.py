@@ -73,7 +73,14 @@ class QueueMixin(CacheBase):
             db_key = number if prefix is None else f"{prefix}-{number:015d}"
             stored = self._disk.store(value, read, ns=ns, db_key=db_key, raw=True)
             try:
-                self._put_row(conn, now, db_key, True, stored, expire_time, tag, False, False)
+                added = self._put_row(
+                    conn, now, db_key, True, stored, expire_time, tag, False, True
+                )
+                if not added:  # a plain item sits where the queue would grow: never replace it
+                    raise ValueError(
+                        f"push would replace the item stored under {db_key!r}, "
+                        "which is next to the queue's keys"
+                    )
             finally:
                 if stored.pending is not None:
                     self._disk.files.discard(stored.pending)

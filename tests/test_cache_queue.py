@@ -202,3 +202,12 @@ class TestPeekitem:
     def test_non_native_keys_and_values(self, cache: diskstore.Cache) -> None:
         cache[("tuple", 1)] = {"a": [1]}
         assert cache.peekitem() == (("tuple", 1), {"a": [1]})
+
+
+def test_push_never_replaces_a_plain_item_next_to_the_queue(cache: diskstore.Cache) -> None:
+    cache[0] = "plain zero"
+    cache[1] = "plain one"  # inside the queue's range: the queue's front is 1
+    with pytest.raises(ValueError, match="replace the item stored under 0"):
+        cache.push("pushed", side="front")
+    assert cache[0] == "plain zero"
+    assert len(cache) == 2
