@@ -107,6 +107,16 @@ def config_dir() -> Path:
     return root / "diskstore"
 
 
+def _check_private(path: Path) -> None:
+    """A secret others can read (or write) lets them sign pickles: refuse to use it."""
+    info = path.stat()
+    if info.st_mode & 0o077 or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+        raise DiskStoreError(
+            f"the secret file {path} must belong to you and be readable only by you "
+            f"(chmod 600 {path})"
+        )
+
+
 def _load_or_create_user_secret() -> bytes:
     directory = config_dir()
     path = directory / "secret"
@@ -115,6 +125,7 @@ def _load_or_create_user_secret() -> bytes:
     except FileNotFoundError:
         data = b""
     if len(data.strip()) >= MIN_SECRET:
+        _check_private(path)
         return data.strip()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Write under a private name, then link into place: whoever links first wins, and
@@ -132,6 +143,7 @@ def _load_or_create_user_secret() -> bytes:
             raise
     finally:
         os.unlink(temp)
+    _check_private(path)
     secret = path.read_bytes().strip()
     if len(secret) < MIN_SECRET:
         # Someone else's file, or a damaged one: a short key would let anyone sign pickles.
