@@ -84,12 +84,19 @@ class CacheBase:
     _read_only: bool
 
     @staticmethod
-    def _miss(default: Any, expire_time: bool, tag: bool) -> Any:
+    def _shaped(value: Any, exp: float | None, tg: Any, expire_time: bool, tag: bool) -> Any:
+        """The result shape diskcache gives: the value, plus expiry and/or tag if asked."""
         if expire_time and tag:
-            return default, None, None
-        if expire_time or tag:
-            return default, None
-        return default
+            return value, exp, tg
+        if expire_time:
+            return value, exp
+        if tag:
+            return value, tg
+        return value
+
+    @classmethod
+    def _miss(cls, default: Any, expire_time: bool, tag: bool) -> Any:
+        return cls._shaped(default, None, None, expire_time, tag)
 
     def _drop_corrupt(
         self, rowid: int, mode: int, filename: str | None, key: Any, exc: Exception

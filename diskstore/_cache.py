@@ -343,9 +343,7 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
                         continue  # the row changed under us: read again
             if bookkeeper.active:
                 bookkeeper.hit(rowid, now)
-            if expire_time:
-                return (value, exp, tg) if tag else (value, exp)
-            return (value, tg) if tag else value
+            return self._shaped(value, exp, tg, expire_time, tag)
 
     def _read_rows(self, sql: str, params: tuple[Any, ...], retry: bool) -> list[Any]:
         conn = self._store.enter()
@@ -455,19 +453,7 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
         contents; ``tag`` labels the item for :meth:`evict`; ``pin`` keeps it from eviction
         until it has been read once.
         """
-        now = _clock.now()
-        expire_time = None if expire is None else _check_expire(expire, now)
-        if tag is not None:
-            tag = _check_tag(tag)
-        db_key, raw = self._disk.put(key)
-        stored = self._disk.store(value, read, ns=self._ns, db_key=db_key, raw=raw)
-        try:
-            with self._store.write(retry) as conn:
-                self._put_row(conn, now, db_key, raw, stored, expire_time, tag, pin, False)
-        finally:
-            if stored.pending is not None:
-                self._disk.files.discard(stored.pending)
-        self._after_write(stored)
+        self._store_item(key, value, expire, read, tag, retry, pin, only_if_missing=False)
         return True
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -485,20 +471,37 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
         pin: bool = False,
     ) -> bool:
         """Store *value* only if *key* is missing (or expired); return whether it was stored."""
+        return self._store_item(key, value, expire, read, tag, retry, pin, only_if_missing=True)
+
+    def _store_item(
+        self,
+        key: Any,
+        value: Any,
+        expire: float | None,
+        read: bool,
+        tag: Any,
+        retry: bool,
+        pin: bool,
+        *,
+        only_if_missing: bool,
+    ) -> bool:
         now = _clock.now()
-        expire_time = _check_expire(expire, now)
-        tag = _check_tag(tag)
+        expire_time = None if expire is None else _check_expire(expire, now)
+        if tag is not None:
+            tag = _check_tag(tag)
         db_key, raw = self._disk.put(key)
         stored = self._disk.store(value, read, ns=self._ns, db_key=db_key, raw=raw)
         try:
             with self._store.write(retry) as conn:
-                added = self._put_row(conn, now, db_key, raw, stored, expire_time, tag, pin, True)
+                stored_it = self._put_row(
+                    conn, now, db_key, raw, stored, expire_time, tag, pin, only_if_missing
+                )
         finally:
             if stored.pending is not None:
                 self._disk.files.discard(stored.pending)
-        if added:
+        if stored_it:
             self._after_write(stored)
-        return added
+        return stored_it
 
     def touch(self, key: Any, expire: float | None = None, retry: bool = False) -> bool:
         """Set a new expiry for *key*; return False if it is missing or expired."""
@@ -649,9 +652,7 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
                     stacklevel=2,
                 )
                 return self._miss(default, expire_time, tag)
-        if expire_time:
-            return (value, exp, tg) if tag else (value, exp)
-        return (value, tg) if tag else value
+        return self._shaped(value, exp, tg, expire_time, tag)
 
     # -- queues -----------------------------------------------------------------------------
 

@@ -129,14 +129,7 @@ class QueueMixin(CacheBase):
                         stacklevel=3,
                     )
                     continue
-            item = (key, value)
-            if expire_time and tag:
-                return item, exp, tg
-            if expire_time:
-                return item, exp
-            if tag:
-                return item, tg
-            return item
+            return self._shaped((key, value), exp, tg, expire_time, tag)
 
     def pull(
         self,
@@ -199,10 +192,4 @@ class QueueMixin(CacheBase):
                         stacklevel=2,
                     )
                     continue
-            if expire_time and tag:
-                return (key, value), exp, tg
-            if expire_time:
-                return (key, value), exp
-            if tag:
-                return (key, value), tg
-            return key, value
+            return self._shaped((key, value), exp, tg, expire_time, tag)
