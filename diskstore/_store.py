@@ -49,7 +49,8 @@ from ._faults import crash_point
 DB_NAME = "diskstore.db"
 
 _BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
-_MAX_SLEEP = 0.002
+_FIRST_SLEEP = 0.0001
+_MAX_SLEEP = 0.001
 
 
 class Conn:
@@ -131,11 +132,11 @@ def wait_busy(attempt: int, deadline: float, retry: bool, path: str) -> None:
     """Sleep before retry number *attempt*, or raise ``Timeout`` past *deadline*."""
     if not retry and time.monotonic() >= deadline:
         raise Timeout(f"database {path} stayed locked past the timeout")
-    if attempt < 2:
-        time.sleep(0)
-    else:
-        delay = min(_MAX_SLEEP, 0.00005 * (1 << min(attempt - 2, 8)))
-        time.sleep(delay * (0.5 + random.random()))
+    # Always really sleep (``sleep(0)`` keeps the CPU, starving the writer we wait for when
+    # processes outnumber cores), briefly and with jitter: a write holds the lock for tens
+    # of microseconds, so a long sleep only lengthens the tail.
+    delay = min(_MAX_SLEEP, _FIRST_SLEEP * (1 << min(attempt - 1, 4)))
+    time.sleep(delay * (0.5 + random.random()))
 
 
 # -- fork safety --------------------------------------------------------------------------
