@@ -415,7 +415,7 @@ class Disk:
             if not mode & FLAG_SIGNED:
                 raise IntegrityError("refusing to load an unsigned payload")
             prefix = _signature_prefix(ns, signature_key(db_key, raw), mode)
-            if not self.signer.verify(prefix + data + _signature_suffix(vsize), sig):
+            if not self.signer.verify_parts((prefix, data, _signature_suffix(vsize)), sig):
                 raise IntegrityError("payload failed signature verification")
         return self._decode(mode, data, vsize)
 

@@ -198,6 +198,10 @@ def signature_key(db_key: Any, raw: bool) -> bytes:
     """
     if not raw:
         return b"k" + bytes(db_key)
-    if type(db_key) is float and db_key.is_integer() and INT64_MIN <= db_key <= INT64_MAX:
+    kind = type(db_key)
+    if kind is str:  # the common case, spelled out (the same bytes encode_canonical gives)
+        data: bytes = db_key.encode("utf-8", "surrogatepass")
+        return b"s" + _LEN.pack(len(data)) + data
+    if kind is float and db_key.is_integer() and INT64_MIN <= db_key <= INT64_MAX:
         db_key = int(db_key)
     return encode_canonical(db_key)

@@ -90,6 +90,19 @@ class Signer:
         inner.update(prefix)
         return _Stream(inner, self._outer)
 
+    def verify_parts(self, parts: tuple[bytes, ...], tag: bytes | None) -> bool:
+        """Constant-time check that *tag* signs the concatenation of *parts* (no copy made)."""
+        inner = self._inner
+        if inner is None or tag is None or len(tag) != TAG_SIZE:
+            return False
+        inner = inner.copy()
+        for part in parts:
+            inner.update(part)
+        assert self._outer is not None
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return hmac.compare_digest(outer.digest(), tag)
+
     def verify(self, message: bytes, tag: bytes | None) -> bool:
         """Constant-time check that *tag* is the tag of *message*."""
         if self._inner is None or tag is None or len(tag) != TAG_SIZE:
