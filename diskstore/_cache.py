@@ -25,16 +25,13 @@ from ._constants import ENOVAL
 from ._disk import (
     FLAG_FILE,
     FLAG_PINNED,
-    KIND_BYTES,
-    KIND_MASK,
     KIND_NATIVE,
-    KIND_TEXT,
     Disk,
 )
 from ._exceptions import CorruptionWarning, IntegrityError, ReadOnlyError, StorageError
 from ._iteration import IterationMixin
 from ._maintenance import MaintenanceMixin
-from ._memory import MemoryTier, TierEntry, entry_size
+from ._memory import MemoryTier
 from ._policies import POLICIES
 from ._queue import QueueMixin
 from ._reserve import Reserve
@@ -42,6 +39,7 @@ from ._schema import open_database
 from ._settings import DEFAULT_SETTINGS, NAMES, Settings, check_names, normalize
 from ._signing import SecretArg, Signer, resolve_secret
 from ._store import Store
+from ._tiered import TieredReadMixin
 
 
 def _make_directories(directory: str) -> None:
@@ -70,7 +68,7 @@ def _make_directories(directory: str) -> None:
 _NO_NAMESPACE = -1
 
 
-class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
+class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin):
     """A persistent, dictionary-like cache stored in a directory.
 
     >>> import tempfile
@@ -354,59 +352,6 @@ class Cache(QueueMixin, IterationMixin, MaintenanceMixin):
                 return self._retry_read(conn, exc, sql, params, retry)
         finally:
             conn.depth -= 1
-
-    def _get_tiered(
-        self, key: Any, db_key: Any, raw: bool, default: Any, expire_time: bool, retry: bool
-    ) -> Any:
-        """``get`` through the memory tier (see :mod:`diskstore._memory`)."""
-        tier = self._shared.tier
-        counter = self._store.changes
-        assert tier is not None and counter is not None
-        begun, done = counter.read()
-        if begun != done:  # a write is in flight (or its writer died): bypass the tier
-            return self._get_plain(key, db_key, raw, default, False, expire_time, False, retry)
-        if begun != tier.seen:
-            tier.reset(begun)
-        ns = self._ns
-        tier_key = (ns, db_key, raw)
-        bookkeeper = self._shared.bookkeeper
-        now = _clock.now()
-        entry = tier.get(tier_key)
-        if entry is not None and (entry.expire_time is None or entry.expire_time > now):
-            value = self._disk.loads(entry.value) if entry.serialized else entry.value
-            if bookkeeper.active:
-                bookkeeper.hit(entry.rowid, now)
-            return (value, entry.expire_time) if expire_time else value
-        epoch = tier.epoch
-        rows = self._store.run(_sql.SELECT_ITEM, (ns, db_key, raw), retry=retry)
-        if not rows or (rows[0][3] is not None and rows[0][3] <= now):
-            if bookkeeper.active:
-                bookkeeper.miss()
-            return self._miss(default, expire_time, False)
-        rowid, mode, value, exp = rows[0]
-        if mode & (FLAG_FILE | FLAG_PINNED):
-            # Files and pinned entries take the ordinary path and stay out of the tier.
-            return self._get_plain(key, db_key, raw, default, False, expire_time, False, retry)
-        serialized = False
-        if mode:
-            try:
-                payload = self._disk.payload(mode, None, value, ns, db_key, raw, None, 0, 0)
-            except IntegrityError:
-                return self._get_plain(key, db_key, raw, default, False, expire_time, False, retry)
-            kind = mode & KIND_MASK
-            if kind == KIND_BYTES:
-                value = payload
-            elif kind == KIND_TEXT:
-                value = payload.decode("utf-8", "surrogatepass")
-            else:
-                value, serialized = payload, True
-        if counter.begun() == begun:  # nothing began while we read: safe to keep
-            tier.put(tier_key, TierEntry(rowid, value, serialized, exp, entry_size(value)), epoch)
-        if bookkeeper.active:
-            bookkeeper.hit(rowid, now)
-        if serialized:
-            value = self._disk.loads(value)
-        return (value, exp) if expire_time else value
 
     def _unpin(self, rowid: int) -> None:
         with self._store.write(retry=True) as conn:
