@@ -77,7 +77,7 @@ class Conn:
         con = self.con
         if con is not None:
             self.con = None
-            with contextlib.suppress(Exception):
+            with _sqlite_lock, contextlib.suppress(Exception):
                 con.close()
 
 
@@ -145,6 +145,10 @@ _fork_pending = False
 _resume = threading.Event()
 _resume.set()
 _ABANDONED: list[sqlite3.Connection] = []  # inherited connections a child must never touch
+# Opening and closing a connection take SQLite's process-wide mutex with the GIL released;
+# a child forked meanwhile would inherit that mutex locked and hang on its first connect. So
+# every open and close holds this lock, and so does the fork (see _before_fork).
+_sqlite_lock = threading.RLock()
 FORK_WAIT = 10.0
 SETUP_PATIENCE = 60.0
 
@@ -159,6 +163,7 @@ def _before_fork() -> None:
         for conn in list(store._conns):
             while conn.depth > 0 and conn.owner != me and time.monotonic() < deadline:
                 time.sleep(0.0005)
+    _sqlite_lock.acquire()
     for store in list(_STORES):
         store._close_idle()
 
@@ -166,12 +171,14 @@ def _before_fork() -> None:
 def _after_fork_parent() -> None:
     global _fork_pending
     _fork_pending = False
+    _sqlite_lock.release()
     _resume.set()
 
 
 def _after_fork_child() -> None:
-    global _fork_pending, _resume
+    global _fork_pending, _resume, _sqlite_lock
     _fork_pending = False
+    _sqlite_lock = threading.RLock()
     _resume = threading.Event()
     _resume.set()
     for store in list(_STORES):
@@ -221,6 +228,10 @@ class Store:
             raise IntegrityError(f"{self.path} is not a regular file; refusing to open it")
 
     def _connect(self) -> sqlite3.Connection:
+        with _sqlite_lock:  # see _sqlite_lock: never half-open across a fork
+            return self._open()
+
+    def _open(self) -> sqlite3.Connection:
         self._check_database_file()
         if self.read_only:
             mode = "immutable=1" if self._immutable else "mode=ro"
@@ -305,7 +316,7 @@ class Store:
         for conn in conns:
             if conn.depth == 0 and conn.con is not None:
                 con, conn.con = conn.con, None
-                with contextlib.suppress(sqlite3.Error):
+                with _sqlite_lock, contextlib.suppress(sqlite3.Error):
                     con.close()
 
     def _after_fork_child(self) -> None:
@@ -341,7 +352,7 @@ class Store:
         for conn in conns:
             if conn.con is not None and (conn.depth == 0 or conn.owner == threading.get_ident()):
                 con, conn.con = conn.con, None
-                with contextlib.suppress(sqlite3.Error):
+                with _sqlite_lock, contextlib.suppress(sqlite3.Error):
                     con.close()
 
     def checkpoint(self) -> None:
