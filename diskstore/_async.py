@@ -26,7 +26,6 @@ import contextvars
 import functools
 import inspect
 import itertools
-import math
 import os
 import threading
 import time
@@ -37,6 +36,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iter
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
+from ._base import _check_expire, _check_tag
 from ._cache import Cache
 from ._constants import ENOVAL
 from ._exceptions import CacheClosedError
@@ -65,24 +65,6 @@ _KEYS_PER_TRIP = 256
 _READS_PER_DELIVERY = 16
 #: Prefix of single-flight tokens, so they never collide with memoize's tokens.
 _TOKEN_PREFIX = "diskstore.AsyncCache.get_or_set"
-
-
-def _check_expire(expire: object) -> None:
-    if expire is None:
-        return
-    if type(expire) not in (int, float):
-        raise TypeError(f"expire must be a number of seconds or None, not {expire!r}")
-    seconds = cast(float, expire)
-    if math.isnan(seconds) or seconds < 0:
-        raise ValueError(f"expire must be a non-negative number of seconds, not {expire!r}")
-
-
-def _check_tag(tag: object) -> None:
-    if tag is None or type(tag) in (str, bytes, int, float):
-        if isinstance(tag, float) and math.isnan(tag):
-            raise ValueError("tag must not be NaN")
-        return
-    raise TypeError(f"tag must be None, str, bytes, int or float, not {type(tag).__name__}")
 
 
 class _Runner:
@@ -646,7 +628,7 @@ class AsyncCache:
         """
         if not callable(factory):
             raise TypeError(f"factory must be a callable taking no arguments, not {factory!r}")
-        _check_expire(expire)
+        _check_expire(expire, 0.0)  # the core's checks: arguments refused before computing
         _check_tag(tag)
         value = await self.get(key, ENOVAL, retry=retry)
         if value is not ENOVAL:
