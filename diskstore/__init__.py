@@ -22,6 +22,7 @@ from ._exceptions import (
     Timeout,
     UnknownFileWarning,
 )
+from ._install import install_as_diskcache
 from ._memoize import CacheInfo, memoize
 from ._policies import EVICTION_POLICY, EvictionPolicy
 from ._settings import DEFAULT_SETTINGS
@@ -66,6 +67,7 @@ __all__ = [
     "UnknownFileWarning",
     "__version__",
     "barrier",
+    "install_as_diskcache",
     "memoize",
     "memoize_stampede",
     "throttle",

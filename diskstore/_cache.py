@@ -54,7 +54,7 @@ def _make_directories(directory: str) -> None:
         path = parent
     for path in reversed(missing):
         try:
-            os.mkdir(path, 0o700)
+            os.makedirs(path, 0o700)  # one level at a time, so each is private
         except FileExistsError:
             if not os.path.isdir(path):
                 raise
@@ -104,7 +104,8 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin):
         if type(timeout) not in (int, float) or math.isnan(timeout) or timeout < 0:
             raise ValueError(f"timeout must be a non-negative number of seconds, not {timeout!r}")
         if not (isinstance(disk, type) and issubclass(disk, Disk)):
-            raise TypeError(f"disk must be a subclass of diskstore.Disk, not {disk!r}")
+            # ValueError, as diskcache raises: an instance or another class is a bad value.
+            raise ValueError(f"disk must be a subclass of diskstore.Disk, not {disk!r}")
         extra_disk = {name: settings.pop(name) for name in list(settings) if name not in NAMES}
         self._check_extra_disk_options(disk, extra_disk)
         if directory is None:
@@ -617,7 +618,8 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin):
     def close(self) -> None:
         """Write buffered bookkeeping and close the cache's connections.
 
-        Using the cache afterwards raises :class:`~diskstore.CacheClosedError`.
+        Using the cache afterwards opens new connections, as in diskcache, so a cache can be
+        closed after each unit of work (a web request, a task) and used again.
         """
         store = self._store
         if store.closed:

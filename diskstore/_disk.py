@@ -46,6 +46,13 @@ from ._keys import (
 )
 from ._signing import TAG_SIZE, Signer
 
+# diskcache's modes, which a diskcache-style ``store`` returns and ``fetch`` takes.
+MODE_NONE = 0
+MODE_RAW = 1
+MODE_BINARY = 2
+MODE_TEXT = 3
+MODE_PICKLE = 4
+
 # Low three bits of ``mode``: what the payload is.
 KIND_NATIVE = 0  # the ``value`` column holds the value itself
 KIND_BYTES = 1
@@ -298,10 +305,11 @@ class Disk:
             )
             sample = value[:_SAMPLE].encode("utf-8", "surrogatepass")
         else:
-            kind = KIND_BYTES
+            # A bytes value in a file is the file itself, uncompressed, as in diskcache:
+            # ``get(key, read=True).name`` is a path whose contents are the value.
             view = memoryview(value)
             chunks = (view[i : i + CHUNK] for i in range(0, len(value), CHUNK))
-            sample = value[:_SAMPLE]
+            return self._write_file(KIND_BYTES, chunks, b"", ns, db_key, raw)
         return self._write_file(kind, chunks, sample, ns, db_key, raw)
 
     def _store_stream(self, reader: Any, ns: int, db_key: Any, raw: bool) -> Stored:
@@ -325,7 +333,7 @@ class Disk:
                     return
                 yield chunk
 
-        return self._write_file(KIND_BYTES, chunks(), bytes(first), ns, db_key, raw)
+        return self._write_file(KIND_BYTES, chunks(), b"", ns, db_key, raw)  # stored as given
 
     def _write_file(
         self,

@@ -6,7 +6,7 @@ catches them all; each also derives from the built-in a Python user would expect
     DiskStoreError (Exception)
     ├── Timeout                        database stayed locked past ``timeout``
     ├── SettingsError (ValueError)     a setting's name or value is invalid
-    ├── CacheClosedError (ValueError)  the cache was closed and used again
+    ├── CacheClosedError (ValueError)  an AsyncCache was closed and used again
     ├── ReadOnlyError (PermissionError) a write on a cache opened read-only
     ├── StorageError (OSError)         the disk refused a write (full, I/O error)
     │   └── StorageFullError           no space left on the device or database
@@ -40,7 +40,7 @@ class SettingsError(DiskStoreError, ValueError):
 
 
 class CacheClosedError(DiskStoreError, ValueError):
-    """An operation was attempted on a cache after ``close()``."""
+    """An operation was attempted on an ``AsyncCache`` after ``close()``."""
 
 
 class ReadOnlyError(DiskStoreError, PermissionError):

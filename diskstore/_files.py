@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import os
 import re
 import secrets
@@ -244,7 +245,11 @@ class FileStore:
             os.close(fd)
             raise IntegrityError(f"value file {name} is not a regular file")
         os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb", buffering=-1 if buffered else 0)
+        handle = os.fdopen(fd, "rb", buffering=-1 if buffered else 0)
+        # Callers (and diskcache programs) expect ``handle.name`` to be the file's path.
+        raw = handle.raw if isinstance(handle, io.BufferedReader) else handle
+        raw.name = os.path.join(self.root, name)
+        return handle
 
     def read(self, name: str, size: int) -> bytes:
         """Read a whole value file, which must hold exactly *size* bytes."""

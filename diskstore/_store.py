@@ -36,7 +36,6 @@ from urllib.parse import quote
 from . import _sql
 from ._changes import ChangeCounter
 from ._exceptions import (
-    CacheClosedError,
     DiskStoreError,
     IntegrityError,
     ReadOnlyError,
@@ -79,16 +78,6 @@ class Conn:
             self.con = None
             with _sqlite_lock, contextlib.suppress(Exception):
                 con.close()
-
-
-class _Closed:
-    """Stands in for the thread-local store after ``close()``: any use raises."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise CacheClosedError("operation on a closed cache")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise CacheClosedError("operation on a closed cache")
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -211,6 +200,7 @@ class Store:
         self._local: Any = threading.local()
         self._conns: weakref.WeakSet[Conn] = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._closed = False
         #: Shared change counter (see _changes.py); set by the cache when it can be opened.
         self.changes: ChangeCounter | None = None
         #: Called with the change number after each counted commit.
@@ -278,6 +268,7 @@ class Store:
 
     def connect_thread(self) -> Conn:
         """Return this thread's connection record, opening the connection if needed."""
+        self._closed = False
         conn: Conn | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
@@ -330,8 +321,7 @@ class Store:
             conn.created.clear()
             conn.dropped.clear()
         self._lock = threading.Lock()
-        if not isinstance(self._local, _Closed):
-            self._local = threading.local()
+        self._local = threading.local()
         self._conns = weakref.WeakSet()
 
     def close_idle_connections(self) -> None:
@@ -344,11 +334,12 @@ class Store:
         self._close_idle()
 
     def close(self) -> None:
-        """Close every idle connection; later use of the store raises ``CacheClosedError``."""
+        """Close every idle connection; the next use opens a new one (as in diskcache)."""
         with self._lock:
             conns = list(self._conns)  # before the thread-local (their owner) goes away
             self._conns = weakref.WeakSet()
-        self._local = _Closed()
+        self._local = threading.local()
+        self._closed = True
         for conn in conns:
             if conn.con is not None and (conn.depth == 0 or conn.owner == threading.get_ident()):
                 con, conn.con = conn.con, None
@@ -371,7 +362,8 @@ class Store:
 
     @property
     def closed(self) -> bool:
-        return isinstance(self._local, _Closed)
+        """Whether ``close()`` was called and no operation has reopened the store since."""
+        return self._closed
 
     # -- statements -------------------------------------------------------------------------
     def query(

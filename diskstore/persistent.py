@@ -136,8 +136,17 @@ class Deque(Sequence[Any]):
 
     @property
     def maxlen(self) -> int | None:
-        """Maximum length, or ``None`` when unbounded (read-only, like collections.deque)."""
+        """Maximum length, or ``None`` when unbounded.
+
+        Unlike ``collections.deque``, it can be changed (as in diskcache): lowering it drops
+        items from the front until the deque fits.
+        """
         return self._maxlen
+
+    @maxlen.setter
+    def maxlen(self, maxlen: int | None) -> None:
+        self._maxlen = _check_maxlen(maxlen)
+        self._trim("front")
 
     def __repr__(self) -> str:
         bound = "" if self._maxlen is None else f", maxlen={self._maxlen}"
@@ -236,16 +245,30 @@ class Deque(Sequence[Any]):
 
     # -- positions ----------------------------------------------------------------------
 
+    def _items(self, reverse: bool = False) -> Iterator[tuple[Any, Any]]:
+        """Yield ``(key, value)`` in order, skipping items removed since their key was listed."""
+        cache = self._cache
+        for key in cache.iterkeys(reverse=reverse):
+            try:
+                yield key, cache[key]
+            except KeyError:
+                continue
+
     def _key_at(self, index: int) -> Any:
         """Return the cache key of the item at ``index`` (negative counts from the back)."""
-        if index >= 0:
-            keys, steps = self._cache.iterkeys(), index
-        else:
-            keys, steps = self._cache.iterkeys(reverse=True), -index - 1
-        for position, key in enumerate(keys):
-            if position == steps:
-                return key
+        for key, _ in self._item_at(index):
+            return key
         raise IndexError("deque index out of range")
+
+    def _item_at(self, index: int) -> Iterator[tuple[Any, Any]]:
+        if index >= 0:
+            items, steps = self._items(), index
+        else:
+            items, steps = self._items(reverse=True), -index - 1
+        for position, item in enumerate(items):
+            if position == steps:
+                yield item
+                return
 
     def __getitem__(self, index: Any) -> Any:
         """Return the item at ``index``; slices are not supported, as in collections.deque."""
@@ -253,7 +276,9 @@ class Deque(Sequence[Any]):
         # Inside a transaction no other process can remove the item between finding its key
         # and reading it.
         with self._cache.transact(retry=True):
-            return self._cache[self._key_at(position)]
+            for _, value in self._item_at(position):
+                return value
+        raise IndexError("deque index out of range")
 
     def __setitem__(self, index: Any, value: Any) -> None:
         """Replace the item at ``index``."""
@@ -267,20 +292,17 @@ class Deque(Sequence[Any]):
         with self._cache.transact(retry=True):
             self._cache.delete(self._key_at(position), retry=True)
 
-    def _values(self, keys: Iterable[Any]) -> Iterator[Any]:
-        cache = self._cache
-        for key in keys:
-            value = cache.get(key, default=ENOVAL, retry=True)
-            if value is not ENOVAL:
-                yield value
+    def _values(self, reverse: bool) -> Iterator[Any]:
+        for _, value in self._items(reverse=reverse):
+            yield value
 
     def __iter__(self) -> Iterator[Any]:
         """Iterate from front to back; items removed meanwhile are skipped."""
-        return self._values(self._cache.iterkeys())
+        return self._values(reverse=False)
 
     def __reversed__(self) -> Iterator[Any]:
         """Iterate from back to front."""
-        return self._values(self._cache.iterkeys(reverse=True))
+        return self._values(reverse=True)
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -307,10 +329,12 @@ class Deque(Sequence[Any]):
         """Remove the first item equal to ``value``; :class:`ValueError` if there is none."""
         cache = self._cache
         with cache.transact(retry=True):
-            for key in list(cache.iterkeys()):
-                item = cache.get(key, default=ENOVAL, retry=True)
-                if item is not ENOVAL and (item is value or item == value):
-                    cache.delete(key, retry=True)
+            for key, item in list(self._items()):
+                if item is value or item == value:
+                    try:
+                        del cache[key]
+                    except KeyError:
+                        continue  # removed meanwhile: look further
                     return
         raise ValueError(f"deque.remove(x): {value!r} not in deque")
 

@@ -144,10 +144,19 @@ class TestDequeMaxlen:
         assert bounded.maxlen == 0
         bounded.cache.close()
 
-    def test_maxlen_is_read_only(self, deque):
+    def test_setting_maxlen_trims_the_front(self, deque):
         assert deque.maxlen is None
-        with pytest.raises(AttributeError):
-            deque.maxlen = 3
+        deque.extend("abcde")
+        deque.maxlen = 3
+        assert deque.maxlen == 3 and list(deque) == ["c", "d", "e"]
+        deque.append("f")
+        assert list(deque) == ["d", "e", "f"]
+        deque.maxlen = None
+        deque.append("g")
+        assert list(deque) == ["d", "e", "f", "g"]
+        with pytest.raises(ValueError, match="maxlen"):
+            deque.maxlen = -1
+        assert deque.maxlen is None
 
     def test_reopening_with_smaller_maxlen_trims_the_front(self, tmp_path):
         first = Deque(range(6), directory=str(tmp_path))
