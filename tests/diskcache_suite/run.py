@@ -95,7 +95,7 @@ def main(argv: list[str]) -> int:
     print(f"diskcache suite: {len(deselect)} tests deselected:")
     for node, reason in sorted(deselect.items()):
         print(f"  {node}: {reason}")
-    return subprocess.run(args + ["tests", *argv], cwd=work, env=env).returncode
+    return subprocess.run([*args, "tests", *argv], cwd=work, env=env).returncode
 
 
 if __name__ == "__main__":
