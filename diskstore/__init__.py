@@ -5,6 +5,7 @@ A drop-in successor to diskcache: ``import diskstore as diskcache`` keeps code w
 
 from __future__ import annotations
 
+from . import core as core  # the diskcache.core names, as diskstore.core
 from ._async import AsyncCache
 from ._cache import Cache
 from ._constants import ENOVAL, UNKNOWN

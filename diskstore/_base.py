@@ -61,6 +61,7 @@ class _Shared:
         self.reserve = reserve
         self.written = 0  # bytes written since the last size probe
         self.namespaces: dict[str, int] = {"": 0}
+        self.functions: dict[str, int] = {}  # memoized function name -> id
 
     @property
     def probe_every(self) -> int:
@@ -137,7 +138,9 @@ class CacheBase:
         tag: Any,
         pin: bool,
         only_if_missing: bool,
+        fn: int | None = None,
     ) -> bool:
+        """Write one item's row; *fn* names the memoized function whose result it is."""
         con = conn.con
         assert con is not None
         ns = self._ns
@@ -151,7 +154,7 @@ class CacheBase:
                 _sql.UPSERT_ITEM,
                 (
                     ns, db_key, raw, now, expire_time, now, tag, mode, stored.size,
-                    stored.vsize, stored.filename, stored.value, stored.sig,
+                    stored.vsize, stored.filename, stored.value, stored.sig, fn,
                 ),
             ).fetchall()  # fmt: skip
             if done:
@@ -173,7 +176,7 @@ class CacheBase:
             new_expire = old_expire != expire_time
             new_tag = old_tag != tag or type(old_tag) is not type(tag)
             params: list[Any] = [
-                mode, stored.size, stored.vsize, stored.filename, stored.value, stored.sig,
+                mode, stored.size, stored.vsize, stored.filename, stored.value, stored.sig, fn,
             ]  # fmt: skip
             if new_expire:
                 params.append(expire_time)
@@ -192,7 +195,7 @@ class CacheBase:
                 _sql.INSERT_ITEM,
                 (
                     ns, db_key, raw, now, expire_time, now, tag, mode, stored.size,
-                    stored.vsize, stored.filename, stored.value, stored.sig,
+                    stored.vsize, stored.filename, stored.value, stored.sig, fn,
                 ),
             )  # fmt: skip
             con.execute(_sql.ADD_COUNTS, (1, stored.size, ns))

@@ -29,6 +29,7 @@ from ._disk import (
     Disk,
 )
 from ._exceptions import CorruptionWarning, IntegrityError, ReadOnlyError, StorageError
+from ._functions import FunctionsMixin
 from ._iteration import IterationMixin
 from ._maintenance import MaintenanceMixin
 from ._memory import MemoryTier
@@ -64,11 +65,19 @@ def _make_directories(directory: str) -> None:
             ) from exc
 
 
+class _Quiet:
+    """Stands in for the bookkeeper where a read must not count as a hit or miss."""
+
+    active = False
+
+
+_QUIET: Any = _Quiet()
+
 #: Id of a namespace that does not exist (no row ever has it): an always-empty view.
 _NO_NAMESPACE = -1
 
 
-class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin):
+class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, FunctionsMixin):
     """A persistent, dictionary-like cache stored in a directory.
 
     >>> import tempfile
@@ -295,8 +304,13 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin):
         tag: bool,
         retry: bool,
         rows: list[Any] | None = None,
+        *,
+        count: bool = True,
     ) -> Any:
-        """``get`` in full generality; *rows* is the first read's result when already made."""
+        """``get`` in full generality; *rows* is the first read's result when already made.
+
+        With *count* false the read is left out of the hit and miss statistics.
+        """
         store = self._store
         ns = self._ns
         params: tuple[Any, ...]
@@ -307,7 +321,7 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin):
         while True:
             if rows is None:
                 rows = self._read_rows(sql, params, retry)
-            bookkeeper = self._shared.bookkeeper
+            bookkeeper = self._shared.bookkeeper if count else _QUIET
             now = _clock.now()
             if not rows or (rows[0][3] is not None and rows[0][3] <= now):
                 if bookkeeper.active:
@@ -430,6 +444,7 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin):
         pin: bool,
         *,
         only_if_missing: bool,
+        fn: int | None = None,
     ) -> bool:
         now = _clock.now()
         expire_time = None if expire is None else _check_expire(expire, now)
@@ -440,7 +455,7 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin):
         try:
             with self._store.write(retry) as conn:
                 stored_it = self._put_row(
-                    conn, now, db_key, raw, stored, expire_time, tag, pin, only_if_missing
+                    conn, now, db_key, raw, stored, expire_time, tag, pin, only_if_missing, fn
                 )
         finally:
             if stored.pending is not None:

@@ -12,11 +12,11 @@ diskcache's semantics (``name``, ``typed``, ``expire``, ``tag``, ``ignore``,
   ``cache_clear()``, ``cache_parameters()``, plus ``uncached``, ``cache_set`` and
   ``cache_delete``.
 
-Each function's entries live in the namespace ``"memoize:" + name`` when the cache supports
-namespaces (``diskstore.Cache`` and ``FanoutCache`` do), so ``cache_clear()`` and
-``cache_info().currsize`` are indexed operations that never touch other entries. On a cache
-without namespaces (``diskcache.Cache``) entries are stored under their plain key and those
-two scan every key in the cache.
+Results are ordinary items of the cache, under the keys ``f.__cache_key__(...)`` returns,
+as in diskcache: ``len``, iteration, ``clear()`` and ``evict(tag)`` see them. On a diskstore
+cache each row also records the function that stored it (see :mod:`diskstore._functions`),
+so ``cache_clear()`` and ``cache_info().currsize`` go through an index; on another cache
+(``diskcache.Cache``, say) those two look at every key.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from ._sourcehash import source_hash
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
-    "NAMESPACE_PREFIX",
     "AsyncMemoizedFunction",
     "BoundMemoizedFunction",
     "CacheInfo",
@@ -59,8 +58,6 @@ R_co = TypeVar("R_co", covariant=True)
 #: Seconds a caller waits for another caller's computation of the same key before computing
 #: itself.
 DEFAULT_LOCK_TIMEOUT = 60.0
-#: Namespace of a memoized function's entries: ``NAMESPACE_PREFIX + name``.
-NAMESPACE_PREFIX = "memoize:"
 
 
 class CacheInfo(NamedTuple):
@@ -470,10 +467,6 @@ def _full_name(func: Callable[..., Any]) -> str:
     return f"{module}.{qualname}" if module else qualname
 
 
-def _supports_namespaces(cache: object) -> bool:
-    return callable(getattr(cache, "namespace", None))
-
-
 class _Memo:
     """Everything a memoized function's wrappers share; the hot path reads it via closures."""
 
@@ -490,17 +483,9 @@ class _Memo:
             key=options.key,
         )
         self.cache = cache
-        self.namespaced = _supports_namespaces(cache)
-        self.namespace: str | None = None
-        if self.namespaced:
-            # Through a namespace view, keep the entries apart from other views' memoized
-            # functions of the same name.
-            parent = getattr(cache, "namespace_name", "")
-            prefix = f"{parent}/" if isinstance(parent, str) and parent else ""
-            self.namespace = prefix + NAMESPACE_PREFIX + self.name
-        # Opened on first use: decorating (often at import time) must not touch the disk.
-        self._store: Any = None if self.namespaced else cache
-        self._store_lock = threading.Lock()
+        #: A diskstore cache records which function stored each result (indexed clearing).
+        self.native = callable(getattr(cache, "_memo_store", None))
+        self.recheck = cache._memo_lookup if self.native else self.lookup
         self.stats = _Stats()
         self.flight: SingleFlight | None = None
         if options.single_flight:
@@ -508,19 +493,8 @@ class _Memo:
             lock_dir = os.path.join(os.fspath(directory), "locks") if directory else None
             self.flight = SingleFlight(lock_dir, timeout=options.lock_timeout)
 
-    @property
-    def store(self) -> Any:
-        """Where entries live: the function's namespace view, or the cache itself."""
-        store = self._store
-        if store is None:
-            with self._store_lock:
-                if self._store is None:
-                    self._store = self.cache.namespace(self.namespace)
-                store = self._store
-        return store
-
     def lookup(self, key: tuple[Any, ...]) -> Any:
-        return self.store.get(key, default=ENOVAL, retry=True)
+        return self.cache.get(key, default=ENOVAL, retry=True)
 
     def should_store(self, value: object) -> bool:
         store_if = self.options.store_if
@@ -528,7 +502,10 @@ class _Memo:
 
     def save(self, key: tuple[Any, ...], value: object) -> None:
         options = self.options
-        self.store.set(key, value, expire=options.expire, tag=options.tag, retry=True)
+        if self.native:
+            self.cache._memo_store(self.name, key, value, options.expire, options.tag)
+        else:
+            self.cache.set(key, value, expire=options.expire, tag=options.tag, retry=True)
 
     def token(self, key: tuple[Any, ...]) -> str | None:
         """The key's single-flight token, stable across processes; None if it has none."""
@@ -540,20 +517,20 @@ class _Memo:
     # -- lru_cache-style management --------------------------------------------------------
 
     def _own_keys(self) -> list[Any]:
-        # Only for caches without namespaces: every key has to be looked at.
+        # Only for caches that do not record functions: every key has to be looked at.
         name = self.name
         return [
             k for k in list(self.cache) if isinstance(k, tuple) and len(k) >= 3 and k[0] == name
         ]
 
     def info(self) -> CacheInfo:
-        currsize = len(self.store) if self.namespaced else len(self._own_keys())
+        currsize = self.cache._memo_count(self.name) if self.native else len(self._own_keys())
         with self.stats.lock:
             return CacheInfo(self.stats.hits, self.stats.misses, None, currsize)
 
     def clear(self) -> int:
-        if self.namespaced:
-            removed = int(self.store.clear(retry=True))
+        if self.native:
+            removed = int(self.cache._memo_clear(self.name))
         else:
             removed = sum(1 for k in self._own_keys() if self.cache.delete(k, retry=True))
         self.stats.reset()
@@ -564,14 +541,13 @@ class _Memo:
             self.save(self.keys.build(args, kwargs), value)
 
     def delete_result(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-        return bool(self.store.delete(self.keys.build(args, kwargs), retry=True))
+        return bool(self.cache.delete(self.keys.build(args, kwargs), retry=True))
 
     def parameters(self) -> dict[str, Any]:
         options = self.options
         return {
             "maxsize": None,
             "name": self.name,
-            "namespace": self.namespace,
             "typed": options.typed,
             "expire": options.expire,
             "tag": options.tag,
@@ -647,7 +623,7 @@ def _sync_wrapper(memo: _Memo) -> Callable[..., Any]:
         token = memo.token(key) if flight is not None else None
         if flight is None or token is None:
             return compute()
-        value, computed = flight.run(token, functools.partial(lookup, key), compute)
+        value, computed = flight.run(token, functools.partial(memo.recheck, key), compute)
         if not computed:
             stats.hit()
         return value
@@ -679,7 +655,7 @@ def _async_wrapper(memo: _Memo) -> Callable[..., Any]:
         if flight is None or token is None:
             return await compute()
         value, computed = await flight.run_async(
-            token, functools.partial(memo.lookup, key), compute
+            token, functools.partial(memo.recheck, key), compute
         )
         if not computed:
             stats.hit()

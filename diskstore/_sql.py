@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Ordered migrations; entry *n* brings a database from user_version *n* to *n + 1*.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -51,6 +51,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX IF NOT EXISTS items_expire ON items (expire_time)"
         " WHERE expire_time IS NOT NULL",
     ),
+    # 2: memoized results are ordinary items; ``fn`` names the function that stored one, so
+    # ``cache_clear()`` removes a function's results through an index.
+    (
+        "CREATE TABLE IF NOT EXISTS functions ( id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
+        "ALTER TABLE items ADD COLUMN fn INTEGER",
+        "CREATE INDEX IF NOT EXISTS items_fn ON items (fn, ns) WHERE fn IS NOT NULL",
+    ),
 )
 
 GET_USER_VERSION = "PRAGMA user_version"
@@ -75,6 +82,14 @@ UPSERT_SETTING = (
     " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
 )
 SELECT_NAMESPACE = "SELECT id FROM namespaces WHERE name = ?"
+SELECT_FUNCTION = "SELECT id FROM functions WHERE name = ?"
+INSERT_FUNCTION = "INSERT OR IGNORE INTO functions (name) VALUES (?)"
+SELECT_FUNCTIONS = "SELECT id, name FROM functions ORDER BY name"
+# One memoized function's results in one namespace, through ``items_fn``.
+COUNT_FUNCTION_ITEMS = "SELECT count(*), coalesce(sum(size), 0) FROM items WHERE fn = ? AND ns = ?"
+SELECT_FUNCTION_CHUNK = (
+    "SELECT rowid, ns, filename, size FROM items WHERE fn = ? AND ns = ? LIMIT ?"
+)
 INSERT_NAMESPACE = "INSERT OR IGNORE INTO namespaces (name) VALUES (?)"
 SELECT_COUNT = "SELECT count FROM namespaces WHERE id = ?"
 ADD_COUNTS = "UPDATE namespaces SET count = count + ?, size = size + ? WHERE id = ?"
@@ -116,19 +131,20 @@ SELECT_EXISTS = (
 )
 INSERT_ITEM = (
     "INSERT INTO items (ns, key, raw, store_time, expire_time, access_time, access_count,"
-    " tag, mode, size, vsize, filename, value, sig)"
-    " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
+    " tag, mode, size, vsize, filename, value, sig, fn)"
+    " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # The common set in one statement: insert, or overwrite a row that has no value file (whose
 # old file would need removing). ``gen`` is 0 on insert and counts overwrites, which tells the
 # caller which of the two happened. An empty result means the old row has a file.
 UPSERT_ITEM = (
     "INSERT INTO items (ns, key, raw, store_time, expire_time, access_time, access_count,"
-    " tag, mode, size, vsize, filename, value, sig)"
-    " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
+    " tag, mode, size, vsize, filename, value, sig, fn)"
+    " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (ns, key, raw) DO UPDATE SET"
     " mode = excluded.mode, size = excluded.size, vsize = excluded.vsize,"
     " filename = excluded.filename, value = excluded.value, sig = excluded.sig,"
+    " fn = excluded.fn,"
     " expire_time = excluded.expire_time, tag = excluded.tag, access_count = 0,"
     " gen = items.gen + 1"
     " WHERE items.filename IS NULL"
@@ -147,7 +163,7 @@ INCR_NATIVE = (
 # batches (see _bookkeeping.py), because a changed timestamp costs a page write (and an
 # index update under the policies that order by it) on every set. When the new value's
 # bytes equal the old ones, SQLite then writes no page at all.
-_UPDATE_FIXED = "mode = ?, size = ?, vsize = ?, filename = ?, value = ?, sig = ?"
+_UPDATE_FIXED = "mode = ?, size = ?, vsize = ?, filename = ?, value = ?, sig = ?, fn = ?"
 
 
 @functools.cache

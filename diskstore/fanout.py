@@ -490,6 +490,30 @@ class FanoutCache:
         view._namespace = name
         return view
 
+    # What memoize asks of a cache (see diskstore._functions): routed like any key.
+    def _memo_store(
+        self, function: str, key: Any, value: Any, expire: float | None, tag: Any
+    ) -> None:
+        self._shard(key)._memo_store(function, key, value, expire, tag)
+
+    def _memo_lookup(self, key: Any) -> Any:
+        return self._shard(key)._memo_lookup(key)
+
+    def _memo_count(self, function: str) -> int:
+        return sum(shard._memo_count(function) for shard in self._shards)
+
+    def _memo_clear(self, function: str, retry: bool = True) -> int:
+        return sum(shard._memo_clear(function, retry) for shard in self._shards)
+
+    def memoized_functions(self) -> dict[str, tuple[int, int]]:
+        """Each memoized function with results here: ``{name: (items, file bytes)}``."""
+        found: dict[str, tuple[int, int]] = {}
+        for shard in self._shards:
+            for name, (items, size) in shard.memoized_functions().items():
+                total = found.get(name, (0, 0))
+                found[name] = (total[0] + items, total[1] + size)
+        return found
+
     def memoize(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
         """Memoizing decorator storing results in this cache; see :func:`diskstore.memoize`.
 

@@ -924,8 +924,7 @@ def test_close_closes_what_it_opened(cache_dir: str) -> None:
             [key async for key in acache]
 
     run(main())
-    with pytest.raises(CacheClosedError):
-        acache.cache.get("k")
+    assert acache.cache.get("k") == 1  # the Cache underneath reopens on use, as in diskcache
     with pytest.raises(RuntimeError, match="shutdown"):
         acache.executor.submit(int)
     assert "closed" in repr(acache)

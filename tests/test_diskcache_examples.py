@@ -6,7 +6,7 @@ of them documented differences (docs/differences.md), are marked ``# diskstore:`
 - ``tag_index`` and ``statistics`` are booleans (diskcache stores ``0``/``1``, which compare
   equal);
 - there is no ``count`` setting: ``len(cache)`` is the (O(1)) count;
-- memoized entries live in the namespace ``"memoize:" + name``, and ``@cache.memoize``
+- ``@cache.memoize``
   without parentheses is accepted.
 
 Every cache is opened in the test's temporary directory instead of ``Cache()``'s own.
@@ -339,8 +339,7 @@ SECTIONS = {
     >>> print(fibonacci(100))
     354224848179261915075
     >>> key = fibonacci.__cache_key__(100)
-    >>> entries = cache.namespace('memoize:' + fibonacci.cache_parameters()['name'])
-    >>> print(entries[key])  # diskstore: entries live in the function's namespace
+    >>> print(cache[key])
     354224848179261915075
     >>> @cache.memoize(typed=True, expire=1, tag='fib')
     ... def fibonacci(number):

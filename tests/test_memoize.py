@@ -186,8 +186,7 @@ class TestBasics:
         assert len(body) == 2
         assert landing.cache_info().currsize == 0
         # An entry stored by other means is still read.
-        view = cache.namespace("memoize:" + landing.cache_parameters()["name"])
-        view.set(landing.__cache_key__("home"), "<stored>")
+        cache.set(landing.__cache_key__("home"), "<stored>")
         assert landing("home") == "<stored>"
 
     def test_expire_and_tag_are_stored_with_the_entry(self, cache: diskstore.Cache) -> None:
@@ -196,8 +195,7 @@ class TestBasics:
             return n
 
         page(1)
-        view = cache.namespace("memoize:" + page.cache_parameters()["name"])
-        value, expire_time, tag = view.get(page.__cache_key__(1), expire_time=True, tag=True)
+        value, expire_time, tag = cache.get(page.__cache_key__(1), expire_time=True, tag=True)
         assert value == 1
         assert tag == "pages"
         assert expire_time is not None and 0 < expire_time - time.time() <= 60
@@ -371,7 +369,7 @@ class TestWrapperProtocol:
         keyed(1, 2, z=1, y=2)
         key = keyed.__cache_key__(1, 2, y=2, z=1)
         assert key == ("keyed", 3, None, 1, (2,), (("y", 2), ("z", 1)))
-        assert cache.namespace("memoize:keyed").get(key) == 1
+        assert cache[key] == 1 and list(cache) == [key]  # an ordinary item, as in diskcache
 
     def test_cache_clear_removes_only_this_functions_entries(self, cache: diskstore.Cache) -> None:
         @memoize(cache)
@@ -410,7 +408,7 @@ class TestWrapperProtocol:
         parameters = p.cache_parameters()
         assert parameters["maxsize"] is None
         assert parameters["typed"] is True
-        assert (parameters["name"], parameters["namespace"]) == ("p", "memoize:p")
+        assert parameters["name"] == "p"
         assert (parameters["expire"], parameters["tag"], parameters["version"]) == (5, "t", "v")
         assert parameters["ignore"] == frozenset({"b"})
 
@@ -434,27 +432,28 @@ class TestOtherCaches:
             assert sharded.cache_clear() == 10
             assert fanout.get("plain") == 1
 
-    def test_namespace_is_opened_on_first_call_not_at_decoration(
-        self, cache: diskstore.Cache
-    ) -> None:
-        opened: list[str] = []
+    def test_decorating_does_not_touch_the_cache(self, cache: diskstore.Cache) -> None:
+        calls: list[str] = []
 
         class Spy:
             directory = cache.directory
-            get, set, delete = cache.get, cache.set, cache.delete
 
-            def namespace(self, name: str) -> Any:
-                opened.append(name)
-                return cache.namespace(name)
+            def get(self, *args: Any, **kwargs: Any) -> Any:
+                calls.append("get")
+                return cache.get(*args, **kwargs)
+
+            def set(self, *args: Any, **kwargs: Any) -> Any:
+                calls.append("set")
+                return cache.set(*args, **kwargs)
 
         @memoize(Spy(), name="lazy")
         def lazy(x: int) -> int:
             return x
 
-        assert opened == []
-        lazy(1)
-        lazy(2)
-        assert opened == ["memoize:lazy"]
+        assert calls == []
+        assert lazy(1) == 1 and lazy(1) == 1
+        assert calls[0] == "get" and calls.count("set") == 1
+        assert cache[lazy.__cache_key__(1)] == 1
 
     def test_memoizing_through_a_view_keeps_entries_apart(self, cache: diskstore.Cache) -> None:
         def work(x: int) -> str:
@@ -462,7 +461,6 @@ class TestOtherCaches:
 
         plain = memoize(cache, name="work")(work)
         viewed = memoize(cache.namespace("tenant-a"), name="work")(work)
-        assert viewed.cache_parameters()["namespace"] == "tenant-a/memoize:work"
         plain(1)
         viewed(1)
         assert plain.cache_info().misses == viewed.cache_info().misses == 1

@@ -273,6 +273,6 @@ def test_timeout_attribute(tmp_path: Any, timeout: float) -> None:
 def test_bad_disk(tmp_path: Any) -> None:
     directory = str(tmp_path / "never-created")
     for disk in (object, diskcache.Disk, "Disk", diskstore.Disk(str(tmp_path))):
-        with pytest.raises(TypeError, match="disk"):
+        with pytest.raises(ValueError, match="disk"):
             diskstore.Cache(directory, disk=disk)  # type: ignore[arg-type]
     assert not os.path.exists(directory)
