@@ -60,6 +60,7 @@ class _Shared:
         self.tier = tier
         self.reserve = reserve
         self.written = 0  # bytes written since the last size probe
+        self.next_expiry = math.inf  # the earliest expiry known to be in the cache
         self.namespaces: dict[str, int] = {"": 0}
         self.functions: dict[str, int] = {}  # memoized function name -> id
 
@@ -228,20 +229,29 @@ class CacheBase:
         """Give a written value file its final name, inside the transaction that uses it."""
         pending = stored.pending
         if pending is None:
+            if stored.filename is not None and stored.filename.startswith("@"):
+                conn.created.append(stored.filename)  # a hook's file: gone if rolled back
             return stored
         self._disk.files.publish(pending)
         conn.created.append(pending.name)
         return stored._replace(pending=None)
 
-    def _after_write(self, stored: Stored) -> None:
-        """Account written bytes and cull when a size probe is due."""
+    def _after_write(self, stored: Stored, expire_time: float | None = None) -> None:
+        """Account written bytes; cull when a size probe is due or an item has expired.
+
+        The earliest expiry this process knows of is kept in memory, so removing expired
+        items as the sets that follow them happen (as diskcache does) costs one comparison.
+        """
         shared = self._shared
         if shared.reserve is not None:
             shared.reserve.ensure_later()
         value = stored.value
         approx = stored.size + (len(value) if isinstance(value, (bytes, str)) else 8) + 64
         shared.written += approx
-        if shared.written >= shared.probe_every or stored.size:
+        if expire_time is not None and expire_time < shared.next_expiry:
+            shared.next_expiry = expire_time
+        expired = shared.next_expiry <= _clock.now()
+        if shared.written >= shared.probe_every or stored.size or expired:
             settings = shared.settings
             if not settings.cull_limit:
                 shared.written = 0
@@ -299,11 +309,20 @@ class CacheBase:
                 if not count:
                     break
                 removed += count
+            earliest = self._store.run(_sql.SELECT_NEXT_EXPIRY, retry=True)[0][0]
+            shared.next_expiry = math.inf if earliest is None else float(earliest)
             settings = shared.settings
-            column = POLICIES[settings.eviction_policy].order_column
-            if column is None:
+            policy = POLICIES[settings.eviction_policy]
+            if policy.order_column is None:
                 return removed
-            select = _sql.SELECT_EVICT.format(column=column)
+            params: tuple[Any, ...] = (FLAG_PINNED,)
+            if policy.cull_sql is not None:
+                select = policy.cull_sql.replace("{fields}", _sql.VICTIM_FIELDS).replace(
+                    "{now}", repr(float(now))
+                )
+                params = ()
+            else:
+                select = _sql.SELECT_EVICT.format(column=policy.order_column)
             while removed < budget:
                 volume = self.volume()
                 over = volume - settings.size_limit
@@ -314,7 +333,7 @@ class CacheBase:
                 items = self._total_count()
                 need = max(1, math.ceil(over / max(volume / max(items, 1), 1)))
                 batch = int(min(_CHUNK, need, budget - removed))
-                count = self._delete_chunk(select, (FLAG_PINNED, batch), retry)
+                count = self._delete_chunk(select, (*params, batch), retry)
                 if not count:
                     break
                 removed += count

@@ -73,6 +73,25 @@ class _Quiet:
 
 _QUIET: Any = _Quiet()
 
+
+def _make_disk(disk: type[Disk], directory: str, options: dict[str, Any]) -> Disk:
+    """Construct *disk* with the ``disk_*`` options its constructor accepts.
+
+    A subclass written for diskcache may take only diskcache's arguments; the options it
+    does not take are set as attributes by ``Disk.attach``.
+    """
+    import inspect
+
+    parameters = inspect.signature(disk.__init__).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        options = {name: value for name, value in options.items() if name in parameters}
+    instance = disk(directory, **options)
+    for name, value in options.items():
+        if not hasattr(instance, name):
+            setattr(instance, name, value)
+    return instance
+
+
 #: Id of a namespace that does not exist (no row ever has it): an always-empty view.
 _NO_NAMESPACE = -1
 
@@ -149,13 +168,14 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
         store.close_idle_connections()  # reopen with the merged pragmas
         self._store = store
         signer = Signer(resolve_secret(secret) if disk.signed else None)
-        self._disk = disk(
-            directory,
+        options = {
             **loaded.disk_options(),
             **{name[len("disk_") :]: value for name, value in extra_disk.items()},
-            signer=signer,
-            fsync=loaded.sqlite_synchronous >= 2,
-        )
+        }
+        self._disk = _make_disk(disk, directory, options)
+        self._disk.attach(directory, signer=signer, fsync=loaded.sqlite_synchronous >= 2)
+        if self._disk.hooked:
+            store.remove_hooked = self._disk.remove_hooked
         policy = POLICIES[loaded.eviction_policy]
         store.changes = None if read_only else open_counter(directory)
         reserve = None
@@ -163,7 +183,7 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
             reserve = Reserve(directory)
             reserve.ensure()
         tier = None
-        if memory_items and store.changes is not None:
+        if memory_items and store.changes is not None and not self._disk.hooked:
             tier = MemoryTier(memory_items, memory_bytes)
             store.after_commit = tier.advance
         self._shared = _Shared(
@@ -343,7 +363,7 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
                         self._unpin(rowid)
                 if mode & ~FLAG_PINNED:
                     try:
-                        value = self._disk.fetch(
+                        value = self._disk.fetch_row(
                             mode, filename, value, read,
                             ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
                         )  # fmt: skip
@@ -451,7 +471,8 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
         if tag is not None:
             tag = _check_tag(tag)
         db_key, raw = self._disk.put(key)
-        stored = self._disk.store(value, read, ns=self._ns, db_key=db_key, raw=raw)
+        stored = self._disk.store_row(value, read, ns=self._ns, db_key=db_key, raw=raw, key=key)
+        stored_it = False
         try:
             with self._store.write(retry) as conn:
                 stored_it = self._put_row(
@@ -460,8 +481,10 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
         finally:
             if stored.pending is not None:
                 self._disk.files.discard(stored.pending)
+            elif not stored_it and stored.filename is not None:
+                self._store.remove_files([stored.filename])  # a hook's file nobody took
         if stored_it:
-            self._after_write(stored)
+            self._after_write(stored, expire_time)
         return stored_it
 
     def touch(self, key: Any, expire: float | None = None, retry: bool = False) -> bool:
@@ -507,7 +530,7 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
                     self._shared.tier.discard((ns, db_key, raw))
                 if mode != KIND_NATIVE:
                     try:
-                        value = disk.fetch(
+                        value = disk.fetch_row(
                             mode, filename, value, False,
                             ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
                         )  # fmt: skip
@@ -524,11 +547,11 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
                 if default is None:
                     raise KeyError(key)
                 result = default + delta
-                stored = disk.store(result, False, ns=ns, db_key=db_key, raw=raw)
+                stored = disk.store_row(result, False, ns=ns, db_key=db_key, raw=raw, key=key)
                 self._put_row(conn, now, db_key, raw, stored, None, None, False, False)
                 return result
             result = value + delta
-            stored = disk.store(result, False, ns=ns, db_key=db_key, raw=raw)
+            stored = disk.store_row(result, False, ns=ns, db_key=db_key, raw=raw, key=key)
             if stored.pending is not None:
                 disk.files.publish(stored.pending)
                 conn.created.append(stored.pending.name)
@@ -602,7 +625,7 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
             deleted = con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall()
             self._uncount(conn, deleted)
             try:
-                value = self._disk.fetch(
+                value = self._disk.fetch_row(
                     mode, filename, value, False,
                     ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
                 )  # fmt: skip

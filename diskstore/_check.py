@@ -17,7 +17,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from . import _sql
-from ._disk import KIND_MASK, KIND_NATIVE
+from ._disk import KIND_DISKCACHE, KIND_MASK, KIND_NATIVE
 from ._exceptions import (
     CorruptionWarning,
     IntegrityError,
@@ -137,6 +137,13 @@ def _verify_row(
     try:
         disk.get(db_key, bool(raw))
         if mode & KIND_MASK == KIND_NATIVE:
+            return None
+        if mode & KIND_MASK == KIND_DISKCACHE:
+            # Verified before the hook's fetch runs; the file is read, the value discarded.
+            disk.fetch_row(
+                mode, filename, value, False,
+                ns=ns, db_key=db_key, raw=bool(raw), sig=sig, vsize=vsize, size=size,
+            )  # fmt: skip
             return None
         disk.payload(mode, filename, value, ns, db_key, bool(raw), sig, vsize, size)
     except IntegrityError as exc:

@@ -34,6 +34,8 @@ from typing import Any, BinaryIO, ClassVar, NamedTuple
 import cloudpickle
 import zstandard
 
+from ._constants import UNKNOWN
+from ._diskcache_disk import HOOKS, DiskcacheHooks
 from ._exceptions import IntegrityError
 from ._files import CHUNK, FileStore, PendingFile
 from ._keys import (
@@ -44,28 +46,26 @@ from ._keys import (
     encode_canonical,
     signature_key,
 )
+from ._modes import (
+    FLAG_FILE,
+    FLAG_PINNED,
+    FLAG_SIGNED,
+    FLAG_ZSTD,
+    KIND_BYTES,
+    KIND_CUSTOM,
+    KIND_DISKCACHE,
+    KIND_JSON,
+    KIND_MASK,
+    KIND_NATIVE,
+    KIND_PICKLE,
+    KIND_TEXT,
+    MODE_BINARY,
+    MODE_NONE,
+    MODE_PICKLE,
+    MODE_RAW,
+    MODE_TEXT,
+)
 from ._signing import TAG_SIZE, Signer
-
-# diskcache's modes, which a diskcache-style ``store`` returns and ``fetch`` takes.
-MODE_NONE = 0
-MODE_RAW = 1
-MODE_BINARY = 2
-MODE_TEXT = 3
-MODE_PICKLE = 4
-
-# Low three bits of ``mode``: what the payload is.
-KIND_NATIVE = 0  # the ``value`` column holds the value itself
-KIND_BYTES = 1
-KIND_TEXT = 2
-KIND_PICKLE = 3
-KIND_JSON = 4
-KIND_CUSTOM = 5
-KIND_MASK = 7
-# Flags.
-FLAG_FILE = 8  # payload lives in a value file
-FLAG_ZSTD = 16  # payload is a zstandard frame
-FLAG_SIGNED = 32  # ``sig`` holds the payload's HMAC tag
-FLAG_PINNED = 64  # exempt from eviction until read once (not part of the signature)
 
 # Keys SQLite cannot store natively are blobs that start with 0xFF, so they sort after the
 # native bytes keys in ``iterkeys`` (as pickled keys, starting 0x80, do in diskcache); the
@@ -108,13 +108,23 @@ def _signature_suffix(vsize: int) -> bytes:
     return _SIG_SUFFIX.pack(vsize)
 
 
-class Disk:
-    """Stores keys and values in rows and files; pickles with cloudpickle, signed."""
+class Disk(DiskcacheHooks):
+    """Stores keys and values in rows and files; pickles with cloudpickle, signed.
+
+    Subclass it and override ``dumps``/``loads`` to change the serializer, or, as with
+    diskcache, ``store``/``fetch``/``filename``/``remove`` (see :mod:`diskstore._diskcache_disk`).
+    """
 
     #: The payload kind this serializer writes (a row of another kind is not loaded).
     kind: ClassVar[int] = KIND_PICKLE
     #: Whether payloads must carry a verified signature before ``loads`` sees them.
     signed: ClassVar[bool] = True
+    #: Whether the class overrides diskcache's hooks, so rows go through them.
+    hooked: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.hooked = any(getattr(cls, name) is not getattr(Disk, name) for name in HOOKS)
 
     def __init__(
         self,
@@ -135,6 +145,27 @@ class Disk:
         self.signer = signer if signer is not None else Signer(None)
         self.files = FileStore(directory, fsync=fsync)
         self._local = threading.local()
+
+    def attach(self, directory: str, *, signer: Signer, fsync: bool) -> None:
+        """Give a constructed serializer the cache's secret and durability settings.
+
+        Called by the cache after ``__init__``, so subclasses whose constructors take only
+        diskcache's arguments (or skip ``super().__init__``) still get everything they need.
+        """
+        if not hasattr(self, "_directory"):
+            self._directory = directory
+        for name, default in (
+            ("min_file_size", 2**15),
+            ("pickle_protocol", pickle.HIGHEST_PROTOCOL),
+            ("compress_threshold", 1024),
+            ("compress_level", 3),
+        ):
+            if not hasattr(self, name):
+                setattr(self, name, default)
+        if not hasattr(self, "_local"):
+            self._local = threading.local()
+        self.signer = signer
+        self.files = FileStore(directory, fsync=fsync)
 
     # -- serializer hooks -------------------------------------------------------------------
     def dumps(self, obj: Any) -> bytes:
@@ -236,14 +267,24 @@ class Disk:
             return False
         return len(self._compressor().compress(sample)) < 0.9 * len(sample)
 
-    def store(
-        self, value: Any, read: bool, *, ns: int = 0, db_key: Any = b"", raw: bool = True
+    def store_row(
+        self,
+        value: Any,
+        read: bool,
+        *,
+        ns: int = 0,
+        db_key: Any = b"",
+        raw: bool = True,
+        key: Any = UNKNOWN,
     ) -> Stored:
         """Decide how *value* is stored; may write a value file (published by the caller).
 
         *ns*, *db_key* and *raw* name the row inside the signature, so a payload moved to
-        another row fails verification.
+        another row fails verification; *key* is the key as given (for diskcache's hooks).
         """
+        if self.hooked:
+            mode, body, name, size, sig = self.store_hooked(value, read, key, ns, db_key, raw)
+            return Stored(mode, body, name, size, 0, sig)
         kind = type(value)
         if read:
             return self._store_stream(value, ns, db_key, raw)
@@ -360,7 +401,7 @@ class Disk:
             mode, None, pending.name, pending.stored_bytes, pending.input_bytes, sig, pending
         )
 
-    def fetch(
+    def fetch_row(
         self,
         mode: int,
         filename: str | None,
@@ -378,6 +419,10 @@ class Disk:
         kind = mode & KIND_MASK
         if kind == KIND_NATIVE:
             return value
+        if kind == KIND_DISKCACHE:
+            if not self.hooked:
+                raise IntegrityError("entry was written through diskcache-style Disk hooks")
+            return self.fetch_hooked(mode, filename, value, read, ns, db_key, raw, sig, size)
         if read and kind == KIND_BYTES and mode & FLAG_FILE:
             if filename is None:
                 raise IntegrityError("a file-backed entry has no file name")
@@ -474,10 +519,6 @@ class Disk:
         if not hmac.compare_digest(digest.digest(), sig):
             raise IntegrityError("value file failed signature verification")
 
-    def remove(self, filename: str) -> None:
-        """Remove a value file (after the transaction that dropped it committed)."""
-        self.files.unlink(filename)
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._directory!r})"
 
@@ -512,3 +553,27 @@ class JSONDisk(Disk):
 
     def _serialize_key(self, key: Any) -> bytes:
         raise TypeError(f"JSONDisk cannot store a key of type {type(key).__name__!r}")
+
+
+__all__ = [
+    "FLAG_FILE",
+    "FLAG_PINNED",
+    "FLAG_SIGNED",
+    "FLAG_ZSTD",
+    "KIND_BYTES",
+    "KIND_CUSTOM",
+    "KIND_DISKCACHE",
+    "KIND_JSON",
+    "KIND_MASK",
+    "KIND_NATIVE",
+    "KIND_PICKLE",
+    "KIND_TEXT",
+    "MODE_BINARY",
+    "MODE_NONE",
+    "MODE_PICKLE",
+    "MODE_RAW",
+    "MODE_TEXT",
+    "Disk",
+    "JSONDisk",
+    "Stored",
+]

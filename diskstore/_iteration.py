@@ -28,12 +28,18 @@ class IterationMixin(CacheBase):
                 )
 
     def _iter_rowids(self, reverse: bool) -> Iterator[Any]:
+        # Keys inserted after iteration starts are not yielded (as in diskcache): they get
+        # rowids above the largest one now, where forward iteration stops.
+        last = int(self._store.run(_sql.SELECT_MAX_ROWID, retry=True)[0][0])
+        return self._iter_rowids_upto(reverse, last)
+
+    def _iter_rowids_upto(self, reverse: bool, last: int) -> Iterator[Any]:
         ns = self._ns
         if ns == 0:
             sql = _sql.ITER_BACKWARD if reverse else _sql.ITER_FORWARD
         else:
             sql = _sql.ITER_BACKWARD_NS if reverse else _sql.ITER_FORWARD_NS
-        bound = 2**63 - 1 if reverse else 0
+        bound = last + 1 if reverse else 0
         while True:
             params = (bound, _CHUNK) if ns == 0 else (ns, bound, _CHUNK)
             try:
@@ -42,6 +48,10 @@ class IterationMixin(CacheBase):
                 if not _is_decode_error(exc.__cause__ or exc):
                     raise
                 rows = self._undecodable_chunk(reverse, bound)
+            if not reverse and rows and rows[-1][0] > last:
+                rows = [row for row in rows if row[0] <= last]
+                yield from self._keys_from(rows)
+                return
             if not rows:
                 return
             yield from self._keys_from(rows)

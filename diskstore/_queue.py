@@ -71,7 +71,7 @@ class QueueMixin(CacheBase):
             else:
                 number = QUEUE_START
             db_key = number if prefix is None else f"{prefix}-{number:015d}"
-            stored = self._disk.store(value, read, ns=ns, db_key=db_key, raw=True)
+            stored = self._disk.store_row(value, read, ns=ns, db_key=db_key, raw=True, key=db_key)
             try:
                 added = self._put_row(
                     conn, now, db_key, True, stored, expire_time, tag, False, True
@@ -84,7 +84,7 @@ class QueueMixin(CacheBase):
             finally:
                 if stored.pending is not None:
                     self._disk.files.discard(stored.pending)
-        self._after_write(stored)
+        self._after_write(stored, expire_time)
         return db_key
 
     def _queue_take(
@@ -116,7 +116,7 @@ class QueueMixin(CacheBase):
                 if expired:
                     continue
                 try:
-                    value = self._disk.fetch(
+                    value = self._disk.fetch_row(
                         mode, filename, value, False,
                         ns=ns, db_key=key, raw=True, sig=sig, vsize=vsize, size=size,
                     )  # fmt: skip
@@ -180,7 +180,7 @@ class QueueMixin(CacheBase):
                     continue
                 try:
                     key = self._disk.get(db_key, raw)
-                    value = self._disk.fetch(
+                    value = self._disk.fetch_row(
                         mode, filename, value, False,
                         ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
                     )  # fmt: skip

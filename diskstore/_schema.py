@@ -51,6 +51,9 @@ def ensure_indexes(con: sqlite3.Connection, settings: Settings) -> None:
             con.execute(_sql.CREATE_POLICY_INDEX.format(name=name, column=policy.order_column))
         elif name != wanted and name in existing:
             con.execute(_sql.DROP_INDEX.format(name=name))
+    init = POLICIES[settings.eviction_policy].init_sql
+    if init is not None:
+        con.execute(init)  # a custom policy's own statement (see _policies.py)
     if settings.tag_index:
         con.execute(_sql.CREATE_TAG_INDEX)
     elif "items_tag" in existing:

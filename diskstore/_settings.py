@@ -95,6 +95,11 @@ def _choice(options: tuple[str, ...]) -> Callable[[str, Any], None]:
     return check
 
 
+def _registered_policy(name: str, value: Any) -> None:
+    # Looked up at each check: custom policies are registered after import.
+    _choice(tuple(POLICIES))(name, value)
+
+
 def _any_int(name: str, value: Any) -> None:
     if type(value) is not int:
         raise SettingsError(f"{name} must be an int, not {value!r}")
@@ -103,7 +108,7 @@ def _any_int(name: str, value: Any) -> None:
 _VALIDATORS: dict[str, Callable[[str, Any], None]] = {
     "statistics": _bool,
     "tag_index": _bool,
-    "eviction_policy": _choice(tuple(POLICIES)),
+    "eviction_policy": _registered_policy,
     "size_limit": _int_range(0),
     "cull_limit": _int_range(0),
     "sqlite_auto_vacuum": _int_range(0, 2),

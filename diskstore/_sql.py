@@ -230,6 +230,7 @@ PEEKITEM_LAST_NS = PEEKITEM_LAST.replace(
 )
 
 # -- iteration (chunked, so no statement stays open between yields) -----------------------
+SELECT_MAX_ROWID = "SELECT coalesce(max(rowid), 0) FROM items"
 ITER_FORWARD = "SELECT rowid, key, raw FROM items WHERE ns = 0 AND rowid > ? ORDER BY rowid LIMIT ?"
 ITER_BACKWARD = (
     "SELECT rowid, key, raw FROM items WHERE ns = 0 AND rowid < ? ORDER BY rowid DESC LIMIT ?"
@@ -270,7 +271,10 @@ ITERKEYS_PREV = (
 )
 
 # -- bulk removal: each returns what must be unlinked and uncounted -----------------------
-_VICTIM = "SELECT rowid, ns, filename, size FROM items"
+#: What a culling query returns for each victim.
+VICTIM_FIELDS = "rowid, ns, filename, size"
+_VICTIM = f"SELECT {VICTIM_FIELDS} FROM items"
+SELECT_NEXT_EXPIRY = "SELECT min(expire_time) FROM items WHERE expire_time IS NOT NULL"
 SELECT_EXPIRED = (
     _VICTIM + " WHERE expire_time IS NOT NULL AND expire_time < ? ORDER BY expire_time LIMIT ?"
 )

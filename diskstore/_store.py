@@ -203,6 +203,9 @@ class Store:
         self._closed = False
         #: Shared change counter (see _changes.py); set by the cache when it can be opened.
         self.changes: ChangeCounter | None = None
+        #: Removes a value file that a diskcache-style ``Disk`` hook named (see
+        #: _diskcache_disk.py); such names start with ``@``.
+        self.remove_hooked: Callable[[str], None] | None = None
         #: Called with the change number after each counted commit.
         self.after_commit: Callable[[int], None] | None = None
         _STORES.add(self)
@@ -476,13 +479,20 @@ class Store:
             with contextlib.suppress(sqlite3.Error):
                 con.execute(_sql.ROLLBACK)
 
+    def remove_files(self, names: list[str]) -> None:
+        """Remove value files no row refers to (best effort)."""
+        self._remove(names)
+
     def _remove(self, names: list[str]) -> None:
         from ._files import FileStore
 
         files = FileStore(self.directory)
         for name in names:
             with contextlib.suppress(OSError, DiskStoreError):
-                files.unlink(name)
+                if not name.startswith("@"):
+                    files.unlink(name)
+                elif self.remove_hooked is not None:
+                    self.remove_hooked(name)
 
     def write(
         self, retry: bool = False, timeout: float | None = None, *, quiet: bool = False

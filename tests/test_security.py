@@ -127,7 +127,7 @@ def plant_exploit(cache: diskstore.Cache, key: Any, how: str, marker: Path) -> N
     # A long, compressible path: "a/./././b" names "a/b".
     path = str(marker.parent) + "/." * 300 + "/" + marker.name
     disk = attacker_disk(cache, secret, file=how.startswith("file"), compress=how == "compressed")
-    stored = disk.store(Exploit(path), False, ns=0, db_key=key, raw=True)
+    stored = disk.store_row(Exploit(path), False, ns=0, db_key=key, raw=True)
     assert stored.mode & KIND_MASK == KIND_PICKLE
     assert bool(stored.mode & FLAG_FILE) == how.startswith("file")
     assert bool(stored.mode & FLAG_ZSTD) == (how == "compressed")
@@ -334,7 +334,7 @@ def test_a_planted_decompression_bomb_is_not_expanded(
     with diskstore.Cache(cache_dir) as cache:
         disk = attacker_disk(cache, secret, compress=True)
         value = bytes(size) if kind == "bytes" else [bytes(size)]
-        stored = disk.store(value, False, ns=0, db_key="bomb", raw=True)
+        stored = disk.store_row(value, False, ns=0, db_key="bomb", raw=True)
         del value
         assert stored.mode & FLAG_ZSTD and not stored.mode & FLAG_FILE
         assert len(stored.value) < 64 * 1024
