@@ -43,6 +43,15 @@ from ._store import Store
 from ._tiered import TieredReadMixin
 
 
+def expand_directory(directory: str | os.PathLike[str]) -> str:
+    """The absolute path a directory argument names: ``~`` and ``$VARS`` expanded.
+
+    ``Cache`` and ``FanoutCache`` both open what this returns, so one path string always
+    names one cache (diskcache expands both too).
+    """
+    return os.path.abspath(os.path.expandvars(os.path.expanduser(os.fspath(directory))))
+
+
 def _make_directories(directory: str) -> None:
     """Create *directory* and any missing parents, each private to the user (0700)."""
     missing = []
@@ -119,7 +128,7 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
         self._check_extra_disk_options(disk, extra_disk)
         if directory is None:
             directory = tempfile.mkdtemp(prefix="diskstore-")
-        directory = os.path.abspath(os.path.expanduser(os.fspath(directory)))
+        directory = expand_directory(directory)
         if not read_only:
             _make_directories(directory)
             if not os.access(directory, os.W_OK | os.X_OK):
