@@ -127,7 +127,14 @@ class Bookkeeper:
             self.flush(best_effort=True)
 
     def overwrote(self, rowid: int, now: float) -> None:
-        """Record that a set replaced row *rowid* at *now* (its new store and access time)."""
+        """Record that a set replaced row *rowid* at *now* (its new store and access time).
+
+        Under a policy that counts reads, the overwrite restarts the count (as in diskcache),
+        so reads of the old value still buffered must not be added to the new one.
+        """
+        if self.on_read == "access_count":
+            with self._lock:
+                self._access.pop(rowid, None)
         self._stored[rowid] = now
         _ensure_flusher()
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
