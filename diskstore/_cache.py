@@ -98,7 +98,8 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
 
     Keys and values may be any picklable object; ``str``, ``bytes``, ``int`` and ``float``
     are stored natively. Large values go to files beside the database. Safe to share
-    between threads and processes.
+    between threads and processes. ``~`` and ``$VARS`` in *directory* are expanded, as by
+    ``FanoutCache`` and diskcache; ``None`` creates a new temporary directory.
     """
 
     _ns: int
