@@ -21,6 +21,9 @@ operation takes effect at one instant between its start and its end):
   and nothing that may remove the key (a removal, an expiry, an operation of a killed
   process) can be placed between the start of that write and the end of the read.
 
+Queue reads (``pull``, ``peekitem``) must return a whole version that was pushed or
+written, and no pushed item may be pulled twice.
+
 Counters (``incr``) are checked for lost updates: two increments that return the same total
 with no possible removal between them lost one, and no read or increment may return more
 than the number of increments started before it ended.
@@ -238,7 +241,15 @@ def check(ops: list[Op], *, removals_unseen: bool = False) -> Verdict:
     keys: dict[tuple[str, str], _KeyHistory] = defaultdict(_KeyHistory)
     per_ns: dict[str, list[Op]] = defaultdict(list)
     sweeps: list[Op] = []
+    pushes: dict[str, Op] = {}
+    queue_reads: list[Op] = []
     for op in ops:
+        if op.kind == "push":
+            pushes[op.vid or "?"] = op
+            continue
+        if op.kind in ("pull", "peekitem"):
+            queue_reads.append(op)
+            continue
         if op.key is None:
             (sweeps if op.kind == "sweep" else per_ns[op.ns]).append(op)
             continue
@@ -281,7 +292,49 @@ def check(ops: list[Op], *, removals_unseen: bool = False) -> Verdict:
     evicted = {name: _Intervals(spans) for name, spans in evictions.items()}
     for (ns, key), history in keys.items():
         _check_key(ns, key, history, evicted, removals_unseen, verdict)
+    _check_queue_reads(queue_reads, pushes, keys, verdict)
     return verdict
+
+
+def _check_queue_reads(
+    reads: list[Op],
+    pushes: dict[str, Op],
+    keys: dict[tuple[str, str], _KeyHistory],
+    verdict: Verdict,
+) -> None:
+    """``pull`` and ``peekitem``: a whole version that was written; no item pulled twice.
+
+    ``peekitem`` may return any key of the namespace (the last inserted), so its answer is
+    checked against that key's writes and touches, but not for staleness: which item is
+    last depends on insertion order, which the history does not record.
+    """
+    pulled: dict[str, Op] = {}
+    for read in reads:
+        if not read.ok:
+            continue
+        verdict.reads += 1
+        if read.result is None:
+            continue
+        item_key, vid, exp, tag = read.result
+        name = f"{read.ns or '<plain>'}/{read.kind}"
+        if isinstance(item_key, int):
+            source, touches = pushes.get(vid), []
+        elif item_key.startswith("c"):
+            continue  # a counter: its value names no version
+        else:
+            history = keys.get((read.ns, item_key))
+            source = history.versions.get(vid) if history is not None else None
+            touches = history.touches if history is not None else []
+        if source is None or source.start > read.end:
+            verdict.violations.append(f"{name}: {read.where} read {vid!r}, never written")
+            continue
+        _check_whole(name, read, [vid, exp, tag], source, touches, verdict)
+        if read.kind == "pull":
+            if vid in pulled:
+                verdict.violations.append(
+                    f"{name}: {read.where} and {pulled[vid].where} both pulled {vid}"
+                )
+            pulled[vid] = read
 
 
 def _check_key(
@@ -344,25 +397,12 @@ def _check_version(
     ns: str,
     verdict: Verdict,
 ) -> None:
-    vid, exp, tag = got
+    vid = got[0]
     write = history.versions.get(vid)
     if write is None or write.start > read.end:
         verdict.violations.append(f"{name}: {read.where} read {vid!r}, which was never written")
         return
-    want_exp, want_tag = read.shape
-    if want_tag and tag != write.tag:
-        verdict.violations.append(
-            f"{name}: {read.where} read {vid} with tag {tag!r}, but its tag is {write.tag!r}"
-        )
-    if want_exp:
-        if exp is not None and exp <= read.wall0:
-            verdict.violations.append(f"{name}: {read.where} read {vid}, expired at {exp}")
-        sources = [write] + [op for op in history.touches if op.start < read.end]
-        if not any(_expiry_matches(op, exp) for op in sources):
-            verdict.violations.append(
-                f"{name}: {read.where} read {vid} with an expiry ({exp}) set by no write or"
-                " touch of it"
-            )
+    _check_whole(name, read, got, write, history.touches, verdict)
     stale = definite.inside(write.end, read.start)
     tagged = evicted.get((ns, write.tag))
     if not stale and tagged is not None and write.tag is not None:
@@ -371,6 +411,27 @@ def _check_version(
         verdict.violations.append(
             f"{name}: {read.where} read {vid}, replaced or removed before the read began"
         )
+
+
+def _check_whole(
+    name: str, read: Op, got: list[Any], write: Op, touches: list[Op], verdict: Verdict
+) -> None:
+    """The tag and expiry a read returned with version *write* are that version's own."""
+    vid, exp, tag = got
+    want_exp, want_tag = read.shape
+    if want_tag and tag != write.tag:
+        verdict.violations.append(
+            f"{name}: {read.where} read {vid} with tag {tag!r}, but its tag is {write.tag!r}"
+        )
+    if want_exp:
+        if exp is not None and exp <= read.wall0:
+            verdict.violations.append(f"{name}: {read.where} read {vid}, expired at {exp}")
+        sources = [write] + [op for op in touches if op.start < read.end]
+        if not any(_expiry_matches(op, exp) for op in sources):
+            verdict.violations.append(
+                f"{name}: {read.where} read {vid} with an expiry ({exp}) set by no write or"
+                " touch of it"
+            )
 
 
 def _expiry_matches(op: Op, exp: float | None) -> bool:

@@ -27,7 +27,8 @@ MIX = (
     ("get", 30), ("set", 14), ("add", 4), ("incr", 6), ("pop", 4), ("delete", 4),
     ("touch", 4), ("txn", 8), ("clear", 1), ("evict", 1), ("expire", 1), ("cull", 1),
 )  # fmt: skip
-OPS, WEIGHTS = zip(*MIX, strict=True)
+#: Queue operations, mixed in where the cache has queues (``Cache``, not ``FanoutCache``).
+QUEUE_MIX = (("push", 4), ("pull", 3), ("peekitem", 2))
 
 
 def open_cache(config: dict[str, Any]) -> Any:
@@ -49,6 +50,8 @@ class _Thread:
         self.rng = random.Random(seed)
         self.number = 0
         self.padding = os.urandom(3 * MIN_FILE_SIZE)
+        mix = MIX + (() if isinstance(cache, diskstore.FanoutCache) else QUEUE_MIX)
+        self.ops, self.weights = zip(*mix, strict=True)
 
     def _version(self) -> dict[str, Any]:
         rng = self.rng
@@ -71,6 +74,10 @@ class _Thread:
             return plan
         if name in ("set", "add"):
             return {"op": name, "ns": ns, "key": rng.choice(REGISTERS), **self._version()}
+        if name == "push":
+            return {"op": name, "ns": ns, **self._version()}
+        if name in ("pull", "peekitem"):
+            return {"op": name, "ns": ns, "x": rng.random() < 0.6, "g": rng.random() < 0.6}
         if name == "incr":
             return {"op": "incr", "ns": ns, "key": rng.choice(COUNTERS)}
         if name in ("clear", "evict"):
@@ -84,17 +91,27 @@ class _Thread:
             return getattr(self.views[""], name)()
         view = self.views[plan["ns"]]
         key = plan.get("key")
+        flags = {"expire_time": plan.get("x", False), "tag": plan.get("g", False)}
         if name in ("get", "pop"):
-            flags = {"expire_time": plan["x"], "tag": plan["g"]}
             got = getattr(view, name)(key, default=None, **flags)
-            if not (plan["x"] or plan["g"]):
-                got = (got,)
-            value = got[0]
-            if value is None:
+            return _observed(got, flags, lambda value: value if key.startswith("c") else None)
+        if name in ("pull", "peekitem"):
+            try:
+                got = view.pull(**flags) if name == "pull" else view.peekitem(**flags)
+            except KeyError:  # peekitem of an empty namespace
                 return None
-            exp = got[1] if plan["x"] else None
-            tag = got[-1] if plan["g"] else None
-            return [value if key.startswith("c") else decode_version(value), exp, tag]
+            plain = not (flags["expire_time"] or flags["tag"])
+            item_key, value = got if plain else got[0]
+            if item_key is None:
+                return None
+            counter = isinstance(item_key, str) and item_key.startswith("c")
+            seen = _observed(
+                value if plain else (value, *got[1:]), flags, lambda v: v if counter else None
+            )
+            return None if seen is None else [item_key, *seen]
+        if name == "push":
+            value = encode_version(plan["vid"], plan["form"], self.padding)
+            return view.push(value, expire=plan["exp"], tag=plan["tag"])
         if name in ("set", "add"):
             value = encode_version(plan["vid"], plan["form"], self.padding)
             return bool(getattr(view, name)(key, value, expire=plan["exp"], tag=plan["tag"]))
@@ -111,7 +128,7 @@ class _Thread:
     def step(self, *, hold: float = 0.0, txn: bool = False) -> None:
         """One random operation (with *txn*, a transaction), logged before and after."""
         rng = self.rng
-        name = "txn" if txn else rng.choices(OPS, WEIGHTS)[0]
+        name = "txn" if txn else rng.choices(self.ops, self.weights)[0]
         ns = rng.choice(NAMESPACES)
         if name == "txn":
             inner = ("set", "set", "get", "incr", "delete")
@@ -142,6 +159,22 @@ class _Thread:
         )  # fmt: skip
         if error is not None:
             raise AssertionError(f"{self.label}: {record} raised {error}")
+
+
+def _observed(got: Any, flags: dict[str, bool], native: Any) -> list[Any] | None:
+    """A read's answer as ``[version id (or a counter's value), expiry, tag]``; None: a miss.
+
+    *native(value)* returns the value itself where it is a counter, else None.
+    """
+    if not (flags["expire_time"] or flags["tag"]):
+        got = (got,)
+    value = got[0]
+    if value is None:
+        return None
+    exp = got[1] if flags["expire_time"] else None
+    tag = got[-1] if flags["tag"] else None
+    counter = native(value)
+    return [counter if counter is not None else decode_version(value), exp, tag]
 
 
 def worker(

@@ -2,7 +2,8 @@
 
 Several processes, each with several threads, run random operations (``set``, ``add``,
 ``incr``, ``pop``, ``delete``, ``touch``, ``transact``, ``clear``, ``evict``, ``cull``,
-``expire``) over a few keys in two namespaces, with tags, short and long expiries, inline
+``expire``, and on ``Cache`` also ``push``, ``pull``, ``peekitem``) over a few keys in two
+namespaces, with tags, short and long expiries, inline
 and file values, while another process writing in transactions is killed with ``SIGKILL``
 again and again. Every operation is logged with its start and end time, and the checker in
 ``_history.py`` judges every read against the history of its key.
@@ -12,7 +13,7 @@ off, and ``FanoutCache`` with it on and a size limit small enough that culling e
 items (there a read that finds nothing, or a counter that restarts, proves nothing).
 
 By default the suite runs in well under a minute. Set ``DISKSTORE_SOAK=N`` to run N times
-as many operations and kills (``DISKSTORE_SOAK=20`` runs for several minutes).
+as many operations and kills (``DISKSTORE_SOAK=10`` takes about four minutes).
 """
 
 from __future__ import annotations
@@ -170,3 +171,14 @@ def test_the_checker_flags_a_lost_increment():
     incrs = [Op("incr", "", "c0", n, n + 0.5, result=min(n, 2) + 1) for n in range(4)]
     violations = check(incrs).violations
     assert len(violations) == 1 and "both incremented to 3" in violations[0]
+
+
+def test_the_checker_flags_a_torn_or_repeated_pull():
+    push = Op("push", "", None, 0, 1, wall0=0, wall1=1, vid="v1", tag="a", result=7, where="p")
+    pulls = [
+        Op("pull", "", None, 2, 3, result=[7, "v1", None, "a"], shape=(False, True), where="x"),
+        Op("pull", "", None, 4, 5, result=[7, "v1", None, "b"], shape=(False, True), where="y"),
+    ]
+    violations = check([push, *pulls]).violations
+    assert len(violations) == 2, violations
+    assert "tag 'b'" in violations[0] and "both pulled v1" in violations[1]
