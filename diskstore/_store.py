@@ -5,7 +5,9 @@ the thread's connection record) so that ``os.fork()`` can wait for operations in
 close idle connections first: a child that inherits an open SQLite connection, or SQLite's
 in-process lock bookkeeping, can hang or lose writes, which is why forked children of a
 diskcache user may hang for the whole timeout. Connections are reopened lazily afterwards in
-both parent and child.
+both parent and child. A thread that forks from inside a transaction cannot close its
+connection first; its child gets :class:`~diskstore.ForkedTransactionError` instead of a
+transaction that is not its own (see :meth:`Store._after_fork_child`).
 
 SQLite's own busy handler sleeps at least a millisecond whenever two writers collide, which
 sets the tail latency of every contended write. Connections are therefore opened with a zero
