@@ -7,6 +7,8 @@ are written back in one transaction at least every second (by the next operation
 background thread when none comes), before culling, when ``stats()`` is read, on close, and
 at interpreter exit. Counters and eviction order are therefore
 exact up to the last flush (at most about a second), and nothing is lost on a clean close.
+A forked child starts with empty buffers: what they held is the parent's to write back, and
+writing it from both processes would count it twice.
 """
 
 from __future__ import annotations
@@ -59,9 +61,11 @@ def _forget_flusher() -> None:
     _flusher = None  # threads do not survive fork; the child starts its own on demand
     _flusher_lock = threading.Lock()
     # A thread of the parent may have held a bookkeeper's lock at the fork; in the child
-    # nobody would ever release it.
+    # nobody would ever release it. What the buffers hold is the parent's to write back: a
+    # child that flushed it too would count every buffered hit, miss and access twice.
     for bookkeeper in list(_registry):
         bookkeeper._lock = threading.Lock()
+        bookkeeper._forget_buffers()
 
 
 @atexit.register
@@ -123,7 +127,14 @@ class Bookkeeper:
             self.flush(best_effort=True)
 
     def overwrote(self, rowid: int, now: float) -> None:
-        """Record that a set replaced row *rowid* at *now* (its new store and access time)."""
+        """Record that a set replaced row *rowid* at *now* (its new store and access time).
+
+        Under a policy that counts reads, the overwrite restarts the count (as in diskcache),
+        so reads of the old value still buffered must not be added to the new one.
+        """
+        if self.on_read == "access_count":
+            with self._lock:
+                self._access.pop(rowid, None)
         self._stored[rowid] = now
         _ensure_flusher()
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
@@ -175,6 +186,13 @@ class Bookkeeper:
                         self._access.setdefault(rowid, value)
                 for rowid, at in stored.items():
                     self._stored.setdefault(rowid, at)
+
+    def _forget_buffers(self) -> None:
+        """Drop everything buffered (in a forked child: it belongs to the parent)."""
+        self.hits = self.misses = 0
+        self._access = {}
+        self._stored = {}
+        self._last_flush = time.monotonic()
 
     def reset(self) -> None:
         with self._lock:

@@ -43,6 +43,15 @@ from ._store import Store
 from ._tiered import TieredReadMixin
 
 
+def expand_directory(directory: str | os.PathLike[str]) -> str:
+    """The absolute path a directory argument names: ``~`` and ``$VARS`` expanded.
+
+    ``Cache`` and ``FanoutCache`` both open what this returns, so one path string always
+    names one cache (diskcache expands both too).
+    """
+    return os.path.abspath(os.path.expandvars(os.path.expanduser(os.fspath(directory))))
+
+
 def _make_directories(directory: str) -> None:
     """Create *directory* and any missing parents, each private to the user (0700)."""
     missing = []
@@ -108,7 +117,8 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
 
     Keys and values may be any picklable object; ``str``, ``bytes``, ``int`` and ``float``
     are stored natively. Large values go to files beside the database. Safe to share
-    between threads and processes.
+    between threads and processes. ``~`` and ``$VARS`` in *directory* are expanded, as by
+    ``FanoutCache`` and diskcache; ``None`` creates a new temporary directory.
     """
 
     _ns: int
@@ -138,7 +148,7 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
         self._check_extra_disk_options(disk, extra_disk)
         if directory is None:
             directory = tempfile.mkdtemp(prefix="diskstore-")
-        directory = os.path.abspath(os.path.expanduser(os.fspath(directory)))
+        directory = expand_directory(directory)
         if not read_only:
             _make_directories(directory)
             if not os.access(directory, os.W_OK | os.X_OK):
@@ -329,15 +339,21 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
     ) -> Any:
         """``get`` in full generality; *rows* is the first read's result when already made.
 
+        Every field returned comes from one row read by one statement (see
+        ``SELECT_ITEM_FULL``): when the short read shows a value file or a pinned entry, the
+        whole row is read again rather than completed by rowid, which could mix versions.
         With *count* false the read is left out of the hit and miss statistics.
         """
-        store = self._store
         ns = self._ns
         params: tuple[Any, ...]
         if ns:
             sql, params = _sql.SELECT_ITEM, (ns, db_key, raw)
         else:
             sql, params = _sql.SELECT_ITEM_MAIN, (db_key, raw)
+        full = (ns, db_key, raw)
+        if tag:
+            rows = None  # the tag is not in the short read
+            sql, params = _sql.SELECT_ITEM_FULL, full
         while True:
             if rows is None:
                 rows = self._read_rows(sql, params, retry)
@@ -347,33 +363,28 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
                 if bookkeeper.active:
                     bookkeeper.miss()
                 return self._miss(default, expire_time, tag)
-            rowid, mode, value, exp = rows[0]
-            tg = None
-            if mode or tag:
-                filename = None
-                size = vsize = 0
-                sig = None
-                if mode & FLAG_FILE or mode & FLAG_PINNED or tag:
-                    extra = store.run(_sql.SELECT_ITEM_EXTRA, (rowid,), retry=True)
-                    if not extra:
-                        rows = None
-                        continue  # removed since it was read: look again
-                    filename, size, tg, sig, vsize = extra[0]
-                    if mode & FLAG_PINNED and not self._read_only:
-                        self._unpin(rowid)
-                if mode & ~FLAG_PINNED:
-                    try:
-                        value = self._disk.fetch_row(
-                            mode, filename, value, read,
-                            ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
-                        )  # fmt: skip
-                    except IntegrityError as exc:
-                        if self._drop_corrupt(rowid, mode, filename, key, exc):
-                            if bookkeeper.active:
-                                bookkeeper.miss()
-                            return self._miss(default, expire_time, tag)
-                        rows = None
-                        continue  # the row changed under us: read again
+            row = rows[0]
+            rowid, mode, value, exp = row[:4]
+            if len(row) == 4 and mode & (FLAG_FILE | FLAG_PINNED):
+                rows = None  # read the whole row once more, in one statement
+                sql, params = _sql.SELECT_ITEM_FULL, full
+                continue
+            filename, size, tg, sig, vsize = row[4:] if len(row) > 4 else (None, 0, None, None, 0)
+            if mode & FLAG_PINNED and not self._read_only:
+                self._unpin(rowid)
+            if mode & ~FLAG_PINNED:
+                try:
+                    value = self._disk.fetch_row(
+                        mode, filename, value, read,
+                        ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
+                    )  # fmt: skip
+                except IntegrityError as exc:
+                    if self._drop_corrupt(rowid, mode, filename, key, exc):
+                        if bookkeeper.active:
+                            bookkeeper.miss()
+                        return self._miss(default, expire_time, tag)
+                    rows = None
+                    continue  # the row changed under us: read again
             if bookkeeper.active:
                 bookkeeper.hit(rowid, now)
             return self._shaped(value, exp, tg, expire_time, tag)

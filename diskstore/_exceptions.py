@@ -7,6 +7,7 @@ catches them all; each also derives from the built-in a Python user would expect
     ├── Timeout                        database stayed locked past ``timeout``
     ├── SettingsError (ValueError)     a setting's name or value is invalid
     ├── CacheClosedError (ValueError)  an AsyncCache was closed and used again
+    ├── ForkedTransactionError (RuntimeError) a child forked inside ``transact()`` used it
     ├── ReadOnlyError (PermissionError) a write on a cache opened read-only
     ├── StorageError (OSError)         the disk refused a write (full, I/O error)
     │   └── StorageFullError           no space left on the device or database
@@ -41,6 +42,18 @@ class SettingsError(DiskStoreError, ValueError):
 
 class CacheClosedError(DiskStoreError, ValueError):
     """An operation was attempted on an ``AsyncCache`` after ``close()``."""
+
+
+class ForkedTransactionError(DiskStoreError, RuntimeError):
+    """This process was forked inside a ``transact()`` block and the child used the cache.
+
+    The transaction, its connection and SQLite's write lock belong to the parent, which
+    carries on unaffected. In the child, every use of that cache on the forking thread
+    raises this error until the inherited block is left; leaving it normally raises it too,
+    because nothing the block did in the child was committed. After that the child can read
+    the cache, but any write to that database from the child raises this error: SQLite keeps
+    lock state per process, and the child's copy still records the parent's write lock.
+    """
 
 
 class ReadOnlyError(DiskStoreError, PermissionError):

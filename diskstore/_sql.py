@@ -120,7 +120,13 @@ SELECT_ITEM_MAIN = (
     "SELECT rowid, mode, value, expire_time FROM items WHERE ns = 0 AND key = ? AND raw = ?"
 )
 SELECT_ROW_MODE = "SELECT rowid, mode, filename FROM items WHERE ns = ? AND key = ? AND raw = ?"
-SELECT_ITEM_EXTRA = "SELECT filename, size, tag, sig, vsize FROM items WHERE rowid = ?"
+# Everything a read may need, in one statement: a second statement by rowid could see a
+# later version of the row (an overwrite keeps the rowid), so a value file, tag or signature
+# is only ever taken together with the value and expiry of the same committed version.
+SELECT_ITEM_FULL = (
+    "SELECT rowid, mode, value, expire_time, filename, size, tag, sig, vsize FROM items"
+    " WHERE ns = ? AND key = ? AND raw = ?"
+)
 SELECT_FOR_WRITE = (
     "SELECT rowid, filename, size, expire_time, tag, mode, value, sig, vsize FROM items"
     " WHERE ns = ? AND key = ? AND raw = ?"

@@ -5,7 +5,9 @@ the thread's connection record) so that ``os.fork()`` can wait for operations in
 close idle connections first: a child that inherits an open SQLite connection, or SQLite's
 in-process lock bookkeeping, can hang or lose writes, which is why forked children of a
 diskcache user may hang for the whole timeout. Connections are reopened lazily afterwards in
-both parent and child.
+both parent and child. A thread that forks from inside a transaction cannot close its
+connection first; its child gets :class:`~diskstore.ForkedTransactionError` instead of a
+transaction that is not its own (see :meth:`Store._after_fork_child`).
 
 SQLite's own busy handler sleeps at least a millisecond whenever two writers collide, which
 sets the tail latency of every contended write. Connections are therefore opened with a zero
@@ -37,6 +39,7 @@ from . import _sql
 from ._changes import ChangeCounter
 from ._exceptions import (
     DiskStoreError,
+    ForkedTransactionError,
     IntegrityError,
     ReadOnlyError,
     StorageError,
@@ -56,7 +59,8 @@ class Conn:
     """One thread's connection to one store, with its transaction state."""
 
     __slots__ = (
-        "__weakref__", "change_no", "con", "created", "cur", "depth", "dropped", "owner", "txn",
+        "__weakref__", "change_no", "con", "created", "cur", "depth", "dropped", "forked",
+        "owner", "txn",
     )  # fmt: skip
 
     def __init__(self, con: sqlite3.Connection) -> None:
@@ -68,6 +72,7 @@ class Conn:
         self.dropped: list[str] = []  # value files to remove once it commits
         self.owner = threading.get_ident()
         self.change_no = 0  # this transaction's number in the change counter (0: none)
+        self.forked = False  # a child's copy of a transaction its parent had open at the fork
 
     def __del__(self) -> None:
         # When a thread ends, its record goes with it. The connection would linger (it sits in
@@ -134,6 +139,11 @@ _fork_pending = False
 _resume = threading.Event()
 _resume.set()
 _ABANDONED: list[sqlite3.Connection] = []  # inherited connections a child must never touch
+# Databases whose write lock this process inherited by forking inside a transaction. SQLite
+# keeps lock state per process, shared by every connection to the file, and it still records
+# the abandoned connection's write lock: no connection of this process could ever write, so
+# a write fails at once instead of waiting out the timeout.
+_FORKED_WRITERS: set[str] = set()
 # Opening and closing a connection take SQLite's process-wide mutex with the GIL released;
 # a child forked meanwhile would inherit that mutex locked and hang on its first connect. So
 # every open and close holds this lock, and so does the fork (see _before_fork).
@@ -273,6 +283,12 @@ class Store:
         """Return this thread's connection record, opening the connection if needed."""
         self._closed = False
         conn: Conn | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.forked:
+            raise ForkedTransactionError(
+                f"cache {self.directory} cannot be used here: this process was forked inside"
+                " a transact() block of its parent, and that transaction is the parent's;"
+                " leave the block first (nothing it did in this process is committed)"
+            )
         if conn is None:
             try:
                 conn = Conn(self._connect())
@@ -314,18 +330,31 @@ class Store:
                     con.close()
 
     def _after_fork_child(self) -> None:
+        # Only the forking thread lives on in the child, with the same call stack: its record
+        # keeps its depth (the operations it is inside will still unwind), and a transaction
+        # it had open stays marked so that the child cannot mistake it for its own.
+        me = threading.get_ident()
+        mine = getattr(self._local, "conn", None)
         for conn in list(self._conns):
             if conn.con is not None:
                 _ABANDONED.append(conn.con)
                 conn.con = None
+            if conn is mine and conn.owner == me:
+                conn.forked = conn.txn > 0
+                if conn.forked:
+                    _FORKED_WRITERS.add(self.path)
+                continue
             conn.depth = 0
             conn.txn = 0
             conn.change_no = 0
             conn.created.clear()
             conn.dropped.clear()
         self._lock = threading.Lock()
-        self._local = threading.local()
         self._conns = weakref.WeakSet()
+        self._local = threading.local()
+        if mine is not None and mine.owner == me:
+            self._local.conn = mine
+            self._conns.add(mine)
 
     def close_idle_connections(self) -> None:
         """Close idle connections so the next use reopens them (after a pragma change)."""
@@ -414,6 +443,12 @@ class Store:
             return False
         if self.read_only:
             raise ReadOnlyError(f"cache {self.directory} was opened read-only")
+        if _FORKED_WRITERS and self.path in _FORKED_WRITERS:
+            raise ForkedTransactionError(
+                f"cache {self.directory} cannot be written by this process: it was forked"
+                " inside a transact() block of its parent, and SQLite in this process still"
+                " holds the parent's write lock (reads work; write from another process)"
+            )
         con = conn.con
         assert con is not None
         try:
@@ -439,6 +474,9 @@ class Store:
 
     def end(self, conn: Conn, outer: bool, commit: bool) -> None:
         """Finish what :meth:`begin` started: commit or roll back the outer transaction."""
+        if conn.forked:
+            self._end_forked(conn, outer, commit)
+            return
         if not outer:
             conn.txn -= 1
             return
@@ -472,6 +510,26 @@ class Store:
             if changes is not None:
                 changes.finish(number)
             self._remove(created)
+
+    def _end_forked(self, conn: Conn, outer: bool, commit: bool) -> None:
+        """Leave one level of a transaction inherited from the parent by fork.
+
+        Nothing is committed or rolled back: the transaction, its change number and its
+        files are the parent's. Leaving the outermost level frees the thread to use the
+        cache again; a normal exit of any level raises, since its work did not commit.
+        """
+        conn.txn -= 1
+        if outer or conn.txn <= 0:
+            conn.txn = 0
+            conn.forked = False
+            conn.change_no = 0
+            conn.created, conn.dropped = [], []
+        if commit:
+            raise ForkedTransactionError(
+                f"a transact() block on cache {self.directory} was left in a process forked"
+                " inside it; its work in this process was not committed (the transaction"
+                " belongs to the parent process)"
+            )
 
     @staticmethod
     def _rollback(con: sqlite3.Connection) -> None:
@@ -519,8 +577,8 @@ class Store:
             try:
                 yield
             except BaseException:
-                if outer:
-                    self.end(conn, True, False)
+                if outer or conn.forked:
+                    self.end(conn, outer, False)
                 else:
                     with contextlib.suppress(sqlite3.Error):
                         con.execute(_sql.ROLLBACK_TO.format(depth=depth))
@@ -530,8 +588,8 @@ class Store:
                     del conn.dropped[mark[1] :]
                     conn.txn -= 1
                 raise
-            if outer:
-                self.end(conn, True, True)
+            if outer or conn.forked:
+                self.end(conn, outer, True)
             else:
                 try:
                     con.execute(_sql.RELEASE.format(depth=depth))

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import _clock
-from ._cache import Cache
+from ._cache import Cache, expand_directory
 from ._constants import ENOVAL
 from ._disk import Disk
 from ._exceptions import Timeout
@@ -170,7 +170,7 @@ class FanoutCache:
             settings["size_limit"] = int(DEFAULT_SETTINGS["size_limit"]) // count
         if directory is None:
             directory = tempfile.mkdtemp(prefix="diskstore-")
-        path = os.path.abspath(os.path.expandvars(os.path.expanduser(os.fspath(directory))))
+        path = expand_directory(directory)
         self._open(path, count, timeout, disk, settings, namespace="")
 
     def _open(

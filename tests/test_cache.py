@@ -236,6 +236,28 @@ class TestLifecycle:
         with diskstore.Cache(tmp_path / "pathlike") as cache:
             assert cache.directory == str(tmp_path / "pathlike")
 
+    def test_directory_expands_environment_variables_like_fanout_and_diskcache(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import diskcache
+
+        monkeypatch.setenv("DISKSTORE_TEST_ROOT", str(tmp_path))
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        for spelling in ("$DISKSTORE_TEST_ROOT/vars", "${DISKSTORE_TEST_ROOT}/vars"):
+            with diskstore.Cache(spelling) as cache:
+                assert cache.directory == str(tmp_path / "vars")
+        with diskstore.Cache("~/$DISKSTORE_TEST_SUB") as cache:  # unset: left as written
+            assert cache.directory == str(tmp_path / "home" / "$DISKSTORE_TEST_SUB")
+        # One string names one place for Cache, FanoutCache and diskcache alike.
+        spelling = "$DISKSTORE_TEST_ROOT/same"
+        with diskstore.FanoutCache(spelling, shards=1) as fan:
+            expected = fan.directory
+        with diskcache.Cache(spelling) as theirs:
+            assert theirs.directory == expected
+        with diskstore.Cache(spelling) as ours:
+            assert ours.directory == expected
+        assert not os.path.exists("$DISKSTORE_TEST_ROOT")
+
     def test_directory_is_private(self, cache: diskstore.Cache) -> None:
         assert os.stat(cache.directory).st_mode & 0o077 == 0
 

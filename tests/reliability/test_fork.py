@@ -10,6 +10,7 @@ hang), and the parent must keep working.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import threading
@@ -171,3 +172,126 @@ def test_fork_while_a_sibling_thread_holds_a_memoize_lock(cache, figures):
     assert errors == []
     assert hung == 0
     _assert_parent_sees_children(cache, 0)
+
+
+def _fork() -> int:
+    """``os.fork()``, without the warning newer Pythons give when threads are running."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*fork.*", DeprecationWarning)
+        return os.fork()
+
+
+def _child_exit(check) -> None:
+    """In a forked child: exit 0 if *check()* is true, 1 if false or if it raised."""
+    code = 1
+    try:
+        code = 0 if check() else 1
+    finally:
+        os._exit(code)
+
+
+def _wait(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.timeout(120)
+def test_a_child_does_not_write_back_the_parents_buffered_bookkeeping(cache_dir):
+    import sqlite3
+
+    settings = {"statistics": True, "eviction_policy": "least-frequently-used"}
+    with diskstore.Cache(cache_dir, disk_min_file_size=1024, **settings) as cache:
+        cache.set("hot", 1)
+        cache.set("file", os.urandom(5000))
+        cache.set("hot", 2)  # an overwrite: its store time waits in the buffer
+        cache.stats()  # flush what the sets recorded; from here on only reads buffer
+        bookkeeper = cache._shared.bookkeeper
+        bookkeeper._last_flush = time.monotonic() + 3600  # no flush before the fork
+        for _ in range(100):
+            assert cache.get("hot") == 2
+        for _ in range(7):
+            assert cache.get("missing") is None
+        cache.set("hot", 3)
+        assert bookkeeper.hits == 100 and bookkeeper.misses == 7
+        pid = _fork()
+        if pid == 0:
+            _child_exit(lambda: cache.close() is None)  # a close flushes the buffers
+        assert _wait(pid) == 0
+        assert cache.stats() == (100, 7)
+        assert cache.get("hot") == 3
+        assert len(cache) == 2
+        assert cache.check() == []
+    con = sqlite3.connect(f"{cache_dir}/diskstore.db")
+    try:
+        counts = dict(con.execute("SELECT key, access_count FROM items").fetchall())
+        totals = con.execute("SELECT count, size FROM namespaces WHERE id = 0").fetchone()
+        sizes = con.execute("SELECT count(*), sum(size) FROM items").fetchone()
+    finally:
+        con.close()
+    assert counts == {"hot": 1, "file": 0}  # the set reset it; one read since
+    assert totals == sizes
+    assert sizes[0] == 2 and sizes[1] >= 5000
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("nesting", [1, 2])
+def test_a_fork_inside_transact_gives_the_child_a_clear_error(cache_dir, nesting):
+    cache = diskstore.Cache(cache_dir, timeout=5)
+    cache.set("before", 1)
+    pid = -1
+    refused: list[str] = []
+    leaving: list[str] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            for _ in range(nesting):
+                stack.enter_context(cache.transact())
+            cache.set("parent", 1)
+            pid = _fork()
+            if pid == 0:
+                for attempt in (
+                    lambda: cache.set("child", 1),
+                    lambda: cache.get("before"),
+                    lambda: cache.incr("counter"),
+                    lambda: len(cache),
+                ):
+                    try:
+                        attempt()
+                    except diskstore.ForkedTransactionError as exc:
+                        refused.append(str(exc))
+    except diskstore.ForkedTransactionError as exc:
+        leaving.append(str(exc))
+    if pid == 0:
+
+        def child_check() -> bool:
+            # Refused at first use and on leaving the block; then reads work and writes
+            # are refused at once (SQLite in this process still holds the parent's lock).
+            if len(refused) != 4 or len(leaving) != 1 or "transact()" not in refused[0]:
+                return False
+            deadline = time.monotonic() + 30
+            while cache.get("parent") != 1:  # once the parent has committed
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.01)
+            if cache.get("before") != 1:
+                return False
+            start = time.monotonic()
+            try:
+                cache.set("child-after", 2)
+            except diskstore.ForkedTransactionError:
+                return time.monotonic() - start < 4  # not a Timeout after the 5 s timeout
+            return False
+
+        _child_exit(child_check)
+    try:
+        assert leaving == [] and refused == []  # the parent committed as usual
+        assert _wait(pid) == 0
+        assert cache.get("parent") == 1
+        assert cache.get("child") is None
+        assert cache.get("child-after") is None
+        with cache.transact():
+            cache.set("parent-again", 3)
+        assert cache.get("parent-again") == 3
+    finally:
+        cache.close()
