@@ -70,7 +70,7 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
 
     ``TIMEOUT`` (and every ``timeout`` argument) follows Django: ``None`` keeps an entry
     forever and zero or less expires it at once. ``KEY_PREFIX``, ``VERSION`` and
-    ``KEY_FUNCTION`` shape keys as in every Django backend, and keys that memcached would
+    ``KEY_FUNCTION`` shape keys as in every Django backend, and string keys that memcached would
     refuse raise :class:`~django.core.cache.CacheKeyWarning`. The directory's size is bounded
     by the ``size_limit`` setting (1 GB by default, culled by the eviction policy); setting
     ``OPTIONS["MAX_ENTRIES"]`` also bounds the number of entries, culled as Django's local
@@ -90,16 +90,14 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
 
     def __init__(self, location: str, params: Mapping[str, Any]) -> None:
         """Open the cache in directory ``location`` with Django's ``params`` (see the class)."""
-        super().__init__(params)
         if not isinstance(location, str) or not location:
-            raise SettingsError(
-                f"LOCATION must name the cache directory, got {location!r}",
-            )
+            raise SettingsError(f"LOCATION must name the cache directory, got {location!r}")
+        self._shards, self._database_timeout, self._options = _backend_options(params)
+        super().__init__(params)
         options = params.get("OPTIONS") or {}
         #: Whether ``MAX_ENTRIES`` was configured; without it only ``size_limit`` applies.
         self._limit_entries = "max_entries" in params or "MAX_ENTRIES" in options
         self._location = location
-        self._shards, self._database_timeout, self._options = _backend_options(params)
         self._lock = threading.Lock()
         self._opened: FanoutCache | None = None
         self._fanout()  # report bad settings now, not at the first request
@@ -123,9 +121,13 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
     # -- keys and timeouts --------------------------------------------------------------
 
     def _key(self, key: Any, version: int | None) -> Any:
-        """Make the stored key, warning (as Django's backends do) about unportable ones."""
+        """Make the stored key, warning (as Django's backends do) about unportable ones.
+
+        Only string keys are checked: other keys (ints, bytes, tuples, memoized calls' keys)
+        are this backend's extension, unportable by choice, and would only add noise.
+        """
         made = self.make_key(key, version=version)
-        if isinstance(made, str):
+        if isinstance(key, str) and isinstance(made, str):
             self.validate_key(made)
         return made
 
