@@ -154,13 +154,7 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
         retry: bool = True,
     ) -> bool:
         """Store ``value`` only if ``key`` has no live entry; return whether it was stored."""
-        made = self._key(key, version)
-        expire = self._expire(timeout)
-        fanout = self._fanout()
-        if expire == _NOW:
-            return made not in fanout  # stored and expired at once: nothing to write
-        self._make_room(fanout)
-        return fanout.add(made, value, expire, read, tag, retry)
+        return self._write(key, value, timeout, version, read, tag, retry, only_if_missing=True)
 
     def get(
         self,
@@ -199,13 +193,32 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
         ``read=True`` stores the contents of the binary file ``value``; ``tag`` labels the
         entry for :meth:`evict`. A timeout of zero or less removes the key instead.
         """
+        return self._write(key, value, timeout, version, read, tag, retry, only_if_missing=False)
+
+    def _write(
+        self,
+        key: Any,
+        value: Any,
+        timeout: Any,
+        version: int | None,
+        read: bool,
+        tag: str | None,
+        retry: bool,
+        *,
+        only_if_missing: bool,
+    ) -> bool:
         made = self._key(key, version)
         expire = self._expire(timeout)
         fanout = self._fanout()
         if expire == _NOW:
+            # Stored and expired at once: nothing to write, but an older value must go.
+            if only_if_missing:
+                return made not in fanout
             fanout.delete(made, retry)
             return True
         self._make_room(fanout)
+        if only_if_missing:
+            return fanout.add(made, value, expire, read, tag, retry)
         return fanout.set(made, value, expire, read, tag, retry)
 
     def touch(
