@@ -13,8 +13,7 @@ Beyond Django's cache API (``BaseCache``), the backend offers diskcache's extras
 from __future__ import annotations
 
 import itertools
-import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
@@ -97,26 +96,7 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
         options = params.get("OPTIONS") or {}
         #: Whether ``MAX_ENTRIES`` was configured; without it only ``size_limit`` applies.
         self._limit_entries = "max_entries" in params or "MAX_ENTRIES" in options
-        self._location = location
-        self._lock = threading.Lock()
-        self._opened: FanoutCache | None = None
-        self._fanout()  # report bad settings now, not at the first request
-
-    def _fanout(self) -> FanoutCache:
-        """The open FanoutCache, reopened if :meth:`close` closed it."""
-        opened = self._opened
-        if opened is None:
-            with self._lock:
-                opened = self._opened
-                if opened is None:
-                    opened = FanoutCache(
-                        self._location,
-                        self._shards,
-                        self._database_timeout,
-                        **dict(self._options),
-                    )
-                    self._opened = opened
-        return opened
+        self._cache = FanoutCache(location, self._shards, self._database_timeout, **self._options)
 
     # -- keys and timeouts --------------------------------------------------------------
 
@@ -172,11 +152,11 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
         and ``tag`` return a tuple that adds them, as diskcache does.
         """
         made = self._key(key, version)
-        return self._fanout().get(made, default, read, expire_time, tag, retry)
+        return self._cache.get(made, default, read, expire_time, tag, retry)
 
     def read(self, key: Any, version: int | None = None) -> Any:
         """Return an open binary file with the value of ``key``; :class:`KeyError` if missing."""
-        return self._fanout().read(self._key(key, version))
+        return self._cache.read(self._key(key, version))
 
     def set(
         self,
@@ -209,7 +189,7 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
     ) -> bool:
         made = self._key(key, version)
         expire = self._expire(timeout)
-        fanout = self._fanout()
+        fanout = self._cache
         if expire == _NOW:
             # Stored and expired at once: nothing to write, but an older value must go.
             if only_if_missing:
@@ -232,8 +212,8 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
         made = self._key(key, version)
         expire = self._expire(timeout)
         if expire == _NOW:
-            return self._fanout().delete(made, retry)
-        return self._fanout().touch(made, expire, retry)
+            return self._cache.delete(made, retry)
+        return self._cache.touch(made, expire, retry)
 
     def pop(
         self,
@@ -246,11 +226,11 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
     ) -> Any:
         """Remove ``key`` and return its value (``default`` if missing), atomically."""
         made = self._key(key, version)
-        return self._fanout().pop(made, default, expire_time, tag, retry)
+        return self._cache.pop(made, default, expire_time, tag, retry)
 
     def delete(self, key: Any, version: int | None = None, retry: bool = True) -> bool:
         """Remove ``key``; return whether it had a live entry."""
-        return self._fanout().delete(self._key(key, version), retry)
+        return self._cache.delete(self._key(key, version), retry)
 
     def set_many(
         self,
@@ -273,7 +253,7 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
 
     def has_key(self, key: Any, version: int | None = None) -> bool:
         """Whether ``key`` has a live entry."""
-        return self._key(key, version) in self._fanout()
+        return self._key(key, version) in self._cache
 
     def incr(
         self,
@@ -290,7 +270,7 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
         """
         made = self._key(key, version)
         try:
-            return self._fanout().incr(made, delta, default, retry)
+            return self._cache.incr(made, delta, default, retry)
         except KeyError:
             raise ValueError(f"Key {key!r} not found") from None
 
@@ -313,7 +293,7 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
         """
         if version is None:
             version = self.version
-        fanout = self._fanout()
+        fanout = self._cache
         old = self._key(key, version)
         value, expire_time, tag = fanout.get(old, ENOVAL, expire_time=True, tag=True, retry=True)
         if value is ENOVAL:
@@ -330,17 +310,14 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
 
     def clear(self, retry: bool = True) -> int:
         """Remove every entry in the directory (of every prefix and version); return the count."""
-        return self._fanout().clear(retry)
+        return self._cache.clear(retry)
 
     def close(self, **kwargs: Any) -> None:
-        """Close the cache's files; the next call opens them again.
+        """Close the cache's connections; the next call opens them again.
 
         Django calls this at the end of every request (``kwargs`` are its signal's).
         """
-        with self._lock:
-            opened, self._opened = self._opened, None
-        if opened is not None:
-            opened.close()
+        self._cache.close()
 
     # -- culling by entry count ---------------------------------------------------------
 
@@ -368,43 +345,43 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
     @property
     def directory(self) -> str:
         """The cache directory (``LOCATION``, made absolute)."""
-        return self._fanout().directory
+        return self._cache.directory
 
     def expire(self, retry: bool = True) -> int:
         """Remove expired entries; return how many were removed."""
-        return self._fanout().expire(retry)
+        return self._cache.expire(retry)
 
     def evict(self, tag: str, retry: bool = True) -> int:
         """Remove the entries stored with ``tag``; return how many were removed."""
-        return self._fanout().evict(tag, retry)
+        return self._cache.evict(tag, retry)
 
     def cull(self, retry: bool = True) -> int:
         """Remove entries until the directory is within ``size_limit``; return the count."""
-        return self._fanout().cull(retry)
+        return self._cache.cull(retry)
 
     def stats(self, enable: bool = True, reset: bool = False) -> tuple[int, int]:
         """Return ``(hits, misses)``; ``enable`` turns counting on or off, ``reset`` zeroes."""
-        return self._fanout().stats(enable=enable, reset=reset)
+        return self._cache.stats(enable=enable, reset=reset)
 
     def create_tag_index(self) -> None:
         """Index entries by tag, making :meth:`evict` fast on a large cache."""
-        self._fanout().create_tag_index()
+        self._cache.create_tag_index()
 
     def drop_tag_index(self) -> None:
         """Drop the tag index."""
-        self._fanout().drop_tag_index()
+        self._cache.drop_tag_index()
 
     def cache(self, name: str, **settings: Any) -> Cache:
         """Return the unsharded :class:`~diskstore.Cache` in ``<directory>/cache/<name>``."""
-        return self._fanout().cache(name, **settings)
+        return self._cache.cache(name, **settings)
 
     def deque(self, name: str, maxlen: int | None = None) -> Deque:
         """Return the :class:`~diskstore.Deque` in ``<directory>/deque/<name>``."""
-        return self._fanout().deque(name, maxlen=maxlen)
+        return self._cache.deque(name, maxlen=maxlen)
 
     def index(self, name: str) -> Index:
         """Return the :class:`~diskstore.Index` in ``<directory>/index/<name>``."""
-        return self._fanout().index(name)
+        return self._cache.index(name)
 
     def memoize(
         self,
@@ -422,9 +399,8 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
         ``f.__cache_key__(*args)`` with ``version``, so ``cache.get(f.__cache_key__(x))``,
         :meth:`clear` and :meth:`evict` see them. ``timeout`` follows Django (zero: look
         results up but never store them). ``options`` are :func:`diskstore.memoize`'s
-        keyword-only options (``hash_source``, ``single_flight``, ...). Unlike on a plain
-        cache, ``cache_info()`` and ``cache_clear()`` are not available: the entries cannot
-        be told apart from other keys without scanning.
+        keyword-only options (``hash_source``, ``single_flight``, ...). The wrapper's
+        ``cache_clear()`` removes the function's results of every version and key prefix.
         """
         if callable(name):
             raise TypeError(
@@ -440,10 +416,12 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
 
 
 class _MemoStore:
-    """What memoize sees of a DjangoCache: its keys made with Django's key function.
+    """What memoize sees of a DjangoCache: the cache, with keys made by Django's key function.
 
-    Keys are made but not validated: a memoized call's key is built by diskstore, and a
-    portability warning about it would only be noise.
+    It speaks the cache's memoize protocol (see :mod:`diskstore._functions`), so each result
+    records its function and ``cache_clear()`` stays an indexed delete. Keys are made but not
+    validated: a memoized call's key is built by diskstore, and a portability warning about
+    it would only be noise.
     """
 
     def __init__(self, backend: DjangoCache, version: int | None) -> None:
@@ -458,7 +436,7 @@ class _MemoStore:
         return self._backend.make_key(key, version=self._version)
 
     def get(self, key: Any, default: Any = None, *, retry: bool = False) -> Any:
-        return self._backend._fanout().get(self._made(key), default, retry=retry)
+        return self._backend._cache.get(self._made(key), default, retry=retry)
 
     def set(
         self,
@@ -469,16 +447,25 @@ class _MemoStore:
         tag: Any = None,
         retry: bool = False,
     ) -> bool:
-        fanout = self._backend._fanout()
+        fanout = self._backend._cache
         self._backend._make_room(fanout)
         return fanout.set(self._made(key), value, expire, tag=tag, retry=retry)
 
     def delete(self, key: Any, *, retry: bool = False) -> bool:
-        return self._backend._fanout().delete(self._made(key), retry=retry)
+        return self._backend._cache.delete(self._made(key), retry=retry)
 
-    def __iter__(self) -> Iterator[Any]:
-        raise TypeError(
-            "cache_info() and cache_clear() are not available for functions memoized "
-            "through DjangoCache; remove entries with cache.delete(f.__cache_key__(...)), "
-            "a tag and cache.evict(tag), or cache.clear()"
-        )
+    def _memo_store(
+        self, function: str, key: Any, value: Any, expire: float | None, tag: Any
+    ) -> None:
+        fanout = self._backend._cache
+        self._backend._make_room(fanout)
+        fanout._memo_store(function, self._made(key), value, expire, tag)
+
+    def _memo_lookup(self, key: Any) -> Any:
+        return self._backend._cache._memo_lookup(self._made(key))
+
+    def _memo_count(self, function: str) -> int:
+        return self._backend._cache._memo_count(function)
+
+    def _memo_clear(self, function: str, retry: bool = True) -> int:
+        return self._backend._cache._memo_clear(function, retry)

@@ -121,10 +121,23 @@ def test_importing_diskstore_does_not_import_django() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_diskcache_names_resolve_after_install_as_diskcache() -> None:
+    code = (
+        "import diskstore; diskstore.install_as_diskcache()\n"
+        "from django.utils.module_loading import import_string\n"
+        "from diskstore.djangocache import DjangoCache\n"
+        "assert import_string('diskcache.DjangoCache') is DjangoCache\n"
+        "assert import_string('diskcache.djangocache.DjangoCache') is DjangoCache\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
 def test_options_are_diskstore_settings(configure: CacheFactory) -> None:
     options = {"size_limit": 2**24, "eviction_policy": "least-frequently-used"}
     backend = configure(default={"OPTIONS": options})["default"]
-    fanout = backend._fanout()
+    fanout = backend._cache
     assert fanout.eviction_policy == "least-frequently-used"
     assert fanout.size_limit == 2**24 // 4  # the total is shared out among the shards
     backend.set("key", "value")
@@ -138,7 +151,7 @@ def test_shards_and_database_timeout_inside_options(tmp_path: Any) -> None:
     backend = DjangoCache(str(tmp_path), params)
     try:
         assert sorted(os.listdir(tmp_path)) == ["000", "001"]
-        assert backend._fanout().timeout == 0.5
+        assert backend._cache.timeout == 0.5
     finally:
         backend.close()
 
@@ -205,7 +218,7 @@ def test_many(cache: Any) -> None:
 def test_set_many_reports_the_keys_it_could_not_store(
     cache: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fanout = cache._fanout()
+    fanout = cache._cache
     real_set = fanout.set
     monkeypatch.setattr(fanout, "set", lambda key, *args: real_set(key, *args) and "b" not in key)
     assert cache.set_many({"a": 1, "b": 2}) == ["b"]
@@ -441,7 +454,7 @@ def test_key_prefix_and_key_functions(configure: CacheFactory) -> None:
     handler["custom"].set("key", "custom")
     assert handler["dotted"].get("key") == "custom"
     assert handler["default"].get("key") == "plain"
-    fanout = handler["default"]._fanout()
+    fanout = handler["default"]._cache
     assert sorted(fanout) == [":1:key", "custom||1|key", "site2:1:key"]
 
 
@@ -525,7 +538,7 @@ def test_cull_removes_expired_entries_first(configure: CacheFactory, clock: Cloc
         cache.set(f"long{number}", number)
     clock.advance(2)
     cache.set("one-more", 1)
-    assert len(cache._fanout()) == 6
+    assert len(cache._cache) == 6
     assert cache.get_many([f"long{number}" for number in range(5)]) == {
         f"long{number}": number for number in range(5)
     }
@@ -720,7 +733,7 @@ def test_memoize_timeout_zero_never_stores(cache: Any) -> None:
     identity(1)
     identity(1)
     assert calls == [1, 1]
-    assert len(cache._fanout()) == 0
+    assert len(cache._cache) == 0
 
 
 def test_memoize_needs_parentheses(cache: Any) -> None:
@@ -731,11 +744,25 @@ def test_memoize_needs_parentheses(cache: Any) -> None:
             """Never memoized."""
 
 
-def test_memoize_cannot_list_its_entries(cache: Any) -> None:
+def test_memoize_cache_info_and_cache_clear(configure: CacheFactory) -> None:
+    handler = configure(other={"KEY_PREFIX": "other"})
+    cache, other = handler["default"], handler["other"]
+
     @cache.memoize()
     def function(number: int) -> int:
         return number
 
-    function(1)
-    with pytest.raises(TypeError, match=r"cache_clear.*not available"):
-        function.cache_clear()
+    @other.memoize(version=2)
+    def function_elsewhere(number: int) -> int:
+        return -number
+
+    for number in range(3):
+        function(number)
+        function(number)
+        function_elsewhere(number)
+    cache.set("plain", "kept")
+    assert function.cache_info() == (3, 3, None, 3)
+    assert function.cache_clear() == 3
+    assert function.cache_info() == (0, 0, None, 0)
+    assert cache.get("plain") == "kept"
+    assert function_elsewhere.cache_info().currsize == 3
