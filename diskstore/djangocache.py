@@ -299,6 +299,8 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
         if value is ENOVAL:
             raise ValueError(f"Key {key!r} not found")
         new_version: int = version + delta
+        if new_version == version:
+            return new_version  # moving onto itself must not delete it
         expire = None if expire_time is None else max(expire_time - _clock.now(), 0.0)
         fanout.set(self._key(key, new_version), value, expire, tag=tag, retry=True)
         fanout.delete(old, retry=True)

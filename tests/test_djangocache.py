@@ -424,6 +424,8 @@ def test_incr_and_decr_version(cache: Any) -> None:
     assert cache.get("answer") == 42
     assert cache.incr_version("answer") == 2
     assert cache.get("answer", version=2) == 42
+    assert cache.incr_version("answer", delta=0, version=2) == 2
+    assert cache.get("answer", version=2) == 42
     with pytest.raises(ValueError, match="Key 'missing' not found"):
         cache.incr_version("missing")
     cache.set("null", None)
