@@ -328,6 +328,46 @@ def test_close_then_reuse_as_after_a_request(cache: Any) -> None:
     assert cache.get_many(["key", "other"]) == {"key": "value", "other": 1}
 
 
+def test_workers_share_one_directory(configure: CacheFactory) -> None:
+    """Each thread gets its own backend from Django; all of them see the same entries."""
+    import threading
+
+    handler = configure()
+    handler["default"].set("hits", 0)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            backend = caches["default"]  # this thread's own backend object
+            for _ in range(50):
+                backend.incr("hits")
+            backend.close()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert handler["default"].get("hits") == 200
+
+
+def test_sessions_in_the_cache(configure: CacheFactory) -> None:
+    from django.contrib.sessions.backends.cache import SessionStore
+
+    configure()
+    with override_settings(SESSION_CACHE_ALIAS="default"):
+        session = SessionStore()
+        session["cart"] = ["apple", "pear"]
+        session.save()
+        loaded = SessionStore(session_key=session.session_key)
+        assert loaded["cart"] == ["apple", "pear"]
+        loaded.flush()
+        assert SessionStore(session_key=session.session_key).get("cart") is None
+
+
 # -- timeouts -------------------------------------------------------------------------------
 
 
