@@ -146,6 +146,18 @@ def test_options_are_diskstore_settings(configure: CacheFactory) -> None:
         assert shard.eviction_policy == "least-frequently-used"
 
 
+def test_options_take_a_disk_and_cache_options(tmp_path: Any) -> None:
+    options = {"disk": diskstore.JSONDisk, "memory_items": 100, "tag_index": True}
+    backend = DjangoCache(str(tmp_path), {"OPTIONS": options})
+    try:
+        backend.set("key", {"a": [1, 2]})
+        assert backend.get("key") == {"a": [1, 2]}
+        assert type(backend._cache.disk) is diskstore.JSONDisk
+        assert backend._cache.tag_index
+    finally:
+        backend.close()
+
+
 def test_shards_and_database_timeout_inside_options(tmp_path: Any) -> None:
     params = {"OPTIONS": {"SHARDS": 2, "DATABASE_TIMEOUT": 0.5, "MAX_ENTRIES": 10}}
     backend = DjangoCache(str(tmp_path), params)
