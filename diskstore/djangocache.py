@@ -13,7 +13,7 @@ Beyond Django's cache API (``BaseCache``), the backend offers diskcache's extras
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
@@ -23,7 +23,7 @@ from ._cache import Cache
 from ._constants import ENOVAL
 from ._exceptions import SettingsError
 from ._memoize import memoize as _memoize
-from .fanout import FanoutCache
+from .fanout import FanoutCache, shard_index
 from .persistent import Deque, Index
 
 __all__ = ["DjangoCache"]
@@ -62,6 +62,19 @@ def _backend_options(params: Mapping[str, Any]) -> tuple[int, float, dict[str, A
             )
         chosen[name] = next((v for v in (outer, inner) if v is not ENOVAL), default)
     return chosen["SHARDS"], chosen["DATABASE_TIMEOUT"], options
+
+
+def _oldest_first(fanout: FanoutCache) -> Iterator[Any]:
+    """Yield the keys of ``fanout``, the oldest of every shard first, shard after shard.
+
+    Each shard iterates in insertion order, so taking one key from each in turn removes
+    about the same share of every shard and, within a shard, the oldest keys.
+    """
+    shards: list[list[Any]] = [[] for _ in range(fanout.shards)]
+    for key in fanout:
+        shards[shard_index(key, fanout.shards)].append(key)
+    for row in itertools.zip_longest(*shards, fillvalue=ENOVAL):
+        yield from (key for key in row if key is not ENOVAL)
 
 
 class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type information
@@ -327,8 +340,8 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
         """Cull before a write when ``MAX_ENTRIES`` is configured and reached.
 
         As in Django's local-memory backend: expired entries go first; then, when the count
-        is still at the limit, ``1/CULL_FREQUENCY`` of the entries (all when it is 0), oldest
-        first within each shard.
+        is still at the limit, ``1/CULL_FREQUENCY`` of the entries (all when it is 0): the
+        oldest of each shard, taken from the shards in turn.
         """
         if not self._limit_entries or len(fanout) < self._max_entries:
             return
@@ -339,7 +352,7 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
         if self._cull_frequency <= 0:
             fanout.clear(retry=True)
             return
-        for key in list(itertools.islice(fanout, count // self._cull_frequency)):
+        for key in itertools.islice(_oldest_first(fanout), count // self._cull_frequency):
             fanout.delete(key, retry=True)
 
     # -- diskcache's extras -------------------------------------------------------------

@@ -584,6 +584,25 @@ def test_cull_frequency_zero_clears(configure: CacheFactory) -> None:
     assert _fill(handler["default"], 50) == 19
 
 
+def test_cull_takes_the_oldest_of_every_shard(configure: CacheFactory) -> None:
+    from diskstore.fanout import shard_index
+
+    cache = configure(default={"OPTIONS": {"MAX_ENTRIES": 30}})["default"]
+    names = [f"key{number}" for number in range(30)]
+    for name in names:
+        cache.set(name, 1)
+    cache.set("one-more", 1)
+    removed = {name for name in names if not cache.has_key(name)}
+    assert len(removed) == 10
+    by_shard: dict[int, list[str]] = {}
+    for name in names:
+        by_shard.setdefault(shard_index(cache.make_key(name), 4), []).append(name)
+    lost = {number: [n for n in keys if n in removed] for number, keys in by_shard.items()}
+    for number, keys in by_shard.items():
+        assert lost[number] == keys[: len(lost[number])], "not the shard's oldest"
+    assert max(map(len, lost.values())) - min(map(len, lost.values())) <= 1
+
+
 def test_cull_removes_expired_entries_first(configure: CacheFactory, clock: Clock) -> None:
     cache = configure(default={"OPTIONS": {"MAX_ENTRIES": 10}})["default"]
     for number in range(5):
