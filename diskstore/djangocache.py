@@ -125,7 +125,7 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
         return made
 
     def _expire(self, timeout: Any) -> float | None:
-        """Seconds until expiry for a Django ``timeout``: ``None`` for never, ``_NOW``."""
+        """Seconds until expiry for a Django ``timeout``: ``None`` for never, ``_NOW`` for now."""
         if timeout is DEFAULT_TIMEOUT:
             timeout = self.default_timeout
         if timeout is None:
