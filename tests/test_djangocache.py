@@ -134,6 +134,25 @@ def test_diskcache_names_resolve_after_install_as_diskcache() -> None:
     assert out.stdout.strip() == "ok", out.stderr
 
 
+def test_keeps_the_signatures_of_diskcaches_backend() -> None:
+    """Every public method of diskcache's DjangoCache exists, its parameters a prefix of ours."""
+    import inspect
+
+    from diskcache.djangocache import DjangoCache as Original  # type: ignore[import-untyped]
+
+    def parameters(function: Any) -> list[tuple[str, Any, Any]]:
+        found = inspect.signature(function).parameters.values()
+        return [(p.name, p.kind, p.default) for p in found]
+
+    for name in sorted(n for n in dir(Original) if not n.startswith("_")):
+        theirs = getattr(Original, name)
+        ours = getattr(DjangoCache, name, None)
+        assert ours is not None, name
+        if callable(theirs) and not isinstance(theirs, property):
+            expected = parameters(theirs)
+            assert parameters(ours)[: len(expected)] == expected, name
+
+
 def test_options_are_diskstore_settings(configure: CacheFactory) -> None:
     options = {"size_limit": 2**24, "eviction_policy": "least-frequently-used"}
     backend = configure(default={"OPTIONS": options})["default"]
