@@ -13,6 +13,7 @@ Beyond Django's cache API (``BaseCache``), the backend offers diskcache's extras
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -100,9 +101,9 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
     >>> cache.close()
     """
 
-    def __init__(self, location: str, params: Mapping[str, Any]) -> None:
+    def __init__(self, location: str | os.PathLike[str], params: Mapping[str, Any]) -> None:
         """Open the cache in directory ``location`` with Django's ``params`` (see the class)."""
-        if not isinstance(location, str) or not location:
+        if not isinstance(location, (str, os.PathLike)) or not os.fspath(location):
             raise SettingsError(f"LOCATION must name the cache directory, got {location!r}")
         self._shards, self._database_timeout, self._options = _backend_options(params)
         super().__init__(params)

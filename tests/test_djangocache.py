@@ -197,6 +197,14 @@ def test_unknown_option_is_refused(tmp_path: Any) -> None:
         DjangoCache(str(tmp_path), {"OPTIONS": {"size_limt": 10}})
 
 
+def test_location_may_be_a_path(tmp_path: Any) -> None:
+    backend = DjangoCache(tmp_path / "cache", {})  # BASE_DIR / "cache", as settings often say
+    try:
+        assert backend.directory == str(tmp_path / "cache")
+    finally:
+        backend.close()
+
+
 @pytest.mark.parametrize("location", ["", None])
 def test_location_is_required(location: Any) -> None:
     with pytest.raises(diskstore.SettingsError, match="LOCATION must name the cache directory"):
