@@ -699,6 +699,55 @@ def test_cache_page(configure: CacheFactory) -> None:
     assert view(factory.get("/a")).content == b"rendered 3"
 
 
+_PAGE_CALLS: list[str] = []
+
+
+def _page(request: HttpRequest) -> HttpResponse:
+    _PAGE_CALLS.append(request.path)
+    return HttpResponse(f"rendered {len(_PAGE_CALLS)}")
+
+
+def _urlpatterns() -> list[Any]:
+    from django.urls import path
+
+    return [path("page/", _page)]
+
+
+urlpatterns = _urlpatterns()  # ROOT_URLCONF for the request cycle test below
+
+
+def test_site_wide_cache_through_the_request_cycle(
+    configure: CacheFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whole requests through Django's handler: each ends by closing the caches."""
+    from django.test import Client
+
+    closed: list[int] = []
+    real_close = DjangoCache.close
+
+    def counting_close(self: DjangoCache, **kwargs: Any) -> None:
+        closed.append(1)
+        real_close(self, **kwargs)
+
+    monkeypatch.setattr(DjangoCache, "close", counting_close)
+    handler = configure()
+    middleware = [
+        "django.middleware.cache.UpdateCacheMiddleware",
+        "django.middleware.cache.FetchFromCacheMiddleware",
+    ]
+    _PAGE_CALLS.clear()
+    with override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=middleware):
+        client = Client()
+        first = client.get("/page/")
+        second = client.get("/page/")
+        assert first.status_code == second.status_code == 200
+        assert first.content == second.content == b"rendered 1"
+        assert _PAGE_CALLS == ["/page/"]
+        assert len(closed) >= 2  # the backend served the second request after a close
+        handler["default"].clear()
+        assert client.get("/page/").content == b"rendered 2"
+
+
 # -- diskcache's extras ---------------------------------------------------------------------
 
 
