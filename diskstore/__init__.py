@@ -75,3 +75,12 @@ __all__ = [
     "memoize_stampede",
     "throttle",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import ``DjangoCache`` on first use, so that ``import diskstore`` never imports Django."""
+    if name == "DjangoCache":
+        from .djangocache import DjangoCache
+
+        return DjangoCache
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
