@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint docs bench bench-quick clean
+.PHONY: demo test compat lint docs bench bench-quick clean
 
 $(PY):
 	$(shell command -v $(PYTHON) || echo python3) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) tests/diskcache_suite/run.py
+
+compat: $(STAMP)
+	$(PY) tests/diskcache_suite/run.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check diskstore tests benchmarks

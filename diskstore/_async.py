@@ -27,9 +27,9 @@ import functools
 import inspect
 import os
 import warnings
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine
+from collections.abc import AsyncIterator, Callable, Collection
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, cast, overload
+from typing import Any, ParamSpec, TypeVar, cast
 
 from ._async_runner import (
     _TOKEN_PREFIX,
@@ -44,9 +44,7 @@ from ._constants import ENOVAL
 from ._hashing import stable_hash
 from ._memoize import (
     DEFAULT_LOCK_TIMEOUT,
-    AsyncMemoizedFunction,
     MemoizeDecorator,
-    MemoizedFunction,
     memoize,
 )
 
@@ -429,60 +427,10 @@ class AsyncCache:
         return value
 
     # -- memoize ----------------------------------------------------------------------------
-    @overload
-    def memoize(  # type: ignore[overload-overlap]
-        self,
-        name: Callable[P, Coroutine[Any, Any, T]],
-        typed: bool = ...,
-        expire: float | None = ...,
-        tag: str | bytes | int | float | None = ...,
-        ignore: Collection[str | int] = ...,
-        *,
-        version: str | int | None = ...,
-        hash_source: bool = ...,
-        key: Callable[..., Any] | None = ...,
-        store_if: Callable[[Any], object] | None = ...,
-        single_flight: bool = ...,
-        lock_timeout: float | None = ...,
-    ) -> AsyncMemoizedFunction[P, T]: ...
-
-    @overload
-    def memoize(
-        self,
-        name: Callable[P, R],
-        typed: bool = ...,
-        expire: float | None = ...,
-        tag: str | bytes | int | float | None = ...,
-        ignore: Collection[str | int] = ...,
-        *,
-        version: str | int | None = ...,
-        hash_source: bool = ...,
-        key: Callable[..., Any] | None = ...,
-        store_if: Callable[[Any], object] | None = ...,
-        single_flight: bool = ...,
-        lock_timeout: float | None = ...,
-    ) -> MemoizedFunction[P, R]: ...
-
-    @overload
-    def memoize(
-        self,
-        name: str | None = ...,
-        typed: bool = ...,
-        expire: float | None = ...,
-        tag: str | bytes | int | float | None = ...,
-        ignore: Collection[str | int] = ...,
-        *,
-        version: str | int | None = ...,
-        hash_source: bool = ...,
-        key: Callable[..., Any] | None = ...,
-        store_if: Callable[[Any], object] | None = ...,
-        single_flight: bool = ...,
-        lock_timeout: float | None = ...,
-    ) -> MemoizeDecorator: ...
 
     def memoize(
         self,
-        name: str | Callable[..., Any] | None = None,
+        name: str | None = None,
         typed: bool = False,
         expire: float | None = None,
         tag: str | bytes | int | float | None = None,
@@ -494,7 +442,7 @@ class AsyncCache:
         store_if: Callable[[Any], object] | None = None,
         single_flight: bool = True,
         lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
-    ) -> Any:
+    ) -> MemoizeDecorator:
         """Memoize a function in this cache, as :meth:`Cache.memoize` does.
 
         Meant for ``async def`` functions: their wrapper awaits lookups and stores run in

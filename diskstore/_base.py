@@ -63,6 +63,8 @@ class _Shared:
         self.next_expiry = math.inf  # the earliest expiry known to be in the cache
         self.namespaces: dict[str, int] = {"": 0}
         self.functions: dict[str, int] = {}  # memoized function name -> id
+        #: diskcache's counter attributes as last read (at open or by ``reset(name)``).
+        self.metadata: dict[str, int] = {}
 
     @property
     def probe_every(self) -> int:

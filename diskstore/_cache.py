@@ -37,7 +37,7 @@ from ._policies import POLICIES
 from ._queue import QueueMixin
 from ._reserve import Reserve
 from ._schema import open_database
-from ._settings import DEFAULT_SETTINGS, NAMES, Settings, check_names, normalize
+from ._settings import DEFAULT_SETTINGS, METADATA, NAMES, Settings, check_names, normalize
 from ._signing import SecretArg, Signer, resolve_secret
 from ._store import Store
 from ._tiered import TieredReadMixin
@@ -208,6 +208,7 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
         self._memory = (memory_items, memory_bytes)
         self._ns = 0
         self._ns_name = ""
+        self._shared.metadata.update(self._metadata_now())
 
     @staticmethod
     def _check_extra_disk_options(disk: type[Disk], extra: dict[str, Any]) -> None:
@@ -242,6 +243,8 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
     def __getattr__(self, name: str) -> Any:
         if name in DEFAULT_SETTINGS:
             return getattr(self._shared.settings, name)
+        if name in METADATA:
+            return self._shared.metadata[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- namespaces -------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from ._constants import ENOVAL
 from ._exceptions import SettingsError, Timeout
 from ._policies import POLICIES
 from ._schema import ensure_indexes
-from ._settings import Settings, check_names, normalize
+from ._settings import METADATA, Settings, check_names, normalize
 
 
 class MaintenanceMixin(CacheBase):
@@ -75,11 +75,39 @@ class MaintenanceMixin(CacheBase):
             self.reset("statistics", bool(enable))
         return hits, misses
 
+    def _metadata_now(self) -> dict[str, int]:
+        self._shared.bookkeeper.flush()
+        count, size = self._store.run(_sql.SELECT_TOTALS, retry=True)[0]
+        hits, misses = self._store.run(_sql.SELECT_STATS, retry=True)[0]
+        return {"count": int(count), "size": int(size), "hits": int(hits), "misses": int(misses)}
+
+    def _reset_metadata(self, key: str, value: Any) -> int:
+        """diskcache's counters as settings: ``reset('count')`` reads the current value into
+        the ``count`` attribute (which, as in diskcache, is not updated until then)."""
+        snapshot = self._shared.metadata
+        if value is ENOVAL:
+            snapshot[key] = self._metadata_now()[key]
+            return snapshot[key]
+        if key in ("count", "size"):
+            raise SettingsError(
+                f"{key} is kept exact by the cache and cannot be set (got {value!r}); "
+                "check(fix=True) repairs it if it is ever wrong"
+            )
+        if type(value) is not int or value < 0:
+            raise SettingsError(f"{key} must be a non-negative int, not {value!r}")
+        self._shared.bookkeeper.flush()
+        with self._store.write(retry=True) as conn:
+            conn.con.execute(_sql.SET_STAT.format(name=key), (value,))  # type: ignore[union-attr]
+        snapshot[key] = value
+        return value
+
     def reset(self, key: str, value: Any = ENOVAL, update: bool = True) -> Any:
         """Read (no *value*) or change a setting, persisting it; return its value.
 
         With ``update=False`` the stored value is read into this cache without writing.
         """
+        if key in METADATA:
+            return self._reset_metadata(key, value)
         check_names({key: None})
         shared = self._shared
         if value is ENOVAL:

@@ -315,63 +315,9 @@ class MemoizeDecorator:
         return _memoized(self._cache, func, self._options)
 
 
-@overload
-def memoize(  # type: ignore[overload-overlap]
-    cache: SupportsMemoize,
-    name: Callable[P, Coroutine[Any, Any, T]],
-    typed: bool = ...,
-    expire: float | None = ...,
-    tag: str | bytes | int | float | None = ...,
-    ignore: Collection[str | int] = ...,
-    *,
-    version: str | int | None = ...,
-    hash_source: bool = ...,
-    key: Callable[..., Any] | None = ...,
-    store_if: Callable[[Any], object] | None = ...,
-    single_flight: bool = ...,
-    lock_timeout: float | None = ...,
-) -> AsyncMemoizedFunction[P, T]: ...
-
-
-@overload
 def memoize(
     cache: SupportsMemoize,
-    name: Callable[P, R],
-    typed: bool = ...,
-    expire: float | None = ...,
-    tag: str | bytes | int | float | None = ...,
-    ignore: Collection[str | int] = ...,
-    *,
-    version: str | int | None = ...,
-    hash_source: bool = ...,
-    key: Callable[..., Any] | None = ...,
-    store_if: Callable[[Any], object] | None = ...,
-    single_flight: bool = ...,
-    lock_timeout: float | None = ...,
-) -> MemoizedFunction[P, R]: ...
-
-
-@overload
-def memoize(
-    cache: SupportsMemoize,
-    name: str | None = ...,
-    typed: bool = ...,
-    expire: float | None = ...,
-    tag: str | bytes | int | float | None = ...,
-    ignore: Collection[str | int] = ...,
-    *,
-    version: str | int | None = ...,
-    hash_source: bool = ...,
-    key: Callable[..., Any] | None = ...,
-    store_if: Callable[[Any], object] | None = ...,
-    single_flight: bool = ...,
-    lock_timeout: float | None = ...,
-) -> MemoizeDecorator: ...
-
-
-def memoize(
-    cache: SupportsMemoize,
-    name: str | Callable[..., Any] | None = None,
+    name: str | None = None,
     typed: bool = False,
     expire: float | None = None,
     tag: str | bytes | int | float | None = None,
@@ -383,7 +329,7 @@ def memoize(
     store_if: Callable[[Any], object] | None = None,
     single_flight: bool = True,
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
-) -> Any:
+) -> MemoizeDecorator:
     """Memoize a function in ``cache``: return a decorator, or the memoized function.
 
     ``name`` (default: the function's ``module.qualname``) identifies the function's
@@ -400,8 +346,8 @@ def memoize(
     threads or processes, run the function once while the others wait up to
     ``lock_timeout`` seconds (``None``: no limit) before computing themselves.
 
-    Passing the function itself as ``name`` (``@cache.memoize`` without parentheses)
-    memoizes it with the default options.
+    As in diskcache, passing the function itself as ``name`` (``@cache.memoize`` without
+    parentheses) raises ``TypeError``.
 
     >>> import tempfile, diskstore
     >>> cache = diskstore.Cache(tempfile.mkdtemp())
@@ -412,8 +358,11 @@ def memoize(
     (3, 3, CacheInfo(hits=1, misses=1, maxsize=None, currsize=1))
     >>> cache.close()
     """
+    if callable(name) and not isinstance(name, str):
+        # As in diskcache: ``@cache.memoize`` without parentheses is a mistake.
+        raise TypeError("name cannot be callable")
     options = _options(
-        None if callable(name) and not isinstance(name, str) else name,
+        name,
         typed,
         expire,
         tag,
@@ -427,10 +376,7 @@ def memoize(
     )
     if not callable(getattr(cache, "get", None)) or not callable(getattr(cache, "set", None)):
         raise TypeError(f"cache must provide get() and set() like diskstore.Cache, got {cache!r}")
-    decorator = MemoizeDecorator(cache, options)
-    if callable(name) and not isinstance(name, str):
-        return decorator(name)
-    return decorator
+    return MemoizeDecorator(cache, options)
 
 
 # -- building the wrapper ------------------------------------------------------------------

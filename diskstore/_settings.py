@@ -124,6 +124,8 @@ _VALIDATORS: dict[str, Callable[[str, Any], None]] = {
 
 
 NAMES = tuple(field.name for field in dataclasses.fields(Settings))
+#: diskcache's counters, read (and, for hits and misses, set) through ``reset`` like settings.
+METADATA = ("count", "size", "hits", "misses")
 DEFAULT_SETTINGS: Mapping[str, Any] = types.MappingProxyType(Settings().as_dict())
 """Every setting and its default, as a read-only view of :class:`Settings` defaults."""
 

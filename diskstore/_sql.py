@@ -109,6 +109,7 @@ SET_COUNTS = "UPDATE namespaces SET count = ?, size = ? WHERE id = ?"
 SELECT_STATS = "SELECT hits, misses FROM meta WHERE id = 0"
 ADD_STATS = "UPDATE meta SET hits = hits + ?, misses = misses + ? WHERE id = 0"
 RESET_STATS = "UPDATE meta SET hits = 0, misses = 0 WHERE id = 0"
+SET_STAT = "UPDATE meta SET {name} = ? WHERE id = 0"  # name: hits or misses
 
 # -- single items -------------------------------------------------------------------------
 # A read fetches only what a native or inline value needs; expiry is checked in Python,

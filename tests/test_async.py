@@ -890,8 +890,8 @@ def test_memoized_coroutine_gathered_50_times_runs_once(acache: AsyncCache) -> N
     assert run(double(21)) == 42 and calls == [21]
 
 
-def test_memoize_without_parentheses_and_on_plain_functions(acache: AsyncCache) -> None:
-    @acache.memoize
+def test_memoize_on_async_and_plain_functions(acache: AsyncCache) -> None:
+    @acache.memoize()
     async def square(x: int) -> int:
         return x * x
 

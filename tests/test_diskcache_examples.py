@@ -5,9 +5,7 @@ of them documented differences (docs/differences.md), are marked ``# diskstore:`
 
 - ``tag_index`` and ``statistics`` are booleans (diskcache stores ``0``/``1``, which compare
   equal);
-- there is no ``count`` setting: ``len(cache)`` is the (O(1)) count;
-- ``@cache.memoize``
-  without parentheses is accepted.
+- the ``count`` attribute and ``reset('count')`` are diskcache's; ``len(cache)`` is O(1).
 
 Every cache is opened in the test's temporary directory instead of ``Cache()``'s own.
 """
@@ -222,8 +220,16 @@ SECTIONS = {
     0
     >>> cache.set(b'key', 1.234)
     True
-    >>> len(cache)  # diskstore: no 'count' setting; len() reads the counter
+    >>> cache.count           # Stale attribute.
+    0
+    >>> cache.reset('count')  # Prefer: len(cache)
     1
+    >>> cache.hits, cache.reset('hits', 5), cache.stats(enable=False)
+    (0, 5, (5, 0))
+    >>> cache.reset('size', 1)  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+        ...
+    SettingsError: size is kept exact by the cache and cannot be set
     >>> cache.close()
     """,
     "eviction policies": """
@@ -351,11 +357,12 @@ SECTIONS = {
     ...         return fibonacci(number - 1) + fibonacci(number - 2)
     >>> print(sum(fibonacci(value) for value in range(100)))
     573147844013817084100
-    >>> @cache.memoize  # diskstore: parentheses are optional (diskcache: TypeError)
+    >>> @cache.memoize
     ... def test():
-    ...     return 'called'
-    >>> test()
-    'called'
+    ...     pass
+    Traceback (most recent call last):
+        ...
+    TypeError: name cannot be callable
     >>> cache.close()
     """,
 }

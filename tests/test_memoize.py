@@ -129,17 +129,17 @@ class TestBasics:
         nothing()
         assert len(body) == 1
 
-    def test_without_parentheses(self, cache: diskstore.Cache) -> None:
-        body = Counter()
-
+    def test_without_parentheses_is_a_type_error_as_in_diskcache(
+        self, cache: diskstore.Cache
+    ) -> None:
         def triple(x: int) -> int:
-            body(x)
             return 3 * x
 
-        memoized = memoize(cache, triple)
-        assert memoized(2) == memoized(2) == 6
-        assert len(body) == 1
-        assert memoized.cache_parameters()["name"] == f"{__name__}.{triple.__qualname__}"
+        with pytest.raises(TypeError, match="name cannot be callable"):
+            memoize(cache, triple)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="name cannot be callable"):
+            cache.memoize(triple)  # type: ignore[arg-type]
+        assert len(cache) == 0
 
     def test_default_name_is_the_qualified_name(self, cache: diskstore.Cache) -> None:
         @memoize(cache)
