@@ -239,6 +239,10 @@ class FanoutCache:
         return self._namespace
 
     def _shard(self, key: Any) -> Cache:
+        disk = self._shards[0].disk
+        if type(disk).hash is not Disk.hash:
+            # A Disk subclass that defines hash() routes keys, as in diskcache.
+            return self._shards[disk.hash(key) % self._count]
         return self._shards[shard_index(key, self._count)]
 
     def __repr__(self) -> str:

@@ -2,7 +2,7 @@
 
 Each seeded sequence drives both caches through the shared API (set/get/add/pop/delete/
 incr/touch, queues, peekitem, evict/expire/clear, transactions, reads of value files,
-hit/miss statistics) under
+hit/miss statistics, memoized calls and their results as items) under
 one fake clock, and compares every result: values (type included), counters, generated
 queue keys, the exception type of every error, ``len``, iteration in both directions and
 ``iterkeys`` order. A difference is recorded, both caches are cleared, and the sequence
@@ -66,7 +66,7 @@ PLAIN_KEYS: list[Any] = [
 #: Keys that hold values diskcache keeps pickled where diskstore does not; never incr'd.
 VALUE_ONLY_KEYS = ["v1", "v2"]
 PREFIXES = [None, "q", "r"]
-TAGS = [None, "a", "b", 1]
+TAGS = [None, "a", "b", 1, "memo"]
 EXPIRES = [None, None, None, 0.5, 1.5, 3.5, 100.5]  # never lands on a whole clock second
 BIG_RANDOM = random.Random(0).randbytes(40_000)
 
@@ -147,6 +147,34 @@ def iterkeys_match(old: list[Any], new: list[Any]) -> bool:
     return rest_old == rest_new
 
 
+MEMO_NAME = "differential.square"
+MEMO_TAG = "memo"
+
+
+def _memoized(cache: Any) -> Any:
+    @cache.memoize(name=MEMO_NAME, expire=2.5, tag=MEMO_TAG)
+    def square(x: int) -> tuple[int, str]:
+        return x * x, "computed"
+
+    return square
+
+
+def _named(obj: Any) -> Any:
+    """*obj* with each memoized call's key (whose layout is each library's own) as its call.
+
+    diskcache's key is ``(name, x, None)``; diskstore's ``(name, version, source hash, x)``.
+    """
+    if isinstance(obj, tuple) and obj and obj[0] == MEMO_NAME:
+        return ("call", obj[1] if obj[-1] is None else obj[-1])
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_named(item) for item in obj)
+    return obj
+
+
+def _calls(keys: Any) -> list[Any]:
+    return [_named(key) for key in keys]
+
+
 class Pair:
     """Both caches, one clock, and the comparison of each operation."""
 
@@ -158,6 +186,8 @@ class Pair:
         options: dict[str, Any] = {"cull_limit": 0, "statistics": True}
         self.old = diskcache.Cache(str(tmp_path / "diskcache"), **options)
         self.new = diskstore.Cache(str(tmp_path / "diskstore"), **options)
+        # One memoized function per cache; its results are ordinary items of both caches.
+        self.memo = {id(cache): _memoized(cache) for cache in (self.old, self.new)}
         self.seed = seed
         self.operations = 0
         self.differences: list[str] = []
@@ -171,8 +201,8 @@ class Pair:
         """Run *call* on both caches; on a difference record it and start afresh."""
         self.operations += 1
         self.log.append(name)
-        old = outcome(lambda: call(self.old))
-        new = outcome(lambda: call(self.new))
+        old = _named(outcome(lambda: call(self.old)))
+        new = _named(outcome(lambda: call(self.new)))
         if check and not (old[0] == new[0] and same(old[1], new[1])):
             self.differ(name, old, new)
 
@@ -180,16 +210,16 @@ class Pair:
         self.operations += 1
         checks = {
             "len": (len(self.old), len(self.new)),
-            "iter": (list(self.old), list(self.new)),
-            "reversed": (list(reversed(self.old)), list(reversed(self.new))),
+            "iter": (_calls(self.old), _calls(self.new)),
+            "reversed": (_calls(reversed(self.old)), _calls(reversed(self.new))),
         }
         for what, (old, new) in checks.items():
             if not same(old, new):
                 self.differ(what, ("ok", old), ("ok", new))
                 return
         for reverse in (False, True):
-            old_keys = list(self.old.iterkeys(reverse=reverse))
-            new_keys = list(self.new.iterkeys(reverse=reverse))
+            old_keys = _calls(self.old.iterkeys(reverse=reverse))
+            new_keys = _calls(self.new.iterkeys(reverse=reverse))
             if reverse:
                 old_keys.reverse()
                 new_keys.reverse()
@@ -297,6 +327,19 @@ def random_operation(pair: Pair, rng: random.Random) -> None:
         pair.log.append(f"clock+ -> {pair.clock - START}")
     elif choice < 96:
         pair.compare("stats()", lambda c: c.stats())
+    elif choice < 98:
+        x = rng.randint(0, 5)
+        what = rng.choice(["call", "item", "in"])
+
+        def memoized(cache: Any) -> Any:
+            square = pair.memo[id(cache)]
+            if what == "call":
+                return square(x)
+            if what == "item":
+                return cache[square.__cache_key__(x)]
+            return square.__cache_key__(x) in cache
+
+        pair.compare(f"memoize {what}({x})", memoized)
     else:
         pair.compare_views()
 
