@@ -92,13 +92,14 @@ def test_a_strict_subclass_gets_its_files_where_filename_says(tmp_path: Path) ->
         for key, mode in (("text", MODE_TEXT), ("blob", MODE_BINARY), ("obj", MODE_PICKLE)):
             name = "named-" + hashlib.sha256(repr(key).encode()).hexdigest()[:16]
             assert os.path.isfile(tmp_path / name), key
+            stored = cache._store.run("SELECT mode FROM items WHERE key = ?", (key,))[0][0]
+            assert (stored >> 8) & 7 == mode, key
         assert (tmp_path / ("named-" + hashlib.sha256(b"'text'").hexdigest()[:16])).read_text() == (
             "t" * 5000
         )
         with cache.get("stream", read=True) as handle:
             assert Path(handle.name).read_bytes() == b"s" * 5000
         assert cache["obj"]["list"][-1] == 1999
-        del mode
         cache.delete("text")
         assert not (tmp_path / ("named-" + hashlib.sha256(b"'text'").hexdigest()[:16])).exists()
         with pytest.raises(FileExistsError):  # a fixed name is never overwritten, as in diskcache
