@@ -18,6 +18,7 @@ import warnings
 from typing import Any
 
 from . import _clock, _memoize, _sql
+from ._arithmetic import ArithmeticMixin
 from ._base import _check_expire, _check_tag, _Shared
 from ._bookkeeping import Bookkeeper
 from ._changes import open_counter
@@ -25,7 +26,6 @@ from ._constants import ENOVAL
 from ._disk import (
     FLAG_FILE,
     FLAG_PINNED,
-    KIND_NATIVE,
     Disk,
 )
 from ._exceptions import CorruptionWarning, IntegrityError, ReadOnlyError, StorageError
@@ -105,7 +105,9 @@ def _make_disk(disk: type[Disk], directory: str, options: dict[str, Any]) -> Dis
 _NO_NAMESPACE = -1
 
 
-class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, FunctionsMixin):
+class Cache(
+    TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, FunctionsMixin, ArithmeticMixin
+):
     """A persistent, dictionary-like cache stored in a directory.
 
     >>> import tempfile
@@ -516,74 +518,6 @@ class Cache(TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, Funct
             if self._shared.tier is not None:
                 self._shared.tier.discard((self._ns, db_key, raw))
             return True
-
-    def incr(self, key: Any, delta: int | float = 1, default: Any = 0, retry: bool = False) -> Any:
-        """Atomically add *delta* to the value of *key* and return the result.
-
-        A missing key starts from *default*; with ``default=None`` it raises ``KeyError``.
-        """
-        now = _clock.now()
-        db_key, raw = self._disk.put(key)
-        disk = self._disk
-        ns = self._ns
-        native = type(delta) is int and -(2**62) < delta < 2**62
-        with self._store.write(retry) as conn:
-            con = conn.con
-            assert con is not None
-            if native:
-                done = con.execute(_sql.INCR_NATIVE, (delta, ns, db_key, raw, now)).fetchall()
-                if done:
-                    if self._shared.tier is not None:
-                        self._shared.tier.discard((ns, db_key, raw))
-                    return done[0][0]
-            rows = con.execute(_sql.SELECT_FOR_WRITE, (ns, db_key, raw)).fetchall()
-            live = bool(rows) and (rows[0][3] is None or rows[0][3] > now)
-            if live:
-                rowid, filename, size, _, _, mode, value, sig, vsize = rows[0]
-                if self._shared.tier is not None:
-                    self._shared.tier.discard((ns, db_key, raw))
-                if mode != KIND_NATIVE:
-                    try:
-                        value = disk.fetch_row(
-                            mode, filename, value, False,
-                            ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
-                        )  # fmt: skip
-                    except IntegrityError as exc:
-                        # Like any read of a damaged entry: a miss (counting from default).
-                        warnings.warn(
-                            f"dropped cache entry {key!r} in {self._directory}: {exc}",
-                            CorruptionWarning,
-                            stacklevel=2,
-                        )
-                        self._uncount(conn, con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall())
-                        live = False
-            if not live:
-                if default is None:
-                    raise KeyError(key)
-                result = default + delta
-                stored = disk.store_row(result, False, ns=ns, db_key=db_key, raw=raw, key=key)
-                self._put_row(conn, now, db_key, raw, stored, None, None, False, False)
-                return result
-            result = value + delta
-            stored = disk.store_row(result, False, ns=ns, db_key=db_key, raw=raw, key=key)
-            if stored.pending is not None:
-                disk.files.publish(stored.pending)
-                conn.created.append(stored.pending.name)
-            con.execute(
-                "UPDATE items SET mode = ?, value = ?, sig = ?, vsize = ?, filename = ?,"
-                " size = ? WHERE rowid = ?",
-                (stored.mode, stored.value, stored.sig, stored.vsize, stored.filename,
-                 stored.size, rowid),
-            )  # fmt: skip
-            if filename is not None:
-                conn.dropped.append(filename)
-            if stored.size != size:
-                con.execute(_sql.ADD_COUNTS, (0, stored.size - size, ns))
-            return result
-
-    def decr(self, key: Any, delta: int | float = 1, default: Any = 0, retry: bool = False) -> Any:
-        """Atomically subtract *delta* from the value of *key*; see :meth:`incr`."""
-        return self.incr(key, -delta, default, retry)
 
     # -- removing ---------------------------------------------------------------------------
 

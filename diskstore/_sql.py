@@ -186,6 +186,10 @@ def update_item(expire: bool, tag: bool, reset_count: bool) -> str:
     return f"UPDATE items SET {columns} WHERE rowid = ?"
 
 
+UPDATE_STORED = (
+    "UPDATE items SET mode = ?, value = ?, sig = ?, vsize = ?, filename = ?, size = ?"
+    " WHERE rowid = ?"
+)
 UPDATE_VALUE = "UPDATE items SET mode = ?, value = ?, sig = ?, vsize = ? WHERE rowid = ?"
 UPDATE_EXPIRE = "UPDATE items SET expire_time = ? WHERE rowid = ?"
 UNPIN = "UPDATE items SET mode = mode & ~? WHERE rowid = ?"
