@@ -11,6 +11,7 @@ import io
 import math
 import os
 import pickle
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -561,3 +562,45 @@ class TestIncr:
         clock.advance(2)
         with pytest.raises(KeyError):
             cache.incr("gone", default=None)
+
+
+# -- diskcache behaviours programs rely on --------------------------------------------------
+class TestDiskcacheBehaviours:
+    def test_patching_time_time_moves_the_clock(self, cache: diskstore.Cache) -> None:
+        from unittest import mock
+
+        now = time.time()
+        with mock.patch("time.time", return_value=now):
+            cache.set("k", 1, expire=10)
+        with mock.patch("time.time", return_value=now + 11):
+            assert cache.get("k") is None
+            assert cache.expire() == 1
+
+    def test_an_iterator_ignores_keys_inserted_after_it_started(
+        self, cache: diskstore.Cache
+    ) -> None:
+        for key in "abc":
+            cache[key] = key
+        forward, backward = iter(cache), reversed(cache)
+        assert next(forward) == "a" and next(backward) == "c"
+        cache["d"] = "d"
+        assert list(forward) == ["b", "c"]
+        assert list(backward) == ["b", "a"]
+        assert list(cache) == ["a", "b", "c", "d"]
+
+    def test_counters_read_like_diskcache_settings(self, cache: diskstore.Cache) -> None:
+        cache.stats(enable=True)
+        assert (cache.count, cache.size, cache.hits, cache.misses) == (0, 0, 0, 0)
+        cache["k"] = os.urandom(100_000)
+        cache.get("k")
+        cache.get("missing")
+        assert cache.count == 0  # as in diskcache: updated by reset(), not by writes
+        assert cache.reset("count") == 1 and cache.count == 1
+        assert cache.reset("size") == cache.size > 100_000 - 1
+        assert (cache.reset("hits"), cache.reset("misses")) == (1, 1)
+        assert cache.reset("hits", 0) == 0 and cache.stats() == (0, 1)
+        with pytest.raises(diskstore.SettingsError, match="count"):
+            cache.reset("count", 5)
+        with pytest.raises(diskstore.SettingsError, match="hits"):
+            cache.reset("hits", -1)
+        assert len(cache) == 1

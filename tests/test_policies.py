@@ -183,3 +183,66 @@ def test_registry() -> None:
             policy.name = "other"  # type: ignore[misc]
     assert diskstore.EVICTION_POLICY["none"].order_column is None
     assert diskstore.EVICTION_POLICY["least-recently-stored"].on_read == "none"
+
+
+# -- custom policies ------------------------------------------------------------------------
+LRU_OLDER_THAN_A_SECOND = {
+    "init": "CREATE INDEX IF NOT EXISTS Cache_access_time ON Cache (access_time)",
+    "get": "access_time = {now}",
+    "cull": (
+        "SELECT {fields} FROM Cache WHERE access_time < ({now} - 1) ORDER BY access_time LIMIT ?"
+    ),
+}
+
+
+@pytest.fixture
+def registry() -> object:
+    """The registry, restored after the test (it is process-wide)."""
+    saved = dict(diskstore.EVICTION_POLICY)
+    yield diskstore.EVICTION_POLICY
+    diskstore.EVICTION_POLICY.clear()
+    diskstore.EVICTION_POLICY.update(saved)
+
+
+def test_a_diskcache_style_policy_is_translated_and_used(
+    cache_dir: str, clock: Clock, registry: object
+) -> None:
+    diskstore.EVICTION_POLICY["lru-gt-1s"] = LRU_OLDER_THAN_A_SECOND
+    policy = diskstore.EVICTION_POLICY["lru-gt-1s"]
+    assert isinstance(policy, diskstore.EvictionPolicy) and policy.on_read == "access_time"
+    assert policy.cull_sql is not None and "FROM items" in policy.cull_sql
+    with diskstore.Cache(cache_dir, eviction_policy="lru-gt-1s", cull_limit=0) as cache:
+        cache.reset("size_limit", 200_000)
+        for key in range(10):
+            cache[key] = os.urandom(SIZE)
+        assert cache.cull() == 0  # nothing was read more than a second ago
+        clock.advance(5)
+        for key in range(5, 10):
+            assert len(cache[key]) == SIZE  # recorded as read now
+        # Still over the limit, but what was read within the second is never a victim.
+        assert cache.cull() == 5 and sorted(cache) == list(range(5, 10))
+        assert cache.volume() > 200_000
+        indexes = {row[0] for row in cache._store.run("PRAGMA index_list(items)")}
+        assert "Cache_access_time" in indexes
+    with diskstore.Cache(cache_dir) as again:  # another Cache() still opens
+        assert again.eviction_policy == "lru-gt-1s"
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ({"get": "access_time = 0", "cull": None}, ValueError),
+        ({"cull": 3}, TypeError),
+        ({"evict": "SELECT 1"}, ValueError),
+        ("not a policy", TypeError),
+    ],
+)
+def test_a_bad_registration_is_refused_at_once(
+    cache_dir: str, registry: object, spec: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        diskstore.EVICTION_POLICY["bad"] = spec  # type: ignore[assignment]
+    assert "bad" not in diskstore.EVICTION_POLICY
+    with diskstore.Cache(cache_dir) as cache:  # later caches are unaffected
+        cache["k"] = 1
+        assert cache["k"] == 1
