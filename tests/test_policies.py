@@ -222,7 +222,7 @@ def test_a_diskcache_style_policy_is_translated_and_used(
         # Still over the limit, but what was read within the second is never a victim.
         assert cache.cull() == 5 and sorted(cache) == list(range(5, 10))
         assert cache.volume() > 200_000
-        indexes = {row[0] for row in cache._store.run("PRAGMA index_list(items)")}
+        indexes = {row[1] for row in cache._store.run("PRAGMA index_list(items)")}
         assert "Cache_access_time" in indexes
     with diskstore.Cache(cache_dir) as again:  # another Cache() still opens
         assert again.eviction_policy == "lru-gt-1s"
