@@ -204,6 +204,11 @@ class FanoutCache:
             shards = [shard.namespace(namespace) for shard in shards]
         self._shards = tuple(shards)
         self._namespace = namespace
+        serializer = self._shards[0].disk
+        # A Disk subclass that defines hash() routes keys, as in diskcache.
+        self._route: Callable[[Any], int] | None = (
+            serializer.hash if type(serializer).hash is not Disk.hash else None
+        )
 
     # -- attributes ---------------------------------------------------------------------
 
@@ -239,10 +244,8 @@ class FanoutCache:
         return self._namespace
 
     def _shard(self, key: Any) -> Cache:
-        disk = self._shards[0].disk
-        if type(disk).hash is not Disk.hash:
-            # A Disk subclass that defines hash() routes keys, as in diskcache.
-            return self._shards[disk.hash(key) % self._count]
+        if self._route is not None:
+            return self._shards[self._route(key) % self._count]
         return self._shards[shard_index(key, self._count)]
 
     def __repr__(self) -> str:
