@@ -25,13 +25,13 @@ import asyncio
 import functools
 import inspect
 import math
-import os
 import threading
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any, Concatenate, NamedTuple, ParamSpec, Protocol, TypeVar, cast, overload
 
+from ._backend import Backend, flight_locks
 from ._constants import ENOVAL
 from ._funckey import KeyBuilder
 from ._hashing import stable_hash
@@ -76,16 +76,8 @@ class CacheInfo(NamedTuple):
     currsize: int
 
 
-class SupportsMemoize(Protocol):
-    """What memoize needs from a cache: diskcache's ``get``/``set``/``delete``."""
-
-    def get(self, key: Any, default: Any = ..., *, retry: bool = ...) -> Any: ...
-
-    def set(
-        self, key: Any, value: Any, *, expire: Any = ..., tag: Any = ..., retry: bool = ...
-    ) -> Any: ...
-
-    def delete(self, key: Any, *, retry: bool = ...) -> Any: ...
+#: What memoize needs from a cache (see :mod:`diskstore._backend`).
+SupportsMemoize = Backend
 
 
 class BoundMemoizedFunction(Protocol[P, R_co]):
@@ -435,9 +427,7 @@ class _Memo:
         self.stats = _Stats()
         self.flight: SingleFlight | None = None
         if options.single_flight:
-            directory = getattr(cache, "directory", None)
-            lock_dir = os.path.join(os.fspath(directory), "locks") if directory else None
-            self.flight = SingleFlight(lock_dir, timeout=options.lock_timeout)
+            self.flight = SingleFlight(flight_locks(cache), timeout=options.lock_timeout)
 
     def lookup(self, key: tuple[Any, ...]) -> Any:
         return self.cache.get(key, default=ENOVAL, retry=True)

@@ -2,10 +2,12 @@
 
 Within a process, callers of one key meet at a :class:`threading.Event` (or, in async code,
 at one shared task per event loop): the first becomes the *leader*, the rest wait for it
-and then read what it stored. Across processes, the leader also holds a per-key lock file,
-``<lock_dir>/<token>.lock``, through :class:`filelock.FileLock`; only leaders open lock
-files, so a crowd of threads costs one file lock, not one each. After taking the lock the
-leader looks the key up again, since another process may have just computed it.
+and then read what it stored. Across processes, the leader also holds a per-key lock from
+the backend (see :mod:`diskstore._backend`): a lock file, ``<lock_dir>/<token>.lock``,
+through :class:`filelock.FileLock` for a cache on disk, or a Redis lock for
+``RedisCache``; only leaders take locks, so a crowd of threads costs one lock, not one
+each. After taking the lock the leader looks the key up again, since another process may
+have just computed it.
 
 Failure and crash handling:
 
@@ -38,6 +40,7 @@ from typing import Any, TypeVar
 
 import filelock
 
+from ._backend import FlightLock, LockFactory
 from ._constants import ENOVAL
 
 __all__ = ["SingleFlight"]
@@ -82,15 +85,53 @@ class _Handoff:
     def __init__(self) -> None:
         self.mutex = threading.Lock()
         self.abandoned = False
-        self.lock: filelock.BaseFileLock | None = None
+        self.lock: FlightLock | None = None
+
+
+class FileFlightLock:
+    """A single-flight lock backed by a lock file, ``<lock_dir>/<token>.lock``."""
+
+    __slots__ = ("_lock", "ident", "lock_dir")
+
+    def __init__(self, lock_dir: str, token: str) -> None:
+        self.lock_dir = lock_dir
+        self.ident = os.path.join(lock_dir, token + ".lock")
+        self._lock: filelock.BaseFileLock | None = None
+
+    def acquire(self, timeout: float | None) -> bool:
+        """Take the lock file; False when waiting timed out or the directory is unusable."""
+        try:
+            os.makedirs(self.lock_dir, mode=_LOCK_DIR_MODE, exist_ok=True)
+            lock = filelock.FileLock(self.ident, mode=_LOCK_FILE_MODE, thread_local=False)
+            lock.acquire(timeout=-1 if timeout is None else timeout)
+        except filelock.Timeout:
+            return False
+        except OSError:
+            # An unwritable directory only costs deduplication across processes.
+            return False
+        self._lock = lock
+        return True
+
+    def release(self) -> None:
+        """Delete the lock file while still holding it (keeps lock files bounded), release."""
+        lock, self._lock = self._lock, None
+        if lock is None:
+            return
+        if os.name == "posix":
+            try:
+                os.unlink(lock.lock_file)
+            except OSError:
+                pass
+        lock.release()
 
 
 class SingleFlight:
     """Deduplicate concurrent computations of the same key across threads and processes.
 
-    ``lock_dir`` is where per-key lock files live (created on first use, mode 0700); with
-    ``None`` only threads of this process are deduplicated. ``timeout`` bounds every wait,
-    ``None`` meaning no bound.
+    ``locks`` is where cross-process locks come from: a directory for per-key lock files
+    (created on first use, mode 0700), a factory of :class:`~diskstore._backend.FlightLock`
+    (a Redis lock, say), or ``None`` to deduplicate only threads of this process.
+    ``timeout`` bounds every wait, ``None`` meaning no bound.
 
     ``lookup`` returns the stored value or ``ENOVAL``; ``compute`` computes *and stores* it
     (storing inside ``compute`` is what lets waiters find the value afterwards). Both ``run``
@@ -98,10 +139,13 @@ class SingleFlight:
     ran ``compute``.
     """
 
-    def __init__(self, lock_dir: str | None, *, timeout: float | None) -> None:
-        self._lock_dir = lock_dir
+    def __init__(self, locks: str | LockFactory | None, *, timeout: float | None) -> None:
+        if isinstance(locks, str):
+            lock_dir = locks
+            self._locks: LockFactory | None = functools.partial(FileFlightLock, lock_dir)
+        else:
+            self._locks = locks
         self._timeout = timeout
-        self._dir_ready = False
         self._reset()
         _instances.add(self)
 
@@ -145,10 +189,11 @@ class SingleFlight:
             held = _held_by_this_thread()
             # Already held by this thread (a nested call of the same key through another
             # memoized wrapper): the key is ours, and waiting would wait for ourselves.
-            path = self._lock_path(token)
-            lock = None if path is None or path in held else self._acquire(token)
+            lock = None if self._locks is None else self._locks(token)
+            if lock is not None and (lock.ident in held or not lock.acquire(self._timeout)):
+                lock = None
             if lock is not None:
-                held.add(lock.lock_file)
+                held.add(lock.ident)
             try:
                 value: Any = lookup() if lock is not None else ENOVAL
                 computed = value is ENOVAL
@@ -156,8 +201,8 @@ class SingleFlight:
                     value = compute()
             finally:
                 if lock is not None:
-                    held.discard(lock.lock_file)
-                    self._release(lock)
+                    held.discard(lock.ident)
+                    lock.release()
             flight.value = value
             flight.ok = True
             return value, computed
@@ -166,38 +211,6 @@ class SingleFlight:
                 if self._flights.get(token) is flight:
                     del self._flights[token]
             flight.done.set()
-
-    # -- file locks ------------------------------------------------------------------------
-
-    def _lock_path(self, token: str) -> str | None:
-        return None if self._lock_dir is None else os.path.join(self._lock_dir, token + ".lock")
-
-    def _acquire(self, token: str) -> filelock.BaseFileLock | None:
-        """Take the key's lock file; None if there is none to take or waiting timed out."""
-        path = self._lock_path(token)
-        if path is None or self._lock_dir is None:
-            return None
-        try:
-            if not self._dir_ready:
-                os.makedirs(self._lock_dir, mode=_LOCK_DIR_MODE, exist_ok=True)
-                self._dir_ready = True
-            lock = filelock.FileLock(path, mode=_LOCK_FILE_MODE, thread_local=False)
-            lock.acquire(timeout=-1 if self._timeout is None else self._timeout)
-        except filelock.Timeout:
-            return None
-        except OSError:
-            # An unwritable directory only costs deduplication across processes.
-            return None
-        return lock
-
-    @staticmethod
-    def _release(lock: filelock.BaseFileLock) -> None:
-        if os.name == "posix":
-            try:
-                os.unlink(lock.lock_file)
-            except OSError:
-                pass
-        lock.release()
 
     # -- asyncio ---------------------------------------------------------------------------
 
@@ -265,21 +278,22 @@ class SingleFlight:
         finally:
             if lock is not None:
                 # Shielded so that a second cancellation cannot drop the release job.
-                release = asyncio.get_running_loop().run_in_executor(None, self._release, lock)
+                release = asyncio.get_running_loop().run_in_executor(None, lock.release)
                 await asyncio.shield(release)
 
-    async def _acquire_async(self, token: str) -> filelock.BaseFileLock | None:
-        """Wait for the lock file in a worker thread, never blocking the event loop."""
-        if self._lock_dir is None:
+    async def _acquire_async(self, token: str) -> FlightLock | None:
+        """Wait for the key's lock in a worker thread, never blocking the event loop."""
+        if self._locks is None:
             return None
         handoff = _Handoff()
+        candidate = self._locks(token)
 
-        def acquire() -> filelock.BaseFileLock | None:
-            lock = self._acquire(token)
+        def acquire() -> FlightLock | None:
+            lock = candidate if candidate.acquire(self._timeout) else None
             with handoff.mutex:
                 if handoff.abandoned:
                     if lock is not None:
-                        self._release(lock)
+                        lock.release()
                     return None
                 handoff.lock = lock
             return lock
@@ -292,7 +306,7 @@ class SingleFlight:
                 handoff.abandoned = True
                 lock, handoff.lock = handoff.lock, None
             if lock is not None:
-                self._release(lock)
+                lock.release()
             raise
 
 

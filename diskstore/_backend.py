@@ -1,0 +1,68 @@
+"""The small protocol that ``memoize`` and ``TaskCache`` need from a storage backend.
+
+Two backends implement it: the SQLite :class:`~diskstore.Cache` (and ``FanoutCache``), and
+:class:`diskstore.redis.RedisCache`. Higher layers depend on this module only, never on a
+backend's internals, so a new backend needs nothing but these methods:
+
+- ``get``/``set``/``delete`` with diskcache's signatures (``expire``, ``tag``, ``retry``);
+- ``namespace(name)``, a view whose keys, ``len`` and ``clear`` are its own (optional: a
+  cache without it, such as ``diskcache.Cache``, is scanned instead);
+- ``flight_lock(token)``, a lock shared by every process that uses the same storage, so
+  concurrent misses of one key compute it once (optional: a cache with a ``directory``
+  gets lock files there, see :func:`flight_locks`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Backend", "FlightLock", "LockFactory", "flight_locks"]
+
+
+@runtime_checkable
+class FlightLock(Protocol):
+    """A lock on one key's computation, held by at most one process at a time."""
+
+    #: Identifies the lock across objects (two locks with one ident are the same lock).
+    ident: str
+
+    def acquire(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` seconds (``None``: no limit); return whether it is held."""
+        ...
+
+    def release(self) -> None:
+        """Release the lock if this object still holds it; never another holder's."""
+        ...
+
+
+#: Makes the lock of one single-flight token.
+LockFactory = Callable[[str], FlightLock]
+
+
+class Backend(Protocol):
+    """What memoize and TaskCache call on a cache."""
+
+    def get(self, key: Any, default: Any = ..., *, retry: bool = ...) -> Any: ...
+
+    def set(
+        self, key: Any, value: Any, *, expire: Any = ..., tag: Any = ..., retry: bool = ...
+    ) -> Any: ...
+
+    def delete(self, key: Any, *, retry: bool = ...) -> Any: ...
+
+
+def flight_locks(cache: object) -> LockFactory | str | None:
+    """Where ``cache``'s single-flight locks come from.
+
+    The backend's own ``flight_lock`` factory when it has one; else a ``locks`` directory
+    inside the cache directory (lock files); else ``None`` (threads of one process only).
+    """
+    factory = getattr(cache, "flight_lock", None)
+    if callable(factory):
+        return factory  # type: ignore[no-any-return]
+    directory = getattr(cache, "directory", None)
+    if directory:
+        return os.path.join(os.fspath(directory), "locks")
+    return None
