@@ -18,11 +18,13 @@ from ._exceptions import (
     ForkedTransactionError,
     IntegrityError,
     ReadOnlyError,
+    ServerUnavailableError,
     SettingsError,
     StorageError,
     StorageFullError,
     Timeout,
     UnknownFileWarning,
+    UnsupportedError,
 )
 from ._install import install_as_diskcache
 from ._memoize import CacheInfo, memoize
@@ -61,6 +63,7 @@ __all__ = [
     "Lock",
     "RLock",
     "ReadOnlyError",
+    "ServerUnavailableError",
     "SettingsError",
     "StorageError",
     "StorageFullError",
@@ -68,6 +71,7 @@ __all__ = [
     "TaskEntry",
     "Timeout",
     "UnknownFileWarning",
+    "UnsupportedError",
     "__version__",
     "barrier",
     "install_as_diskcache",

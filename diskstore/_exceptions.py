@@ -11,7 +11,9 @@ catches them all; each also derives from the built-in a Python user would expect
     ├── ReadOnlyError (PermissionError) a write on a cache opened read-only
     ├── StorageError (OSError)         the disk refused a write (full, I/O error)
     │   └── StorageFullError           no space left on the device or database
-    └── IntegrityError                 stored data failed verification
+    ├── IntegrityError                 stored data failed verification
+    ├── ServerUnavailableError (ConnectionError)  a cache server did not answer in time
+    └── UnsupportedError (NotImplementedError)    the backend cannot do this operation
 
     CorruptionWarning (UserWarning)    an entry failed verification and was dropped
     EmptyDirWarning (UserWarning)      ``check`` found an empty value directory
@@ -70,6 +72,14 @@ class StorageFullError(StorageError):
 
 class IntegrityError(DiskStoreError):
     """Stored bytes failed verification (bad signature, truncation, or a tampered name)."""
+
+
+class ServerUnavailableError(DiskStoreError, ConnectionError):
+    """The cache server (Redis) could not be reached, or did not answer within the timeout."""
+
+
+class UnsupportedError(DiskStoreError, NotImplementedError):
+    """The backend cannot perform this operation with the cache's semantics (see its docs)."""
 
 
 class CorruptionWarning(UserWarning):

@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +31,16 @@ def cache_dir(tmp_path: Path) -> str:
 def cache(cache_dir: str) -> Iterator[diskstore.Cache]:
     with diskstore.Cache(cache_dir) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    """One real redis-server shared by the session's Redis tests (each uses its own
+    namespace); tests that stop or reconfigure a server start their own."""
+    from _redis_server import RedisServer
+
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,55 @@
+"""State and helpers shared by the parts of ``RedisCache`` (items, bulk walks, queues)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import redis
+import redis.exceptions as rex
+
+from .._constants import ENOVAL
+from .._exceptions import CorruptionWarning, IntegrityError
+from ._codec import Codec
+from ._connection import Shared, translate
+
+__all__ = ["RedisBase"]
+
+
+class RedisBase:
+    """The attributes every part of a ``RedisCache`` reads."""
+
+    _client: redis.Redis
+    _codec: Codec
+    _shared: Shared
+    _ns_name: str
+
+    def _decoded(self, rkey: bytes, mode: bytes, data: bytes) -> Any:
+        """The stored value, or ``ENOVAL`` (with a warning) when it fails verification."""
+        try:
+            return self._codec.value(rkey, mode, data)
+        except IntegrityError as exc:
+            self._drop_corrupt(rkey, exc)
+            return ENOVAL
+
+    def _drop_corrupt(self, rkey: bytes, exc: Exception) -> None:
+        try:
+            self._client.delete(rkey)
+        except rex.RedisError as error:
+            raise translate(error, self._shared.where) from error
+        warnings.warn(
+            f"dropped cache entry {rkey!r} on {self._shared.where}: {exc}",
+            CorruptionWarning,
+            stacklevel=4,
+        )
+
+
+def shaped(value: Any, exp: float | None, tg: Any, expire_time: bool, tag: bool) -> Any:
+    """``value``, or a tuple adding the expiry time and/or the tag, as ``Cache.get`` does."""
+    if expire_time and tag:
+        return value, exp, tg
+    if expire_time:
+        return value, exp
+    if tag:
+        return value, tg
+    return value

@@ -1,0 +1,165 @@
+"""Operations over a whole namespace: ``len``, iteration, ``clear``, ``evict``, ``check``.
+
+Each walks the namespace's keys with ``SCAN`` (or a tag set with ``SSCAN``) in batches of
+``_BATCH``, so memory stays bounded by the batch, not by the number of keys. ``SCAN`` may
+return a key twice while the keyspace is being resized; iteration drops the repeats it can
+see within a batch, and counts (``len``) are exact only while no other client writes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import redis.exceptions as rex
+
+from .._exceptions import CorruptionWarning, IntegrityError
+from ._base import RedisBase
+from ._codec import MODE, VALUE, encode_tag
+from ._connection import translate
+
+__all__ = ["BulkMixin"]
+
+_BATCH = 500
+_GLOB_SPECIAL = frozenset(b"*?[]\\")
+
+
+def _glob_escape(prefix: bytes) -> bytes:
+    return b"".join(b"\\" + bytes([c]) if c in _GLOB_SPECIAL else bytes([c]) for c in prefix)
+
+
+class BulkMixin(RedisBase):
+    """Namespace-wide operations of :class:`~diskstore.redis.RedisCache`."""
+
+    def _scan(self, prefix: bytes) -> Iterator[list[bytes]]:
+        """Batches of the keys starting with ``prefix``."""
+        pattern = _glob_escape(prefix) + b"*"
+        cursor = 0
+        keys: Any
+        try:
+            while True:
+                cursor, keys = self._client.scan(cursor, match=pattern, count=_BATCH)
+                if keys:
+                    yield keys
+                if cursor == 0:
+                    return
+        except rex.RedisError as exc:
+            raise translate(exc, self._shared.where) from exc
+
+    def __len__(self) -> int:
+        """The number of items in this namespace (a full ``SCAN``: O(keys on the server))."""
+        return sum(len(batch) for batch in self._scan(self._codec.item_prefix))
+
+    def __iter__(self) -> Iterator[Any]:
+        """Iterate over the keys in ``SCAN`` order (not insertion order, unlike ``Cache``)."""
+        for batch in self._scan(self._codec.item_prefix):
+            for rkey in dict.fromkeys(batch):
+                try:
+                    yield self._codec.user_key(rkey)
+                except IntegrityError as exc:
+                    self._drop_corrupt(rkey, exc)
+
+    def iterkeys(self, reverse: bool = False) -> Iterator[Any]:
+        """Iterate over the keys; ``reverse`` is accepted but ``SCAN`` has no order."""
+        return iter(self)
+
+    def clear(self, retry: bool = False) -> int:
+        """Remove every item (and tag set, queue and lock) of this namespace; return the
+        number of items removed. Other namespaces, including views below this one, stay."""
+        removed = 0
+        item_prefix = self._codec.item_prefix
+        for batch in self._scan(self._codec.prefix):
+            removed += sum(1 for rkey in batch if rkey.startswith(item_prefix))
+            try:
+                self._client.unlink(*batch)
+            except rex.RedisError as exc:
+                raise translate(exc, self._shared.where) from exc
+        return removed
+
+    def evict(self, tag: Any, retry: bool = False) -> int:
+        """Remove the items stored with ``tag``; return how many."""
+        encoded = encode_tag(tag)
+        tkey = self._codec.tag_key(encoded)
+        script = self._shared.scripts["EVICT"]
+        removed = 0
+        try:
+            while True:
+                members = self._client.srandmember(tkey, _BATCH)
+                if not members:
+                    return removed
+                removed += int(script(keys=[tkey], args=[encoded, *members]))
+        except rex.RedisError as exc:
+            raise translate(exc, self._shared.where) from exc
+
+    def expire(self, now: float | None = None, retry: bool = False) -> int:
+        """Return 0: Redis removes expired items itself, at their expiry time."""
+        return 0
+
+    def cull(self, retry: bool = False) -> int:
+        """Return 0: the server evicts by its ``maxmemory-policy``, not the cache."""
+        return 0
+
+    def stats(self, enable: bool = True, reset: bool = False) -> tuple[int, int]:
+        """Return ``(hits, misses)`` counted by every client of this namespace.
+
+        ``enable`` turns counting on or off for this cache object (each ``get`` then costs
+        a second command); ``reset`` sets the counts to zero.
+        """
+        key = self._codec.prefix + b"stats"
+        self._shared.statistics = bool(enable)
+        try:
+            hits, misses = self._client.hmget(key, "hits", "misses")
+            if reset:
+                self._client.delete(key)
+        except rex.RedisError as exc:
+            raise translate(exc, self._shared.where) from exc
+        return int(hits or 0), int(misses or 0)
+
+    def volume(self) -> int:
+        """Bytes the server uses for this namespace's keys (``MEMORY USAGE``, summed)."""
+        total = 0
+        for batch in self._scan(self._codec.prefix):
+            try:
+                with self._client.pipeline(transaction=False) as pipe:
+                    for rkey in batch:
+                        pipe.memory_usage(rkey, samples=0)
+                    total += sum(int(size or 0) for size in pipe.execute())
+            except rex.RedisError as exc:
+                raise translate(exc, self._shared.where) from exc
+        return total
+
+    def check(self, fix: bool = False, retry: bool = False) -> list[warnings.WarningMessage]:
+        """Verify every item's key and payload signature; return the warnings found.
+
+        With ``fix=True`` the items that fail are deleted.
+        """
+        found: list[warnings.WarningMessage] = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for batch in self._scan(self._codec.item_prefix):
+                try:
+                    with self._client.pipeline(transaction=False) as pipe:
+                        for rkey in batch:
+                            pipe.hmget(rkey, MODE, VALUE)
+                        rows = pipe.execute()
+                except rex.RedisError as exc:
+                    raise translate(exc, self._shared.where) from exc
+                for rkey, (mode, data) in zip(batch, rows):
+                    if mode is None:
+                        continue  # expired meanwhile
+                    try:
+                        self._codec.user_key(rkey)
+                        self._codec.verify(rkey, mode, data)
+                    except IntegrityError as exc:
+                        warnings.warn(f"cache entry {rkey!r}: {exc}", CorruptionWarning, 1)
+                        if fix:
+                            self._client.delete(rkey)
+            found.extend(caught)
+        return found
+
+    def create_tag_index(self) -> None:
+        """Nothing to do: tags are always indexed by tag sets."""
+
+    def drop_tag_index(self) -> None:
+        """Nothing to do: tag sets are what ``evict`` reads."""

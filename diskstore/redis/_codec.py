@@ -1,0 +1,144 @@
+"""How keys, values and tags become Redis keys and hash fields: the on-disk format, reused.
+
+Every item is a Redis hash at ``<prefix>i:<encoded key>`` with the fields
+
+- ``m``: how ``v`` is encoded: ``i``/``f``/``s``/``b`` for a native int, float, str or
+  bytes, else the decimal ``mode`` that :class:`~diskstore.Disk` records in a row;
+- ``v``: the value, or the payload exactly as the SQLite cache stores it inline (pickled by
+  cloudpickle, compressed by zstandard, HMAC-signed, the header carrying its length and tag);
+- ``e``: the absolute expiry time (``repr`` of a float) when there is one;
+- ``t``: the tag, canonically encoded, when there is one.
+
+The signature of a payload covers the full Redis key, so a payload copied to another key,
+or a pickle planted by anyone without the secret, fails verification and reads as a miss
+with a :class:`~diskstore.CorruptionWarning`; it is never unpickled.
+
+Keys use the same split as rows: ``str``, ``bytes``, 64-bit ``int`` and ``float`` are written
+as themselves after a one-byte type mark; anything else takes ``Disk.put``'s canonical
+encoding (or its signed serialization) after the mark ``x``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._disk import KIND_NATIVE, Disk
+from .._exceptions import IntegrityError
+from .._keys import decode_canonical, encode_canonical
+
+__all__ = ["Codec", "Fields"]
+
+#: Field names of an item hash.
+MODE, VALUE, EXPIRE, TAG = b"m", b"v", b"e", b"t"
+_NATIVE_MARKS = {int: b"i", float: b"f", str: b"s", bytes: b"b"}
+
+#: ``(mode, value, expire, tag)`` as read back with HMGET.
+Fields = list[Any]
+
+
+class Codec:
+    """Encodes for one namespace: its key prefix and the serializer."""
+
+    __slots__ = ("disk", "item_prefix", "prefix")
+
+    def __init__(self, prefix: bytes, disk: Disk) -> None:
+        self.prefix = prefix
+        self.item_prefix = prefix + b"i:"
+        self.disk = disk
+
+    # -- keys ------------------------------------------------------------------------------
+    def item_key(self, key: Any) -> bytes:
+        """The Redis key of the item stored under *key*."""
+        if type(key) is str:
+            return self.item_prefix + b"s" + key.encode("utf-8", "surrogatepass")
+        if type(key) is bytes:
+            return self.item_prefix + b"b" + key
+        db_key: Any
+        db_key, raw = self.disk.put(key)
+        if not raw:
+            return self.item_prefix + b"x" + bytes(db_key)
+        if type(db_key) is int:
+            return self.item_prefix + b"i" + str(db_key).encode()
+        return self.item_prefix + b"f" + repr(float(db_key)).encode()
+
+    def user_key(self, item_key: bytes) -> Any:
+        """Inverse of :meth:`item_key`; ``IntegrityError`` for a key it did not write."""
+        body = item_key[len(self.item_prefix) :]
+        mark, rest = body[:1], body[1:]
+        try:
+            if mark == b"s":
+                return rest.decode("utf-8", "surrogatepass")
+            if mark == b"b":
+                return rest
+            if mark == b"i":
+                return int(rest)
+            if mark == b"f":
+                return float(rest)
+        except ValueError as exc:
+            raise IntegrityError(f"a stored key is malformed: {item_key!r}") from exc
+        if mark == b"x":
+            return self.disk.get(rest, False)
+        raise IntegrityError(f"a stored key has an unknown encoding: {item_key!r}")
+
+    def tag_key(self, tag: bytes) -> bytes:
+        """The Redis set listing the items stored with the encoded *tag*."""
+        return self.prefix + b"t:" + tag
+
+    # -- values ----------------------------------------------------------------------------
+    def fields(self, rkey: bytes, value: Any, read: bool) -> list[bytes | int | float]:
+        """The ``m`` and ``v`` fields of *value* stored under the Redis key *rkey*."""
+        if read:
+            value = value.read()
+        stored = self.disk.store(value, False, ns=0, db_key=rkey, raw=True)
+        if stored.mode == KIND_NATIVE:
+            native = stored.value
+            mark = _NATIVE_MARKS[type(native)]
+            if mark == b"f":
+                native = repr(native)
+            elif mark == b"s":
+                native = native.encode("utf-8", "surrogatepass")
+            return [MODE, mark, VALUE, native]
+        return [MODE, str(stored.mode).encode(), VALUE, stored.value]
+
+    def value(self, rkey: bytes, mode: bytes, data: bytes) -> Any:
+        """Decode a stored value; ``IntegrityError`` when it fails verification."""
+        if mode == b"b":
+            return data
+        if mode == b"s":
+            return data.decode("utf-8", "surrogatepass")
+        try:
+            if mode == b"i":
+                return int(data)
+            if mode == b"f":
+                return float(data)
+            number = int(mode)
+        except ValueError as exc:
+            raise IntegrityError(f"a stored value has an unknown encoding {mode!r}") from exc
+        return self.disk.fetch(number, None, data, False, ns=0, db_key=rkey, raw=True)
+
+    def verify(self, rkey: bytes, mode: bytes, data: bytes) -> None:
+        """Check a payload's signature and length without deserializing it."""
+        if mode in (b"b", b"s", b"i", b"f"):
+            self.value(rkey, mode, data)
+            return
+        try:
+            number = int(mode)
+        except ValueError as exc:
+            raise IntegrityError(f"a stored value has an unknown encoding {mode!r}") from exc
+        if number:
+            self.disk.payload(number, None, data, 0, rkey, True, None, 0, 0)
+
+
+def encode_tag(tag: Any) -> bytes:
+    """The canonical bytes of a tag (str, bytes, int or float)."""
+    return encode_canonical(tag)
+
+
+def decode_tag(data: bytes | None) -> Any:
+    """Inverse of :func:`encode_tag`; ``None`` stays ``None``."""
+    return None if data is None else decode_canonical(data)
+
+
+def decode_expire(data: bytes | None) -> float | None:
+    """The stored absolute expiry time, or ``None``."""
+    return None if data is None else float(data)

@@ -1,0 +1,144 @@
+"""Queues on a Redis server: ``push``, ``pull`` and ``peek`` with prefixes and sides.
+
+Keys are the ones ``Cache`` generates (integers from 500000000000000, or
+``"prefix-%015d"``), and the items are ordinary items of the namespace. Each queue also has
+an index, a sorted set scored by the key's number, so the ends are found in O(log n). A push
+reads the end it grows from, then a script adds the item only if that end has not moved
+meanwhile (else it retries): two clients never take the same key. A pull is one script
+that skips index entries whose items Redis expired or evicted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.exceptions as rex
+
+from .._constants import ENOVAL, QUEUE_START
+from .._exceptions import IntegrityError
+from ._base import RedisBase, shaped
+from ._codec import decode_expire, decode_tag
+from ._connection import translate
+
+__all__ = ["QueueMixin"]
+
+_SIDES = ("back", "front")
+
+
+def _check_side(side: Any) -> str:
+    if side not in _SIDES:
+        raise ValueError(f"side must be 'back' or 'front', not {side!r}")
+    return str(side)
+
+
+def _check_prefix(prefix: Any) -> str | None:
+    if prefix is not None and not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str or None, not {type(prefix).__name__}")
+    return prefix
+
+
+class QueueMixin(RedisBase):
+    """Queue operations of :class:`~diskstore.redis.RedisCache`."""
+
+    def _item_args(
+        self, rkey: bytes, value: Any, expire: float | None, read: bool, tag: Any
+    ) -> tuple[list[bytes], list[Any]]:
+        raise NotImplementedError  # provided by RedisCache
+
+    def _index(self, prefix: str | None) -> bytes:
+        name = b"n" if prefix is None else b"s" + prefix.encode("utf-8", "surrogatepass")
+        return self._codec.prefix + b"q:" + name
+
+    def push(
+        self,
+        value: Any,
+        prefix: str | None = None,
+        side: str = "back",
+        expire: float | None = None,
+        read: bool = False,
+        tag: Any = None,
+        retry: bool = False,
+    ) -> Any:
+        """Append *value* to the queue named by *prefix*; return its generated key."""
+        side = _check_side(side)
+        prefix = _check_prefix(prefix)
+        index = self._index(prefix)
+        script = self._shared.scripts["PUSH"]
+        try:
+            while True:
+                if side == "back":
+                    edge = self._client.zrange(index, -1, -1, withscores=True)
+                else:
+                    edge = self._client.zrange(index, 0, 0, withscores=True)
+                if edge:
+                    number = int(edge[0][1]) + (1 if side == "back" else -1)
+                    expected = str(int(edge[0][1]))
+                else:
+                    number, expected = QUEUE_START, ""
+                key = number if prefix is None else f"{prefix}-{number:015d}"
+                rkey = self._codec.item_key(key)
+                keys, args = self._item_args(rkey, value, expire, read, tag)
+                pexpireat, fields = args[0], args[1:]
+                tag_set = keys[0] if keys else b""
+                status = script(
+                    keys=[index],
+                    args=[expected, number, side, rkey, pexpireat, tag_set, *fields],
+                )
+                if status == 1:
+                    return key
+                if status == -1:
+                    raise ValueError(
+                        f"push would replace the item stored under {key!r}, "
+                        "which is next to the queue's keys"
+                    )
+        except rex.RedisError as exc:
+            raise translate(exc, self._shared.where) from exc
+
+    def _take(
+        self, prefix: str | None, default: Any, side: str, expire_time: bool, tag: bool,
+        remove: bool,
+    ) -> Any:  # fmt: skip
+        side = _check_side(side)
+        index = self._index(_check_prefix(prefix))
+        script = self._shared.scripts["POP_QUEUE"]
+        while True:
+            try:
+                found = script(keys=[index], args=[side, "1" if remove else "0"])
+            except rex.RedisError as exc:
+                raise translate(exc, self._shared.where) from exc
+            if found is None:
+                return shaped(default, None, None, expire_time, tag)
+            rkey, mode, data, exp, tg = found
+            try:
+                key = self._codec.user_key(rkey)
+            except IntegrityError as exc:
+                self._drop_corrupt(rkey, exc)
+                continue
+            value = self._decoded(rkey, mode, data)
+            if value is ENOVAL:
+                continue
+            return shaped((key, value), decode_expire(exp), decode_tag(tg), expire_time, tag)
+
+    def pull(
+        self,
+        prefix: str | None = None,
+        default: Any = (None, None),
+        side: str = "front",
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """Remove and return ``(key, value)`` from the queue's *side*, or *default*."""
+        return self._take(prefix, default, side, expire_time, tag, remove=True)
+
+    def peek(
+        self,
+        prefix: str | None = None,
+        default: Any = (None, None),
+        side: str = "front",
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """Return ``(key, value)`` from the queue's *side* without removing it."""
+        return self._take(prefix, default, side, expire_time, tag, remove=False)

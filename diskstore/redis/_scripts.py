@@ -1,0 +1,154 @@
+"""The Lua scripts that make each multi-step write one atomic server-side operation.
+
+Redis runs a script without interleaving any other command, so a script is how a write that
+touches the item hash, its expiry and its tag set stays all-or-nothing without a round trip
+per step. Keys are passed in ``KEYS`` (so the scripts work on a cluster when a namespace's
+keys share one hash slot, which the ``{namespace}`` in every key guarantees).
+"""
+
+from __future__ import annotations
+
+__all__ = ["EVICT", "INCR", "POP_QUEUE", "PUSH", "RELEASE", "RENEW", "SET", "TOUCH"]
+
+# Shared by the scripts that add an item to a tag set: the set lives as long as its
+# longest-lived member, so tag sets of expiring items do not accumulate.
+_TAG_SET = """
+local function tag_add(tkey, item, pexpireat)
+  local existed = redis.call('EXISTS', tkey)
+  redis.call('SADD', tkey, item)
+  if pexpireat == '' then
+    redis.call('PERSIST', tkey)
+  else
+    local at = redis.call('PEXPIRETIME', tkey)
+    if existed == 0 or (at >= 0 and at < tonumber(pexpireat)) then
+      redis.call('PEXPIREAT', tkey, pexpireat)
+    end
+  end
+end
+"""
+
+#: KEYS: item[, tag set]. ARGV: only_if_missing ('1'/'0'), pexpireat ms or '', then the
+#: hash's field/value pairs. Returns 1 if stored, 0 if the key existed and only_if_missing.
+SET = (
+    _TAG_SET
+    + """
+local item = KEYS[1]
+if ARGV[1] == '1' and redis.call('EXISTS', item) == 1 then return 0 end
+redis.call('DEL', item)
+redis.call('HSET', item, unpack(ARGV, 3))
+if ARGV[2] ~= '' then redis.call('PEXPIREAT', item, ARGV[2]) end
+if KEYS[2] then tag_add(KEYS[2], item, ARGV[2]) end
+return 1
+"""
+)
+
+#: KEYS: item. ARGV: expire time (repr) or '', pexpireat ms or ''. Returns 1 if touched.
+TOUCH = """
+local item = KEYS[1]
+if redis.call('EXISTS', item) == 0 then return 0 end
+if ARGV[1] == '' then
+  redis.call('HDEL', item, 'e')
+  redis.call('PERSIST', item)
+else
+  redis.call('HSET', item, 'e', ARGV[1])
+  redis.call('PEXPIREAT', item, ARGV[2])
+end
+return 1
+"""
+
+#: KEYS: item. ARGV: delta, default ('' for none). Returns {status, value}: status 1 is
+#: the new value, 0 a missing key without default, -1 a value that is not a native int.
+INCR = """
+local item = KEYS[1]
+local mode = redis.call('HGET', item, 'm')
+if not mode then
+  if ARGV[2] == '' then return {0, 0} end
+  redis.call('DEL', item)
+  redis.call('HSET', item, 'm', 'i', 'v', ARGV[2])
+  return {1, redis.call('HINCRBY', item, 'v', ARGV[1])}
+end
+if mode ~= 'i' then return {-1, mode} end
+return {1, redis.call('HINCRBY', item, 'v', ARGV[1])}
+"""
+
+#: KEYS: tag set. ARGV: encoded tag, then item keys. Deletes the items still carrying the
+#: tag, forgets the listed members; returns how many items it deleted.
+EVICT = """
+local tkey = KEYS[1]
+local removed = 0
+for i = 2, #ARGV do
+  local item = ARGV[i]
+  if redis.call('HGET', item, 't') == ARGV[1] then
+    redis.call('DEL', item)
+    removed = removed + 1
+  end
+  redis.call('SREM', tkey, item)
+end
+return removed
+"""
+
+#: KEYS: queue index (sorted set). ARGV: expected edge score or '', new score, side
+#: ('back'/'front'), item key, only-if-missing pexpireat ms or '', tag set key or '', then
+#: the hash's field/value pairs. Returns 1 if pushed, 0 if the edge moved (retry), -1 if a
+#: plain item sits where the queue would grow.
+PUSH = (
+    _TAG_SET
+    + """
+local index = KEYS[1]
+local edge
+if ARGV[3] == 'back' then
+  edge = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+else
+  edge = redis.call('ZRANGE', index, 0, 0, 'WITHSCORES')
+end
+local current = edge[2] or ''
+if current ~= ARGV[1] then return 0 end
+local item = ARGV[4]
+if redis.call('EXISTS', item) == 1 then return -1 end
+redis.call('HSET', item, unpack(ARGV, 7))
+if ARGV[5] ~= '' then redis.call('PEXPIREAT', item, ARGV[5]) end
+if ARGV[6] ~= '' then tag_add(ARGV[6], item, ARGV[5]) end
+redis.call('ZADD', index, ARGV[2], item)
+return 1
+"""
+)
+
+#: KEYS: queue index. ARGV: side ('back'/'front'), remove ('1'/'0'). Returns the item key
+#: and its fields {key, m, v, e, t} of the first live item at that side, or nil. Members
+#: whose items Redis expired or evicted are dropped on the way.
+POP_QUEUE = """
+local index = KEYS[1]
+while true do
+  local edge
+  if ARGV[1] == 'back' then
+    edge = redis.call('ZRANGE', index, -1, -1)
+  else
+    edge = redis.call('ZRANGE', index, 0, 0)
+  end
+  local item = edge[1]
+  if not item then return nil end
+  local fields = redis.call('HMGET', item, 'm', 'v', 'e', 't')
+  if fields[1] then
+    if ARGV[2] == '1' then
+      redis.call('DEL', item)
+      redis.call('ZREM', index, item)
+    end
+    return {item, fields[1], fields[2], fields[3] or false, fields[4] or false}
+  end
+  redis.call('ZREM', index, item)
+end
+"""
+
+#: KEYS: lock. ARGV: token. Deletes the lock only while it still holds this token.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+#: KEYS: lock. ARGV: token, milliseconds. Extends the lock only while it holds the token.
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""

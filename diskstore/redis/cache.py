@@ -1,0 +1,480 @@
+"""``RedisCache``: the ``Cache`` API on a Redis (or Valkey) server.
+
+Reads and writes of single items are one command each: ``HMGET`` for a read, and for a
+write one Lua script (see :mod:`._scripts`) that replaces the item hash, sets its expiry and
+records its tag atomically. Bulk operations (``len``, iteration, ``clear``, ``evict``,
+``check``, ``volume``) walk the namespace with ``SCAN``/``SSCAN`` in batches, so their memory
+stays bounded whatever the number of keys. See ``docs/redis.md`` for what differs from the
+SQLite :class:`~diskstore.Cache`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+import redis.exceptions as rex
+
+from .._base import _check_expire, _check_tag
+from .._constants import ENOVAL
+from .._disk import Disk
+from .._exceptions import SettingsError, UnsupportedError
+from .._settings import DEFAULT_SETTINGS
+from .._signing import SecretArg, Signer, resolve_secret
+from ._base import shaped
+from ._bulk import BulkMixin
+from ._codec import EXPIRE, MODE, TAG, VALUE, Codec, decode_expire, decode_tag, encode_tag
+from ._connection import Shared, make_client, translate
+from ._lock import RedisLock
+from ._queue import QueueMixin
+
+__all__ = ["RedisCache"]
+
+#: Settings of the SQLite cache that a Redis server does with its own configuration.
+_SERVER_SETTINGS = {
+    "size_limit": "the server's maxmemory",
+    "eviction_policy": "the server's maxmemory-policy",
+    "cull_limit": "the server's maxmemory-policy",
+    "tag_index": "tag sets, which RedisCache always keeps",
+}
+_DISK_SETTINGS = ("disk_pickle_protocol", "disk_compress_threshold", "disk_compress_level")
+#: Seconds a single-flight lock lives unless its holder renews it.
+DEFAULT_LOCK_EXPIRE = 30.0
+#: Never write value files: a Redis value is one bulk string.
+_NO_FILES = 2**62
+
+
+def _check_namespace(name: object) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"namespace must be a str, got {name!r}")
+    if "{" in name or "}" in name:
+        raise ValueError(f"namespace must not contain '{{' or '}}', got {name!r}")
+    return name
+
+
+def _settings(settings: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    """Validate ``**settings``; return ``(statistics, Disk options)``."""
+    statistics = False
+    disk_options: dict[str, Any] = {}
+    for name, value in settings.items():
+        if name in _SERVER_SETTINGS:
+            raise SettingsError(
+                f"setting {name!r} is not honoured by RedisCache (got {value!r}): "
+                f"Redis does this with {_SERVER_SETTINGS[name]}; see docs/redis.md"
+            )
+        if name == "statistics":
+            if not isinstance(value, bool):
+                raise SettingsError(f"statistics must be a bool, got {value!r}")
+            statistics = value
+        elif name in _DISK_SETTINGS:
+            if type(value) is not int or value < 0:
+                raise SettingsError(f"{name} must be a non-negative int, got {value!r}")
+            disk_options[name[len("disk_") :]] = value
+        elif name in DEFAULT_SETTINGS:
+            pass  # SQLite storage settings have no meaning on a server
+        else:
+            raise SettingsError(f"unknown setting {name!r} (got {value!r})")
+    return statistics, disk_options
+
+
+class RedisCache(QueueMixin, BulkMixin):
+    """A cache on a Redis server, with the API and storage format of :class:`~diskstore.Cache`.
+
+    ``url`` is a redis-py URL (``redis://[user:password@]host:port/db``, ``rediss://`` for
+    TLS, ``unix://``). ``namespace`` keeps this cache's keys apart from other caches on the
+    same server (``clear()`` touches only them). ``timeout`` bounds every wait for the
+    server, in seconds. Values are signed with ``secret`` (see ``Cache``): every machine
+    sharing a namespace needs the same secret. ``client`` uses an existing ``redis.Redis``
+    instead of opening one. ``**settings`` takes the ``statistics`` and ``disk_*`` settings
+    of ``Cache``; the size and eviction settings are the server's (``maxmemory``).
+
+    Nothing is sent to the server until the first operation, so a server that is down is
+    reported there, as :class:`~diskstore.ServerUnavailableError`.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379/0",
+        *,
+        namespace: str = "",
+        timeout: float = 10.0,
+        secret: SecretArg = None,
+        disk: type[Disk] = Disk,
+        client: redis.Redis | None = None,
+        **settings: Any,
+    ) -> None:
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str, got {url!r}")
+        if type(timeout) not in (int, float) or math.isnan(timeout) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if not (isinstance(disk, type) and issubclass(disk, Disk)):
+            raise TypeError(f"disk must be a subclass of diskstore.Disk, not {disk!r}")
+        statistics, disk_options = _settings(settings)
+        owns = client is None
+        if client is None:
+            client = make_client(url, float(timeout))
+        self._url = url
+        self._timeout = float(timeout)
+        self._shared = Shared(client, _where(url), owns)
+        self._shared.statistics = statistics
+        signer = Signer(resolve_secret(secret) if disk.signed else None)
+        options = {"compress_threshold": 1024, "compress_level": 3, **disk_options}
+        self._disk = disk("", min_file_size=_NO_FILES, signer=signer, **options)
+        self._bind(_check_namespace(namespace))
+
+    def _bind(self, namespace: str) -> None:
+        self._ns_name = namespace
+        self._codec = Codec(b"diskstore{" + namespace.encode() + b"}:", self._disk)
+        self._client = self._shared.client
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The server's URL."""
+        return self._url
+
+    @property
+    def timeout(self) -> float:
+        """Seconds to wait for the server before raising ``ServerUnavailableError``."""
+        return self._timeout
+
+    @property
+    def disk(self) -> Disk:
+        """The serializer (a :class:`~diskstore.Disk` instance)."""
+        return self._disk
+
+    @property
+    def client(self) -> redis.Redis:
+        """The redis-py client."""
+        return self._client
+
+    @property
+    def namespace_name(self) -> str:
+        """This cache's namespace (``''`` for the default one)."""
+        return self._ns_name
+
+    def namespace(self, name: str) -> RedisCache:
+        """Return a view on the same server whose keys are apart from every other namespace."""
+        if _check_namespace(name) == "":
+            raise ValueError("namespace name must be a non-empty str, got ''")
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view._bind(f"{self._ns_name}/{name}" if self._ns_name else name)
+        return view
+
+    def flight_lock(self, token: str) -> RedisLock:
+        """The server-wide lock of one single-flight token (see :mod:`._lock`)."""
+        return RedisLock(self._client, self._codec.prefix + b"lock:" + token.encode())
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(
+        self,
+        key: Any,
+        default: Any = None,
+        read: bool = False,
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """Return the value for *key*, or *default* if it is missing or expired.
+
+        With ``expire_time`` and/or ``tag``, return a tuple that adds them. ``read`` is
+        accepted for compatibility: values always come back whole.
+        """
+        rkey = self._codec.item_key(key)
+        fields: Any
+        try:
+            if expire_time or tag:
+                fields = self._client.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
+            else:
+                fields = self._client.hmget(rkey, MODE, VALUE)
+        except rex.RedisError as exc:
+            raise translate(exc, self._shared.where) from exc
+        mode = fields[0]
+        if mode is None:
+            value = ENOVAL
+        else:
+            value = self._decoded(rkey, mode, fields[1])
+        if self._shared.statistics:
+            self._count(value is not ENOVAL)
+        if value is ENOVAL:
+            return shaped(default, None, None, expire_time, tag)
+        if expire_time or tag:
+            return shaped(value, decode_expire(fields[2]), decode_tag(fields[3]), expire_time, tag)
+        return value
+
+    def _count(self, hit: bool) -> None:
+        try:
+            self._client.hincrby(self._codec.prefix + b"stats", "hits" if hit else "misses", 1)
+        except rex.RedisError as exc:
+            raise translate(exc, self._shared.where) from exc
+
+    def read(self, key: Any, retry: bool = False) -> Any:
+        """Return the value for *key*; ``KeyError`` if it is missing."""
+        return self[key]
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self.get(key, default=ENOVAL, retry=True)
+        if value is ENOVAL:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: Any) -> bool:
+        try:
+            return bool(self._client.exists(self._codec.item_key(key)))
+        except rex.RedisError as exc:
+            raise translate(exc, self._shared.where) from exc
+
+    # -- writes ----------------------------------------------------------------------------
+    def set(
+        self,
+        key: Any,
+        value: Any,
+        expire: float | None = None,
+        read: bool = False,
+        tag: Any = None,
+        retry: bool = False,
+    ) -> bool:
+        """Store *value* under *key*; return True.
+
+        ``expire`` is seconds until Redis expires the item; ``read`` stores a binary file's
+        contents; ``tag`` labels the item for :meth:`evict`. Inside :meth:`transact` the
+        write is queued and applied when the block ends.
+        """
+        self._write_item(key, value, expire, read, tag, only_if_missing=False)
+        return True
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.set(key, value, retry=True)
+
+    def add(
+        self,
+        key: Any,
+        value: Any,
+        expire: float | None = None,
+        read: bool = False,
+        tag: Any = None,
+        retry: bool = False,
+    ) -> bool:
+        """Store *value* only if *key* is missing (or expired); return whether it was stored."""
+        self._no_transaction("add")
+        return self._write_item(key, value, expire, read, tag, only_if_missing=True)
+
+    def _item_args(
+        self, rkey: bytes, value: Any, expire: float | None, read: bool, tag: Any
+    ) -> tuple[list[bytes], list[Any]]:
+        """The script's extra keys and its arguments after the flags: pexpireat, fields."""
+        expire_time = None if expire is None else _check_expire(expire, time.time())
+        tag = _check_tag(tag)
+        fields: list[Any] = self._codec.fields(rkey, value, read)
+        size = len(fields[3]) if isinstance(fields[3], (bytes, str)) else 0
+        limit = self._shared.max_value_size()
+        if size > limit - 64:
+            raise ValueError(
+                f"value of {size} bytes is larger than the Redis server at "
+                f"{self._shared.where} accepts (proto-max-bulk-len={limit})"
+            )
+        keys: list[bytes] = []
+        pexpireat = ""
+        if expire_time is not None:
+            fields += [EXPIRE, repr(expire_time)]
+            pexpireat = str(math.ceil(expire_time * 1000))
+        if tag is not None:
+            encoded = encode_tag(tag)
+            fields += [TAG, encoded]
+            keys.append(self._codec.tag_key(encoded))
+        return keys, [pexpireat, *fields]
+
+    def _write_item(
+        self, key: Any, value: Any, expire: float | None, read: bool, tag: Any, *,
+        only_if_missing: bool,
+    ) -> bool:  # fmt: skip
+        rkey = self._codec.item_key(key)
+        keys, args = self._item_args(rkey, value, expire, read, tag)
+        script = self._shared.scripts["SET"]
+        flag = "1" if only_if_missing else "0"
+        try:
+            pipe = self._shared.pipeline()
+            if pipe is not None:
+                script(keys=[rkey, *keys], args=[flag, *args], client=pipe)
+                return True
+            return bool(script(keys=[rkey, *keys], args=[flag, *args]))
+        except rex.RedisError as exc:
+            raise translate(exc, self._shared.where) from exc
+
+    def touch(self, key: Any, expire: float | None = None, retry: bool = False) -> bool:
+        """Set a new expiry for *key* (None: never); return False if it is missing."""
+        self._no_transaction("touch")
+        expire_time = None if expire is None else _check_expire(expire, time.time())
+        args = ["", ""]
+        if expire_time is not None:
+            args = [repr(expire_time), str(math.ceil(expire_time * 1000))]
+        rkey = self._codec.item_key(key)
+        try:
+            return bool(self._shared.scripts["TOUCH"](keys=[rkey], args=args))
+        except rex.RedisError as exc:
+            raise translate(exc, self._shared.where) from exc
+
+    def incr(self, key: Any, delta: int | float = 1, default: Any = 0, retry: bool = False) -> Any:
+        """Atomically add *delta* to the value of *key* and return the result.
+
+        A missing key starts from *default*; with ``default=None`` it raises ``KeyError``.
+        Integers are added by the server (``HINCRBY``); other numbers by an optimistic
+        ``WATCH``/``MULTI`` retry loop.
+        """
+        self._no_transaction("incr")
+        rkey = self._codec.item_key(key)
+        if type(delta) is int and (default is None or type(default) is int):
+            try:
+                status, result = self._shared.scripts["INCR"](
+                    keys=[rkey], args=[delta, "" if default is None else default]
+                )
+            except rex.RedisError as exc:
+                raise translate(exc, self._shared.where) from exc
+            if status == 1:
+                return int(result)
+            if status == 0:
+                raise KeyError(key)
+        return self._incr_watched(key, rkey, delta, default)
+
+    def _incr_watched(self, key: Any, rkey: bytes, delta: Any, default: Any) -> Any:
+        try:
+            with self._client.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        pipe.watch(rkey)  # type: ignore[no-untyped-call]
+                        row: Any = pipe.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
+                        mode, data, exp, tg = row
+                        if mode is None:
+                            if default is None:
+                                raise KeyError(key)
+                            current, exp, tg = default, None, None
+                        else:
+                            current = self._codec.value(rkey, mode, data)
+                        result = current + delta
+                        fields: list[Any] = self._codec.fields(rkey, result, False)
+                        if exp is not None:
+                            fields += [EXPIRE, exp]
+                        if tg is not None:
+                            fields += [TAG, tg]
+                        pipe.multi()
+                        pipe.delete(rkey)
+                        pipe.hset(rkey, items=fields)
+                        if exp is not None:
+                            pipe.pexpireat(rkey, math.ceil(float(exp) * 1000))
+                        pipe.execute()
+                        return result
+                    except rex.WatchError:
+                        continue
+        except rex.RedisError as exc:
+            raise translate(exc, self._shared.where) from exc
+
+    def decr(self, key: Any, delta: int | float = 1, default: Any = 0, retry: bool = False) -> Any:
+        """Atomically subtract *delta* from the value of *key*; see :meth:`incr`."""
+        return self.incr(key, -delta, default, retry)
+
+    def delete(self, key: Any, retry: bool = False) -> bool:
+        """Remove *key*; return True if a live item was removed."""
+        self._no_transaction("delete")
+        try:
+            return bool(self._client.delete(self._codec.item_key(key)))
+        except rex.RedisError as exc:
+            raise translate(exc, self._shared.where) from exc
+
+    def __delitem__(self, key: Any, retry: bool = True) -> None:
+        if not self.delete(key, retry=retry):
+            raise KeyError(key)
+
+    def pop(
+        self,
+        key: Any,
+        default: Any = None,
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """Remove *key* and return its value (atomically), or *default* if it is missing."""
+        self._no_transaction("pop")
+        rkey = self._codec.item_key(key)
+        try:
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
+                pipe.delete(rkey)
+                (mode, data, exp, tg), _ = pipe.execute()
+        except rex.RedisError as exc:
+            raise translate(exc, self._shared.where) from exc
+        value = ENOVAL if mode is None else self._decoded(rkey, mode, data)
+        if value is ENOVAL:
+            return shaped(default, None, None, expire_time, tag)
+        return shaped(value, decode_expire(exp), decode_tag(tg), expire_time, tag)
+
+    # -- transactions ----------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        shared = self._shared
+        if shared.pipeline() is not None:
+            yield  # nested: part of the outer block
+            return
+        pipe = self._client.pipeline(transaction=True)
+        shared.local.pipe = pipe
+        try:
+            yield
+        except BaseException:
+            shared.local.pipe = None
+            pipe.reset()
+            raise
+        shared.local.pipe = None
+        try:
+            pipe.execute()
+        except rex.RedisError as exc:
+            raise translate(exc, shared.where) from exc
+        finally:
+            pipe.reset()
+
+    def transact(self, retry: bool = False) -> Any:
+        """Apply the block's writes atomically: ``with cache.transact(): cache.set(...)``.
+
+        The writes of the block (``set``, in every namespace view of this cache) are queued
+        and sent as one ``MULTI``/``EXEC`` when the block ends, so other clients see all of
+        them or none; an exception in the block discards them. Reads inside the block see
+        the server as it was before the block. Writes whose result depends on the current
+        value (``add``, ``incr``, ``pop``, ``delete``, ...) raise ``UnsupportedError`` there.
+        """
+        return self._transaction()
+
+    def _no_transaction(self, operation: str) -> None:
+        if self._shared.pipeline() is not None:
+            raise UnsupportedError(
+                f"{operation}() inside RedisCache.transact() cannot return its result: the "
+                "block's writes are applied when it ends (MULTI/EXEC); call it outside"
+            )
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connections this cache opened (a client passed in stays open)."""
+        if self._shared.owns_client:
+            self._client.close()
+
+    def __enter__(self) -> RedisCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = f", namespace={self._ns_name!r}" if self._ns_name else ""
+        return f"{type(self).__name__}({self._shared.where!r}{where})"
+
+
+def _where(url: str) -> str:
+    """The URL without its password, for messages."""
+    head, sep, tail = url.rpartition("@")
+    if not sep:
+        return url
+    scheme, _, _ = head.partition("://")
+    return f"{scheme}://***@{tail}"
+

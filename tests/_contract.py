@@ -1,0 +1,67 @@
+"""The ``backend`` fixture: one behaviour suite, run on every storage backend.
+
+A test that takes ``backend`` runs once on the SQLite :class:`diskstore.Cache` and once on
+:class:`diskstore.redis.RedisCache` against a real redis-server. Each run gets a fresh,
+empty cache (a new directory, or a new namespace on the shared server); ``backend.open()``
+opens another cache object on the same storage, as a second machine would.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import diskstore
+
+BACKENDS = ["sqlite", "redis"]
+
+
+class Backend:
+    """Opens caches on one backend's fresh storage and closes them afterwards."""
+
+    def __init__(self, name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+        self.name = name
+        self.opened: list[Any] = []
+        if name == "redis":
+            server = request.getfixturevalue("redis_server")
+            self.url = server.url
+            self.where = f"test-{uuid.uuid4().hex}"
+        else:
+            self.where = str(tmp_path / "cache")
+
+    def open(self, **options: Any) -> Any:
+        """Another cache object on the same storage."""
+        cache: Any
+        if self.name == "redis":
+            from diskstore.redis import RedisCache
+
+            cache = RedisCache(self.url, namespace=self.where, **options)
+        else:
+            cache = diskstore.Cache(self.where, **options)
+        self.opened.append(cache)
+        return cache
+
+    def close(self) -> None:
+        for index, cache in enumerate(self.opened):
+            if self.name == "redis" and index == 0:
+                cache.clear()
+            cache.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    opened = Backend(request.param, tmp_path, request)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def store(backend: Backend) -> Any:
+    """A fresh, empty cache on the backend under test."""
+    return backend.open()
