@@ -17,6 +17,9 @@ import pytest
 
 import diskstore
 
+#: The ``backend`` and ``store`` fixtures of the shared behaviour suite.
+pytest_plugins = ["_contract"]
+
 _CONFIG = tempfile.mkdtemp(prefix="diskstore-test-config-")
 os.environ["XDG_CONFIG_HOME"] = _CONFIG
 os.environ.pop("DISKSTORE_SECRET", None)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _contract import Backend, backend, store  # noqa: F401
+from _contract import Backend
 
 import diskstore
 

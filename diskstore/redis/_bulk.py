@@ -145,7 +145,7 @@ class BulkMixin(RedisBase):
                         rows = pipe.execute()
                 except rex.RedisError as exc:
                     raise translate(exc, self._shared.where) from exc
-                for rkey, (mode, data) in zip(batch, rows):
+                for rkey, (mode, data) in zip(batch, rows, strict=True):
                     if mode is None:
                         continue  # expired meanwhile
                     try:

@@ -80,8 +80,7 @@ class Shared:
         self.statistics = False
         self._max_bulk: int | None = None
         self.scripts = {
-            name: client.register_script(getattr(_scripts, name))
-            for name in _scripts.__all__
+            name: client.register_script(getattr(_scripts, name)) for name in _scripts.__all__
         }
 
     def pipeline(self) -> Any:

@@ -195,10 +195,7 @@ class RedisCache(QueueMixin, BulkMixin):
         except rex.RedisError as exc:
             raise translate(exc, self._shared.where) from exc
         mode = fields[0]
-        if mode is None:
-            value = ENOVAL
-        else:
-            value = self._decoded(rkey, mode, fields[1])
+        value = ENOVAL if mode is None else self._decoded(rkey, mode, fields[1])
         if self._shared.statistics:
             self._count(value is not ENOVAL)
         if value is ENOVAL:
@@ -477,4 +474,3 @@ def _where(url: str) -> str:
         return url
     scheme, _, _ = head.partition("://")
     return f"{scheme}://***@{tail}"
-
