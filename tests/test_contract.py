@@ -292,3 +292,11 @@ def test_task_cache(backend: Backend) -> None:
     assert tasks.get(double.task_name, 1, {"x": 3}) == 6  # type: ignore[attr-defined]
     tasks.clear()
     assert tasks.entries() == []
+
+
+def test_queue_items_keep_tags_and_expiry(store: Any) -> None:
+    key = store.push("v", prefix="p", expire=1000, tag="t")
+    (got, value), expire_time, tag = store.peek(prefix="p", expire_time=True, tag=True)
+    assert (got, value, tag) == (key, "v", "t") and expire_time > time.time() + 900
+    assert store.evict("t") == 1
+    assert store.pull(prefix="p") == (None, None)

@@ -78,12 +78,7 @@ class QueueMixin(RedisBase):
                 key = number if prefix is None else f"{prefix}-{number:015d}"
                 rkey = self._codec.item_key(key)
                 keys, args = self._item_args(rkey, value, expire, read, tag)
-                pexpireat, fields = args[0], args[1:]
-                tag_set = keys[0] if keys else b""
-                status = script(
-                    keys=[index],
-                    args=[expected, number, side, rkey, pexpireat, tag_set, *fields],
-                )
+                status = script(keys=[index, rkey, *keys], args=[expected, number, side, *args])
                 if status == 1:
                     return key
                 if status == -1:

@@ -10,6 +10,12 @@ from __future__ import annotations
 
 __all__ = ["EVICT", "INCR", "POP_QUEUE", "PUSH", "RELEASE", "RENEW", "SET", "TOUCH"]
 
+# A script that declares itself (a shebang line, Redis 7) is refused as a whole while the
+# server is over ``maxmemory`` with ``noeviction``; an undeclared one would be let through
+# because its first command (DEL) is allowed. Scripts that only delete stay undeclared, so
+# a full server can still be emptied.
+_DENY_OOM = "#!lua\n"
+
 # Shared by the scripts that add an item to a tag set: the set lives as long as its
 # longest-lived member, so tag sets of expiring items do not accumulate.
 _TAG_SET = """
@@ -30,7 +36,8 @@ end
 #: KEYS: item[, tag set]. ARGV: only_if_missing ('1'/'0'), pexpireat ms or '', then the
 #: hash's field/value pairs. Returns 1 if stored, 0 if the key existed and only_if_missing.
 SET = (
-    _TAG_SET
+    _DENY_OOM
+    + _TAG_SET
     + """
 local item = KEYS[1]
 if ARGV[1] == '1' and redis.call('EXISTS', item) == 1 then return 0 end
@@ -43,8 +50,9 @@ return 1
 )
 
 #: KEYS: item. ARGV: expire time (repr) or '', pexpireat ms or ''. Returns 1 if touched.
-TOUCH = """
-local item = KEYS[1]
+TOUCH = (
+    _DENY_OOM
+    + """local item = KEYS[1]
 if redis.call('EXISTS', item) == 0 then return 0 end
 if ARGV[1] == '' then
   redis.call('HDEL', item, 'e')
@@ -55,11 +63,13 @@ else
 end
 return 1
 """
+)
 
 #: KEYS: item. ARGV: delta, default ('' for none). Returns {status, value}: status 1 is
 #: the new value, 0 a missing key without default, -1 a value that is not a native int.
-INCR = """
-local item = KEYS[1]
+INCR = (
+    _DENY_OOM
+    + """local item = KEYS[1]
 local mode = redis.call('HGET', item, 'm')
 if not mode then
   if ARGV[2] == '' then return {0, 0} end
@@ -70,6 +80,7 @@ end
 if mode ~= 'i' then return {-1, mode} end
 return {1, redis.call('HINCRBY', item, 'v', ARGV[1])}
 """
+)
 
 #: KEYS: tag set. ARGV: encoded tag, then item keys. Deletes the items still carrying the
 #: tag, forgets the listed members; returns how many items it deleted.
@@ -87,12 +98,13 @@ end
 return removed
 """
 
-#: KEYS: queue index (sorted set). ARGV: expected edge score or '', new score, side
-#: ('back'/'front'), item key, only-if-missing pexpireat ms or '', tag set key or '', then
-#: the hash's field/value pairs. Returns 1 if pushed, 0 if the edge moved (retry), -1 if a
-#: plain item sits where the queue would grow.
+#: KEYS: queue index (sorted set), item[, tag set]. ARGV: expected edge score or '', new
+#: score, side ('back'/'front'), pexpireat ms or '', then the hash's field/value pairs.
+#: Returns 1 if pushed, 0 if the edge moved (retry), -1 if a plain item sits where the
+#: queue would grow.
 PUSH = (
-    _TAG_SET
+    _DENY_OOM
+    + _TAG_SET
     + """
 local index = KEYS[1]
 local edge
@@ -103,11 +115,11 @@ else
 end
 local current = edge[2] or ''
 if current ~= ARGV[1] then return 0 end
-local item = ARGV[4]
+local item = KEYS[2]
 if redis.call('EXISTS', item) == 1 then return -1 end
-redis.call('HSET', item, unpack(ARGV, 7))
-if ARGV[5] ~= '' then redis.call('PEXPIREAT', item, ARGV[5]) end
-if ARGV[6] ~= '' then tag_add(ARGV[6], item, ARGV[5]) end
+redis.call('HSET', item, unpack(ARGV, 5))
+if ARGV[4] ~= '' then redis.call('PEXPIREAT', item, ARGV[4]) end
+if KEYS[3] then tag_add(KEYS[3], item, ARGV[4]) end
 redis.call('ZADD', index, ARGV[2], item)
 return 1
 """

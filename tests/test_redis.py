@@ -1,0 +1,288 @@
+"""RedisCache beyond the shared behaviour suite: security, single flight across processes,
+the lock's token and expiry, and faults, each against a real redis-server."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _redis_server import RedisServer, free_port
+
+import diskstore
+from diskstore.redis import RedisCache, RedisLock
+
+
+@pytest.fixture
+def cache(redis_server: Any) -> Iterator[RedisCache]:
+    opened = RedisCache(redis_server.url, namespace=f"test-{uuid.uuid4().hex}")
+    try:
+        yield opened
+    finally:
+        opened.clear()
+        opened.close()
+
+
+@pytest.fixture
+def own_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """A server of the test's own, configured by ``@pytest.mark.parametrize`` indirectly."""
+    config = getattr(request, "param", ())
+    server = RedisServer(*config).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_import_diskstore_does_not_import_redis() -> None:
+    code = "import sys, diskstore; print('redis' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+class _Exploit:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> Any:
+        return (os.mkdir, (self.marker,))
+
+
+def test_planted_pickle_is_a_miss_and_never_runs(cache: RedisCache, tmp_path: Path) -> None:
+    marker = str(tmp_path / "pwned")
+    rkey = cache._codec.item_key("victim")
+    payload = pickle.dumps(_Exploit(marker))
+    # An unsigned pickle, and one wearing a forged header, both claiming to be pickles.
+    for mode in (b"3", b"35"):
+        cache.client.hset(rkey, mapping={"m": mode, "v": b"\x00" * 40 + payload})
+        with pytest.warns(diskstore.CorruptionWarning):
+            assert cache.get("victim", "default") == "default"
+        assert not os.path.exists(marker)
+        assert not cache.client.exists(rkey)  # dropped
+
+
+def test_a_payload_moved_to_another_key_fails_verification(cache: RedisCache) -> None:
+    cache.set("a", {"secret": 1})
+    fields = cache.client.hgetall(cache._codec.item_key("a"))
+    cache.client.hset(cache._codec.item_key("b"), mapping=fields)
+    with pytest.warns(diskstore.CorruptionWarning):
+        assert cache.get("b") is None
+    assert cache.get("a") == {"secret": 1}
+
+
+def test_check_reports_and_fixes_planted_entries(cache: RedisCache) -> None:
+    cache.set("good", [1])
+    cache.client.hset(cache._codec.item_key("bad"), mapping={"m": b"3", "v": b"junk"})
+    found = cache.check(fix=True)
+    assert len(found) == 1 and issubclass(found[0].category, diskstore.CorruptionWarning)
+    assert cache.check() == []
+    assert cache["good"] == [1]
+
+
+def test_another_secret_cannot_read_the_values(redis_server: Any, cache: RedisCache) -> None:
+    cache.set("k", ["pickled"])
+    other = RedisCache(redis_server.url, namespace=cache.namespace_name, secret=b"x" * 32)
+    with pytest.warns(diskstore.CorruptionWarning):
+        assert other.get("k") is None
+    other.close()
+
+
+_WORKER = textwrap.dedent(
+    """
+    import sys, time, redis
+    import diskstore
+    from diskstore.redis import RedisCache
+
+    url, namespace = sys.argv[1], sys.argv[2]
+    counter = redis.Redis.from_url(url)
+    cache = RedisCache(url, namespace=namespace)
+
+    @diskstore.memoize(cache, name="slow")
+    def slow(x):
+        counter.incr(namespace + ":body")
+        time.sleep(1.5)
+        return x * 10
+
+    counter.incr(namespace + ":ready")
+    while int(counter.get(namespace + ":ready")) < 2:
+        time.sleep(0.005)
+    print(slow(4))
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_processes_memoizing_one_function_run_its_body_once(redis_server: Any) -> None:
+    namespace = f"test-{uuid.uuid4().hex}"
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, redis_server.url, namespace],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [worker.communicate(timeout=60)[0].strip() for worker in workers]
+    assert outputs == ["40", "40"]
+    client = redis_server.client()
+    assert int(client.get(namespace + ":body")) == 1
+    client.delete(namespace + ":body", namespace + ":ready")
+    RedisCache(redis_server.url, namespace=namespace).clear()
+
+
+def test_lock_of_an_expired_holder_cannot_release_the_next_holders(redis_server: Any) -> None:
+    client = redis_server.client()
+    name = f"test-lock-{uuid.uuid4().hex}".encode()
+    first = RedisLock(client, name, ttl=0.2)
+    assert first.acquire(timeout=1)
+    first._stop.set()  # the holder hangs: no more renewals, so the lock expires
+    second = RedisLock(client, name, ttl=30)
+    assert second.acquire(timeout=10)
+    first.release()  # too late: must not release the second holder's lock
+    assert client.get(name) == second._token
+    third = RedisLock(client, name, ttl=30)
+    assert third.acquire(timeout=0.1) is False
+    second.release()
+    assert client.get(name) is None
+
+
+def test_a_held_lock_is_renewed_while_its_holder_computes(redis_server: Any) -> None:
+    client = redis_server.client()
+    name = f"test-lock-{uuid.uuid4().hex}".encode()
+    holder = RedisLock(client, name, ttl=0.3)
+    assert holder.acquire(timeout=1)
+    time.sleep(1.0)
+    assert client.get(name) == holder._token
+    holder.release()
+
+
+def test_a_crashed_holders_lock_expires(redis_server: Any) -> None:
+    name = f"test-lock-{uuid.uuid4().hex}"
+    code = textwrap.dedent(
+        f"""
+        import os, redis
+        from diskstore.redis import RedisLock
+        lock = RedisLock(redis.Redis.from_url({redis_server.url!r}), {name!r}.encode(), ttl=0.5)
+        assert lock.acquire(timeout=5)
+        os.kill(os.getpid(), 9)
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=False)
+    client = redis_server.client()
+    assert client.exists(name)
+    assert RedisLock(client, name.encode(), ttl=30).acquire(timeout=20)
+    client.delete(name)
+
+
+# -- faults --------------------------------------------------------------------------------
+
+
+def test_server_down_at_start_fails_at_first_use_not_at_construction() -> None:
+    cache = RedisCache(f"redis://127.0.0.1:{free_port()}/0", timeout=1)
+    with pytest.raises(diskstore.ServerUnavailableError) as raised:
+        cache.get("k")
+    assert isinstance(raised.value, ConnectionError)
+    assert isinstance(raised.value, diskstore.DiskStoreError)
+    with pytest.raises(ConnectionError):
+        cache.set("k", 1)
+    cache.close()
+
+
+def test_server_restarted_mid_run(own_server: RedisServer) -> None:
+    cache = RedisCache(own_server.url, timeout=2)
+    cache.set("k", 1)
+    own_server.stop()
+    with pytest.raises(diskstore.ServerUnavailableError):
+        cache.set("k", 2)
+    with pytest.raises(diskstore.ServerUnavailableError):
+        cache.get("k")
+    own_server.start()
+    assert cache.get("k") is None  # the server kept nothing (no persistence configured)
+    cache.set("k", 3)
+    assert cache["k"] == 3
+    cache.close()
+
+
+def test_a_stalled_server_times_out_instead_of_hanging(own_server: RedisServer) -> None:
+    cache = RedisCache(own_server.url, timeout=0.5)
+    cache.set("k", 1)
+    assert own_server.process is not None
+    os.kill(own_server.process.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(diskstore.ServerUnavailableError):
+            cache.get("k")
+    finally:
+        os.kill(own_server.process.pid, signal.SIGCONT)
+    assert cache.get("k") == 1
+    cache.close()
+
+
+@pytest.mark.parametrize(
+    "own_server", [("--maxmemory", "3mb", "--maxmemory-policy", "allkeys-lru")], indirect=True
+)
+def test_items_evicted_by_the_server_read_as_misses(own_server: RedisServer) -> None:
+    cache = RedisCache(own_server.url)
+    for number in range(60):
+        cache.set(number, os.urandom(100_000))
+    missing = [number for number in range(60) if cache.get(number) is None]
+    assert missing  # the server evicted some
+    assert len(cache) == 60 - len(missing)
+    cache.close()
+
+
+@pytest.mark.parametrize(
+    "own_server", [("--maxmemory", "3mb", "--maxmemory-policy", "noeviction")], indirect=True
+)
+def test_a_full_server_without_eviction_raises_storage_full(own_server: RedisServer) -> None:
+    cache = RedisCache(own_server.url)
+    with pytest.raises(diskstore.StorageFullError):
+        for number in range(60):
+            cache.set(number, os.urandom(100_000))
+    assert cache.delete(0) is True  # deleting still works
+    cache.close()
+
+
+@pytest.mark.parametrize("own_server", [("--proto-max-bulk-len", "1mb")], indirect=True)
+def test_a_value_larger_than_the_server_accepts(own_server: RedisServer) -> None:
+    cache = RedisCache(own_server.url)
+    with pytest.raises(ValueError, match="proto-max-bulk-len"):
+        cache.set("big", os.urandom(2 * 2**20))
+    cache.set("small", b"ok")
+    assert cache["small"] == b"ok"
+    cache.close()
+
+
+# -- arguments -----------------------------------------------------------------------------
+
+
+def test_sqlite_only_settings_are_refused_with_the_server_equivalent() -> None:
+    with pytest.raises(diskstore.SettingsError, match="maxmemory"):
+        RedisCache("redis://127.0.0.1:1/0", size_limit=2**20)
+    with pytest.raises(diskstore.SettingsError, match="nope"):
+        RedisCache("redis://127.0.0.1:1/0", nope=1)
+    with pytest.raises(ValueError, match="namespace"):
+        RedisCache("redis://127.0.0.1:1/0", namespace="a{b}")
+    with pytest.raises(ValueError, match="timeout"):
+        RedisCache("redis://127.0.0.1:1/0", timeout=0)
+
+
+def test_writes_that_need_a_result_are_refused_inside_transact(cache: RedisCache) -> None:
+    with pytest.raises(diskstore.UnsupportedError, match="incr"):
+        with cache.transact():
+            cache.set("a", 1)
+            cache.incr("n")
+    assert "a" not in cache
+
+
+def test_password_is_not_shown(redis_server: Any) -> None:
+    shown = repr(RedisCache(f"redis://user:hunter2@127.0.0.1:{redis_server.port}/0"))
+    assert "hunter2" not in shown
