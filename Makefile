@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test compat lint docs bench bench-quick clean
+.PHONY: demo test compat lint docs bench bench-quick clean redis-server
 
 $(PY):
 	$(shell command -v $(PYTHON) || echo python3) -m venv $(VENV)
@@ -17,7 +17,14 @@ $(STAMP): pyproject.toml | $(PY)
 demo: $(STAMP)
 	$(PY) -m diskstore demo
 
-test: $(STAMP)
+# The Redis tests start their own redis-server (Debian's package); install it when missing.
+redis-server:
+	@command -v redis-server >/dev/null || test -x /usr/bin/redis-server || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends redis-server >/dev/null; } || \
+	  echo "redis-server could not be installed: the Redis tests will be skipped"
+
+test: $(STAMP) redis-server
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) tests/diskcache_suite/run.py
 
@@ -32,7 +39,7 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir build/site
 
-bench: $(STAMP)
+bench: $(STAMP) redis-server
 	$(PY) -m benchmarks
 
 bench-quick: $(STAMP)
