@@ -75,10 +75,11 @@ if not mode then
   if ARGV[2] == '' then return {0, 0} end
   redis.call('DEL', item)
   redis.call('HSET', item, 'm', 'i', 'v', ARGV[2])
-  return {1, redis.call('HINCRBY', item, 'v', ARGV[1])}
 end
-if mode ~= 'i' then return {-1, mode} end
-return {1, redis.call('HINCRBY', item, 'v', ARGV[1])}
+if mode and mode ~= 'i' then return {-1, mode} end
+-- Lua numbers are doubles: return the decimal string, exact for every 64-bit integer.
+redis.call('HINCRBY', item, 'v', ARGV[1])
+return {1, redis.call('HGET', item, 'v')}
 """
 )
 
@@ -100,8 +101,8 @@ return removed
 
 #: KEYS: queue index (sorted set), item[, tag set]. ARGV: expected edge score or '', new
 #: score, side ('back'/'front'), pexpireat ms or '', then the hash's field/value pairs.
-#: Returns 1 if pushed, 0 if the edge moved (retry), -1 if a plain item sits where the
-#: queue would grow.
+#: Returns 1 if pushed, 0 if the edge moved or was stale (retry), -1 if a plain item sits
+#: where the queue would grow.
 PUSH = (
     _DENY_OOM
     + _TAG_SET
@@ -112,6 +113,10 @@ if ARGV[3] == 'back' then
   edge = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
 else
   edge = redis.call('ZRANGE', index, 0, 0, 'WITHSCORES')
+end
+if edge[1] and redis.call('EXISTS', edge[1]) == 0 then
+  redis.call('ZREM', index, edge[1])  -- deleted, expired or evicted: not the edge any more
+  return 0
 end
 local current = edge[2] or ''
 if current ~= ARGV[1] then return 0 end
