@@ -65,3 +65,27 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 def store(backend: Backend) -> Any:
     """A fresh, empty cache on the backend under test."""
     return backend.open()
+
+
+@pytest.fixture(params=BACKENDS)
+def async_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Opens ``AsyncCache`` or ``AsyncRedisCache`` objects on one fresh storage."""
+    if request.param == "redis":
+        from diskstore.redis import AsyncRedisCache
+
+        url = request.getfixturevalue("redis_server").url
+        namespace = f"test-{uuid.uuid4().hex}"
+
+        def opener() -> Any:
+            return AsyncRedisCache(url, namespace=namespace)
+    else:
+
+        def opener() -> Any:
+            return diskstore.AsyncCache(str(tmp_path / "cache"))
+
+    yield opener
+    if request.param == "redis":
+        from diskstore.redis import RedisCache
+
+        with RedisCache(url, namespace=namespace) as leftover:
+            leftover.clear()

@@ -8,6 +8,7 @@ See ``docs/redis.md``.
 from __future__ import annotations
 
 from ._lock import RedisLock
+from .async_cache import AsyncRedisCache
 from .cache import RedisCache
 
-__all__ = ["RedisCache", "RedisLock"]
+__all__ = ["AsyncRedisCache", "RedisCache", "RedisLock"]

@@ -25,7 +25,8 @@ _BATCH = 500
 _GLOB_SPECIAL = frozenset(b"*?[]\\")
 
 
-def _glob_escape(prefix: bytes) -> bytes:
+def glob_escape(prefix: bytes) -> bytes:
+    """``prefix`` with the characters special to SCAN's MATCH pattern escaped."""
     return b"".join(b"\\" + bytes([c]) if c in _GLOB_SPECIAL else bytes([c]) for c in prefix)
 
 
@@ -34,7 +35,7 @@ class BulkMixin(RedisBase):
 
     def _scan(self, prefix: bytes) -> Iterator[list[bytes]]:
         """Batches of the keys starting with ``prefix``."""
-        pattern = _glob_escape(prefix) + b"*"
+        pattern = glob_escape(prefix) + b"*"
         cursor = 0
         keys: Any
         try:

@@ -166,6 +166,16 @@ class RedisCache(QueueMixin, BulkMixin):
         view._bind(f"{self._ns_name}/{name}" if self._ns_name else name)
         return view
 
+    def memoize(self, *args: Any, **kwargs: Any) -> Any:
+        """Memoizing decorator storing results in this cache; see :func:`diskstore.memoize`.
+
+        Concurrent misses of one key compute once across every machine using the server
+        (a :class:`RedisLock` per key).
+        """
+        from .._memoize import memoize
+
+        return memoize(self, *args, **kwargs)
+
     def flight_lock(self, token: str) -> RedisLock:
         """The server-wide lock of one single-flight token (see :mod:`._lock`)."""
         return RedisLock(self._client, self._codec.prefix + b"lock:" + token.encode())
@@ -194,10 +204,18 @@ class RedisCache(QueueMixin, BulkMixin):
                 fields = self._client.hmget(rkey, MODE, VALUE)
         except rex.RedisError as exc:
             raise translate(exc, self._shared.where) from exc
-        mode = fields[0]
-        value = ENOVAL if mode is None else self._decoded(rkey, mode, fields[1])
+        value = self._value_of(rkey, fields)
         if self._shared.statistics:
             self._count(value is not ENOVAL)
+        return self._shape_read(value, fields, default, expire_time, tag)
+
+    def _value_of(self, rkey: bytes, fields: Any) -> Any:
+        """The value in an ``HMGET`` reply, or ``ENOVAL``."""
+        mode = fields[0]
+        return ENOVAL if mode is None else self._decoded(rkey, mode, fields[1])
+
+    @staticmethod
+    def _shape_read(value: Any, fields: Any, default: Any, expire_time: bool, tag: bool) -> Any:
         if value is ENOVAL:
             return shaped(default, None, None, expire_time, tag)
         if expire_time or tag:
@@ -262,14 +280,19 @@ class RedisCache(QueueMixin, BulkMixin):
         return self._write_item(key, value, expire, read, tag, only_if_missing=True)
 
     def _item_args(
-        self, rkey: bytes, value: Any, expire: float | None, read: bool, tag: Any
-    ) -> tuple[list[bytes], list[Any]]:
-        """The script's extra keys and its arguments after the flags: pexpireat, fields."""
+        self, rkey: bytes, value: Any, expire: float | None, read: bool, tag: Any,
+        limit: int | None = None,
+    ) -> tuple[list[bytes], list[Any]]:  # fmt: skip
+        """The script's extra keys and its arguments after the flags: pexpireat, fields.
+
+        ``limit`` is the server's largest accepted value (asked for when not given).
+        """
         expire_time = None if expire is None else _check_expire(expire, time.time())
         tag = _check_tag(tag)
         fields: list[Any] = self._codec.fields(rkey, value, read)
         size = len(fields[3]) if isinstance(fields[3], (bytes, str)) else 0
-        limit = self._shared.max_value_size()
+        if limit is None:
+            limit = self._shared.max_value_size()
         if size > limit - 64:
             raise ValueError(
                 f"value of {size} bytes is larger than the Redis server at "
@@ -325,17 +348,16 @@ class RedisCache(QueueMixin, BulkMixin):
         """
         self._no_transaction("incr")
         rkey = self._codec.item_key(key)
-        if type(delta) is int and (default is None or type(default) is int):
+        if incr_fast_path(delta, default):
             try:
                 status, result = self._shared.scripts["INCR"](
                     keys=[rkey], args=[delta, "" if default is None else default]
                 )
             except rex.RedisError as exc:
                 raise translate(exc, self._shared.where) from exc
-            if status == 1:
-                return int(result)
-            if status == 0:
-                raise KeyError(key)
+            value = _incr_result(key, status, result)
+            if value is not ENOVAL:
+                return value
         return self._incr_watched(key, rkey, delta, default)
 
     def _incr_watched(self, key: Any, rkey: bytes, delta: Any, default: Any) -> Any:
@@ -401,13 +423,11 @@ class RedisCache(QueueMixin, BulkMixin):
             with self._client.pipeline(transaction=True) as pipe:
                 pipe.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
                 pipe.delete(rkey)
-                (mode, data, exp, tg), _ = pipe.execute()
+                fields, _ = pipe.execute()
         except rex.RedisError as exc:
             raise translate(exc, self._shared.where) from exc
-        value = ENOVAL if mode is None else self._decoded(rkey, mode, data)
-        if value is ENOVAL:
-            return shaped(default, None, None, expire_time, tag)
-        return shaped(value, decode_expire(exp), decode_tag(tg), expire_time, tag)
+        value = self._value_of(rkey, fields)
+        return self._shape_read(value, fields, default, expire_time, tag)
 
     # -- transactions ----------------------------------------------------------------------
     @contextmanager
@@ -465,6 +485,21 @@ class RedisCache(QueueMixin, BulkMixin):
     def __repr__(self) -> str:
         where = f", namespace={self._ns_name!r}" if self._ns_name else ""
         return f"{type(self).__name__}({self._shared.where!r}{where})"
+
+
+def _incr_result(key: Any, status: int, result: Any) -> Any:
+    """The INCR script's answer: the new value, ``KeyError``, or ``ENOVAL`` when the value
+    is not a native int (then the caller adds in Python under WATCH)."""
+    if status == 1:
+        return int(result)
+    if status == 0:
+        raise KeyError(key)
+    return ENOVAL
+
+
+def incr_fast_path(delta: Any, default: Any) -> bool:
+    """Whether the server can add: an int delta onto an int (or no) default."""
+    return type(delta) is int and (default is None or type(default) is int)
 
 
 def _where(url: str) -> str:

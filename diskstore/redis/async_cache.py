@@ -1,0 +1,334 @@
+"""``AsyncRedisCache``: the async API on a Redis server, through ``redis.asyncio``.
+
+Single-key operations (``get``, ``set``, ``add``, ``incr``, ``delete``, ``pop``, ``touch``,
+``in``) are native coroutines on an asyncio client, encoded exactly as
+:class:`~diskstore.redis.RedisCache` does (it shares the encoders, scripts and result
+handling). Namespace-wide operations and queues, rarer and built from several steps, run
+the synchronous implementation in a worker thread. ``get_or_set`` and ``memoize``
+deduplicate concurrent misses across tasks, processes and machines with the server's
+per-key lock (:class:`~diskstore.redis.RedisLock`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import redis.asyncio
+import redis.exceptions as rex
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from .._constants import ENOVAL
+from .._hashing import stable_hash
+from .._memoize import DEFAULT_LOCK_TIMEOUT, memoize
+from .._singleflight import SingleFlight
+from . import _scripts
+from ._bulk import glob_escape
+from ._codec import EXPIRE, MODE, TAG, VALUE
+from ._connection import DEFAULT_MAX_BULK, translate
+from .cache import RedisCache, _incr_result, incr_fast_path
+
+__all__ = ["AsyncRedisCache"]
+
+_TOKEN_PREFIX = "diskstore.redis.get_or_set"
+
+
+class AsyncRedisCache:
+    """The :class:`~diskstore.AsyncCache` API on a Redis server.
+
+    Takes the arguments of :class:`~diskstore.redis.RedisCache`. Nothing is sent to the
+    server before the first operation.
+
+    >>> AsyncRedisCache("redis://localhost:6379/0", namespace="docs")
+    AsyncRedisCache('redis://localhost:6379/0', namespace='docs')
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379/0",
+        *,
+        lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+        **options: Any,
+    ) -> None:
+        self._sync = RedisCache(url, **options)
+        self._aclient = redis.asyncio.Redis.from_url(
+            url,
+            socket_timeout=self._sync.timeout,
+            socket_connect_timeout=self._sync.timeout,
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[rex.ConnectionError, rex.TimeoutError],
+        )
+        self._scripts = {
+            name: self._aclient.register_script(getattr(_scripts, name))
+            for name in ("SET", "TOUCH", "INCR")
+        }
+        self._max_bulk: int | None = None
+        self._flight = SingleFlight(self._sync.flight_lock, timeout=lock_timeout)
+
+    @property
+    def cache(self) -> RedisCache:
+        """The synchronous cache on the same server and namespace."""
+        return self._sync
+
+    @property
+    def namespace_name(self) -> str:
+        """This cache's namespace."""
+        return self._sync.namespace_name
+
+    def namespace(self, name: str) -> AsyncRedisCache:
+        """A view on another namespace, sharing this cache's connections."""
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view._sync = self._sync.namespace(name)
+        return view
+
+    def _error(self, exc: rex.RedisError) -> Exception:
+        return translate(exc, self._sync._shared.where)
+
+    async def _limit(self) -> int:
+        if self._max_bulk is None:
+            try:
+                found: Any = await self._aclient.config_get("proto-max-bulk-len")
+                self._max_bulk = int(found.get("proto-max-bulk-len") or DEFAULT_MAX_BULK)
+            except rex.ResponseError:
+                self._max_bulk = DEFAULT_MAX_BULK
+            except rex.RedisError as exc:
+                raise self._error(exc) from exc
+        return self._max_bulk
+
+    async def _thread(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(getattr(self._sync, method), *args, **kwargs)
+
+    # -- single keys -----------------------------------------------------------------------
+    async def get(
+        self,
+        key: Any,
+        default: Any = None,
+        read: bool = False,
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """Return the value for *key*, or *default*; see ``RedisCache.get``."""
+        sync = self._sync
+        rkey = sync._codec.item_key(key)
+        names = (MODE, VALUE, EXPIRE, TAG) if expire_time or tag else (MODE, VALUE)
+        try:
+            fields: Any = await self._aclient.hmget(rkey, *names)
+            value = sync._value_of(rkey, fields)
+            if sync._shared.statistics:
+                counter = "hits" if value is not ENOVAL else "misses"
+                await self._aclient.hincrby(sync._codec.prefix + b"stats", counter, 1)
+        except rex.RedisError as exc:
+            raise self._error(exc) from exc
+        return sync._shape_read(value, fields, default, expire_time, tag)
+
+    async def _write(
+        self, key: Any, value: Any, expire: float | None, read: bool, tag: Any, flag: str
+    ) -> bool:
+        rkey = self._sync._codec.item_key(key)
+        keys, args = self._sync._item_args(rkey, value, expire, read, tag, await self._limit())
+        try:
+            return bool(await self._scripts["SET"](keys=[rkey, *keys], args=[flag, *args]))
+        except rex.RedisError as exc:
+            raise self._error(exc) from exc
+
+    async def set(
+        self,
+        key: Any,
+        value: Any,
+        expire: float | None = None,
+        read: bool = False,
+        tag: Any = None,
+        retry: bool = False,
+    ) -> bool:
+        """Store *value* under *key*; return True."""
+        return await self._write(key, value, expire, read, tag, "0")
+
+    async def add(
+        self,
+        key: Any,
+        value: Any,
+        expire: float | None = None,
+        read: bool = False,
+        tag: Any = None,
+        retry: bool = False,
+    ) -> bool:
+        """Store *value* only if *key* is missing; return whether it was stored."""
+        return await self._write(key, value, expire, read, tag, "1")
+
+    async def incr(self, key: Any, delta: int = 1, default: Any = 0, retry: bool = False) -> Any:
+        """Atomically add *delta* to the value of *key*; see ``RedisCache.incr``."""
+        if incr_fast_path(delta, default):
+            rkey = self._sync._codec.item_key(key)
+            try:
+                status, result = await self._scripts["INCR"](
+                    keys=[rkey], args=[delta, "" if default is None else default]
+                )
+            except rex.RedisError as exc:
+                raise self._error(exc) from exc
+            value = _incr_result(key, status, result)
+            if value is not ENOVAL:
+                return value
+        return await self._thread("incr", key, delta, default)
+
+    async def decr(self, key: Any, delta: int = 1, default: Any = 0, retry: bool = False) -> Any:
+        """Atomically subtract *delta*; see :meth:`incr`."""
+        return await self.incr(key, -delta, default, retry)
+
+    async def delete(self, key: Any, retry: bool = False) -> bool:
+        """Remove *key*; return whether it was there."""
+        try:
+            return bool(await self._aclient.delete(self._sync._codec.item_key(key)))
+        except rex.RedisError as exc:
+            raise self._error(exc) from exc
+
+    async def contains(self, key: Any) -> bool:
+        """Whether *key* is stored (``in`` cannot be awaited)."""
+        try:
+            return bool(await self._aclient.exists(self._sync._codec.item_key(key)))
+        except rex.RedisError as exc:
+            raise self._error(exc) from exc
+
+    async def touch(self, key: Any, expire: float | None = None, retry: bool = False) -> bool:
+        """Set a new expiry for *key*; return False if it is missing."""
+        return bool(await self._thread("touch", key, expire))
+
+    async def pop(
+        self,
+        key: Any,
+        default: Any = None,
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """Remove *key* and return its value atomically, or *default*."""
+        sync = self._sync
+        rkey = sync._codec.item_key(key)
+        try:
+            async with self._aclient.pipeline(transaction=True) as pipe:
+                pipe.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
+                pipe.delete(rkey)
+                fields, _ = await pipe.execute()
+        except rex.RedisError as exc:
+            raise self._error(exc) from exc
+        return sync._shape_read(sync._value_of(rkey, fields), fields, default, expire_time, tag)
+
+    # -- namespace-wide and queues, in a worker thread --------------------------------------
+    async def clear(self, retry: bool = False) -> int:
+        """Remove every item of this namespace; return how many."""
+        return int(await self._thread("clear"))
+
+    async def evict(self, tag: Any, retry: bool = False) -> int:
+        """Remove the items stored with ``tag``; return how many."""
+        return int(await self._thread("evict", tag))
+
+    async def expire(self, now: float | None = None, retry: bool = False) -> int:
+        """Return 0: the server expires items itself."""
+        return 0
+
+    async def push(self, value: Any, prefix: str | None = None, side: str = "back",
+                   expire: float | None = None, read: bool = False, tag: Any = None,
+                   retry: bool = False) -> Any:  # fmt: skip
+        """Append *value* to a queue; see ``RedisCache.push``."""
+        return await self._thread("push", value, prefix, side, expire, read, tag)
+
+    async def pull(self, prefix: str | None = None, default: Any = (None, None),
+                   side: str = "front", expire_time: bool = False, tag: bool = False,
+                   retry: bool = False) -> Any:  # fmt: skip
+        """Remove and return ``(key, value)`` from a queue; see ``RedisCache.pull``."""
+        return await self._thread("pull", prefix, default, side, expire_time, tag)
+
+    async def peek(self, prefix: str | None = None, default: Any = (None, None),
+                   side: str = "front", expire_time: bool = False, tag: bool = False,
+                   retry: bool = False) -> Any:  # fmt: skip
+        """Return ``(key, value)`` from a queue without removing it."""
+        return await self._thread("peek", prefix, default, side, expire_time, tag)
+
+    async def stats(self, enable: bool = True, reset: bool = False) -> tuple[int, int]:
+        """Return ``(hits, misses)``; see ``RedisCache.stats``."""
+        return tuple(await self._thread("stats", enable, reset))
+
+    async def volume(self) -> int:
+        """Bytes the server uses for this namespace."""
+        return int(await self._thread("volume"))
+
+    async def check(self, fix: bool = False, retry: bool = False) -> list[Any]:
+        """Verify every item; see ``RedisCache.check``."""
+        return list(await self._thread("check", fix))
+
+    async def length(self) -> int:
+        """The number of items (``len`` cannot be awaited)."""
+        return int(await self._thread("__len__"))
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        """Iterate over the keys (``SCAN`` batches, bounded memory)."""
+        codec = self._sync._codec
+        pattern = glob_escape(codec.item_prefix) + b"*"
+        try:
+            async for rkey in self._aclient.scan_iter(match=pattern, count=500):
+                yield codec.user_key(rkey)
+        except rex.RedisError as exc:
+            raise self._error(exc) from exc
+
+    # -- computing once --------------------------------------------------------------------
+    async def get_or_set(
+        self,
+        key: Any,
+        factory: Callable[[], Any],
+        expire: float | None = None,
+        *,
+        tag: Any = None,
+        retry: bool = False,
+    ) -> Any:
+        """Return the value of *key*, or compute it once (across machines) and store it.
+
+        ``factory`` takes no arguments and may be a coroutine function. Concurrent callers
+        of one missing key, in this loop or on any machine using the server, wait for one
+        computation.
+        """
+        if not callable(factory):
+            raise TypeError(f"factory must be a callable taking no arguments, not {factory!r}")
+        value = await self.get(key, ENOVAL)
+        if value is not ENOVAL:
+            return value
+
+        async def compute() -> Any:
+            result = factory()
+            if inspect.isawaitable(result):
+                result = await result
+            await self.set(key, result, expire, tag=tag)
+            return result
+
+        try:
+            token = stable_hash((_TOKEN_PREFIX, self._sync.namespace_name, key))
+        except TypeError:
+            return await compute()
+        lookup = functools.partial(self._sync.get, key, ENOVAL, retry=True)
+        value, _ = await self._flight.run_async(token, lookup, compute)
+        return value
+
+    def memoize(self, *args: Any, **kwargs: Any) -> Any:
+        """Memoize a function here, as ``RedisCache.memoize`` does; an ``async def``
+        function's lookups and stores run in worker threads."""
+        return memoize(self._sync, *args, **kwargs)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def close(self) -> None:
+        """Close both clients."""
+        await self._aclient.aclose()
+        self._sync.close()
+
+    async def __aenter__(self) -> AsyncRedisCache:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        where = f", namespace={self.namespace_name!r}" if self.namespace_name else ""
+        return f"{type(self).__name__}({self._sync._shared.where!r}{where})"
