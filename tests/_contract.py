@@ -1,7 +1,8 @@
 """The ``backend`` fixture: one behaviour suite, run on every storage backend.
 
-A test that takes ``backend`` runs once on the SQLite :class:`diskstore.Cache` and once on
-:class:`diskstore.redis.RedisCache` against a real redis-server. Each run gets a fresh,
+A test that takes ``backend`` runs on the SQLite :class:`diskstore.Cache`, on
+:class:`diskstore.redis.RedisCache` against a real redis-server, and on a RedisCache with a
+near cache (every cache object opened has its own, as on separate machines). Each run gets a fresh,
 empty cache (a new directory, or a new namespace on the shared server); ``backend.open()``
 opens another cache object on the same storage, as a second machine would.
 """
@@ -17,7 +18,7 @@ import pytest
 
 import diskstore
 
-BACKENDS = ["sqlite", "redis"]
+BACKENDS = ["sqlite", "redis", "redis-near"]
 
 
 class Backend:
@@ -26,7 +27,7 @@ class Backend:
     def __init__(self, name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
         self.name = name
         self.opened: list[Any] = []
-        if name == "redis":
+        if name.startswith("redis"):
             server = request.getfixturevalue("redis_server")
             self.url = server.url
             self.where = f"test-{uuid.uuid4().hex}"
@@ -36,9 +37,11 @@ class Backend:
     def open(self, **options: Any) -> Any:
         """Another cache object on the same storage."""
         cache: Any
-        if self.name == "redis":
+        if self.name.startswith("redis"):
             from diskstore.redis import RedisCache
 
+            if self.name == "redis-near":
+                options.setdefault("near_items", 1000)
             cache = RedisCache(self.url, namespace=self.where, **options)
         else:
             cache = diskstore.Cache(self.where, **options)
@@ -47,7 +50,7 @@ class Backend:
 
     def close(self) -> None:
         for index, cache in enumerate(self.opened):
-            if self.name == "redis" and index == 0:
+            if self.name.startswith("redis") and index == 0:
                 cache.clear()
             cache.close()
 
@@ -67,7 +70,7 @@ def store(backend: Backend) -> Any:
     return backend.open()
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=["sqlite", "redis"])
 def async_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Opens ``AsyncCache`` or ``AsyncRedisCache`` objects on one fresh storage."""
     if request.param == "redis":

@@ -286,3 +286,85 @@ def test_writes_that_need_a_result_are_refused_inside_transact(cache: RedisCache
 def test_password_is_not_shown(redis_server: Any) -> None:
     shown = repr(RedisCache(f"redis://user:hunter2@127.0.0.1:{redis_server.port}/0"))
     assert "hunter2" not in shown
+
+
+# -- near cache ----------------------------------------------------------------------------
+
+
+def _eventually(condition: Any, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return bool(condition())
+
+
+def _near_cache(url: str, namespace: str) -> RedisCache:
+    cache = RedisCache(url, namespace=namespace, near_items=100)
+    assert _eventually(lambda: cache._shared.near.ready)
+    return cache
+
+
+def test_near_cache_serves_reads_and_sees_other_writers(redis_server: Any) -> None:
+    namespace = f"test-{uuid.uuid4().hex}"
+    near = _near_cache(redis_server.url, namespace)
+    other = RedisCache(redis_server.url, namespace=namespace)
+    near.set("k", [1])
+    assert near.get("k") == [1]
+    assert len(near._shared.near) == 1
+    first, second = near.get("k"), near.get("k")
+    assert first == second and first is not second  # decoded afresh on every hit
+    other.set("k", [2])  # another machine writes
+    assert _eventually(lambda: near.get("k") == [2])
+    other.delete("k")
+    assert _eventually(lambda: near.get("k") is None)
+    near.set("mine", 1)
+    near.get("mine")
+    near.set("mine", 2)  # this process's own write is visible at once
+    assert near.get("mine") == 2
+    near.clear()
+    near.close()
+    other.close()
+
+
+def test_near_cache_honours_expiry(redis_server: Any) -> None:
+    near = _near_cache(redis_server.url, f"test-{uuid.uuid4().hex}")
+    near.set("k", 1, expire=0.3)
+    assert near.get("k") == 1
+    assert _eventually(lambda: near.get("k") is None)
+    near.close()
+
+
+def test_near_cache_is_emptied_when_its_invalidation_connection_drops(
+    redis_server: Any,
+) -> None:
+    namespace = f"test-{uuid.uuid4().hex}"
+    near = _near_cache(redis_server.url, namespace)
+    near.set("k", 1)
+    near.get("k")
+    assert len(near._shared.near) == 1
+    redis_server.client().client_kill_filter(_type="pubsub")
+    assert _eventually(lambda: len(near._shared.near) == 0)
+    assert _eventually(lambda: near._shared.near.ready)  # reconnected
+    RedisCache(redis_server.url, namespace=namespace).set("k", 2)
+    assert _eventually(lambda: near.get("k") == 2)
+    near.clear()
+    near.close()
+
+
+def test_near_cache_forgets_everything_when_the_server_restarts(own_server: RedisServer) -> None:
+    near = _near_cache(own_server.url, "restart")
+    near.set("k", 1)
+    assert near.get("k") == 1
+    own_server.stop()
+    own_server.start()
+
+    def gone() -> bool:
+        try:
+            return near.get("k") is None
+        except diskstore.ServerUnavailableError:
+            return False
+
+    assert _eventually(gone)
+    near.close()

@@ -24,6 +24,15 @@ class RedisBase:
     _shared: Shared
     _ns_name: str
 
+    def _forget(self, rkey: bytes | None = None) -> None:
+        """Drop what the near cache keeps for ``rkey`` (everything when None) after a write."""
+        near = self._shared.near
+        if near is not None:
+            if rkey is None:
+                near.flush()
+            else:
+                near.discard(rkey)
+
     def _decoded(self, rkey: bytes, mode: bytes, data: bytes) -> Any:
         """The stored value, or ``ENOVAL`` (with a warning) when it fails verification."""
         try:
@@ -37,6 +46,8 @@ class RedisBase:
             self._client.delete(rkey)
         except rex.RedisError as error:
             raise translate(error, self._shared.where) from error
+        finally:
+            self._forget(rkey)
         warnings.warn(
             f"dropped cache entry {rkey!r} on {self._shared.where}: {exc}",
             CorruptionWarning,

@@ -76,6 +76,8 @@ class BulkMixin(RedisBase):
                 self._client.unlink(*batch)
             except rex.RedisError as exc:
                 raise translate(exc, self._shared.where) from exc
+            finally:
+                self._forget()
         return removed
 
     def evict(self, tag: Any, retry: bool = False) -> int:
@@ -90,6 +92,7 @@ class BulkMixin(RedisBase):
                 if not members:
                     return removed
                 removed += int(script(keys=[tkey], args=[encoded, *members]))
+                self._forget()
         except rex.RedisError as exc:
             raise translate(exc, self._shared.where) from exc
 
@@ -156,6 +159,7 @@ class BulkMixin(RedisBase):
                         warnings.warn(f"cache entry {rkey!r}: {exc}", CorruptionWarning, 1)
                         if fix:
                             self._client.delete(rkey)
+                            self._forget(rkey)
             found.extend(caught)
         return found
 

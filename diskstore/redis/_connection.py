@@ -78,6 +78,7 @@ class Shared:
         self.owns_client = owns_client
         self.local = threading.local()
         self.statistics = False
+        self.near: Any = None  # a NearCache when enabled
         self._max_bulk: int | None = None
         self.scripts = {
             name: client.register_script(getattr(_scripts, name)) for name in _scripts.__all__

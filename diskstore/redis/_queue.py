@@ -79,6 +79,7 @@ class QueueMixin(RedisBase):
                 rkey = self._codec.item_key(key)
                 keys, args = self._item_args(rkey, value, expire, read, tag)
                 status = script(keys=[index, rkey, *keys], args=[expected, number, side, *args])
+                self._forget(rkey)
                 if status == 1:
                     return key
                 if status == -1:
@@ -104,6 +105,8 @@ class QueueMixin(RedisBase):
             if found is None:
                 return shaped(default, None, None, expire_time, tag)
             rkey, mode, data, exp, tg = found
+            if remove:
+                self._forget(rkey)
             try:
                 key = self._codec.user_key(rkey)
             except IntegrityError as exc:

@@ -30,6 +30,7 @@ from ._bulk import BulkMixin
 from ._codec import EXPIRE, MODE, TAG, VALUE, Codec, decode_expire, decode_tag, encode_tag
 from ._connection import Shared, make_client, translate
 from ._lock import RedisLock
+from ._near import NearCache
 from ._queue import QueueMixin
 
 __all__ = ["RedisCache"]
@@ -89,8 +90,11 @@ class RedisCache(QueueMixin, BulkMixin):
     same server (``clear()`` touches only them). ``timeout`` bounds every wait for the
     server, in seconds. Values are signed with ``secret`` (see ``Cache``): every machine
     sharing a namespace needs the same secret. ``client`` uses an existing ``redis.Redis``
-    instead of opening one. ``**settings`` takes the ``statistics`` and ``disk_*`` settings
-    of ``Cache``; the size and eviction settings are the server's (``maxmemory``).
+    instead of opening one. ``near_items`` > 0 keeps up to that many recently read items
+    (and at most ``near_bytes``) in this process, kept coherent by the server's
+    invalidation messages (see :mod:`._near`). ``**settings`` takes the ``statistics``
+    and ``disk_*`` settings of ``Cache``; the size and eviction settings are the server's
+    (``maxmemory``).
 
     Nothing is sent to the server until the first operation, so a server that is down is
     reported there, as :class:`~diskstore.ServerUnavailableError`.
@@ -105,6 +109,8 @@ class RedisCache(QueueMixin, BulkMixin):
         secret: SecretArg = None,
         disk: type[Disk] = Disk,
         client: redis.Redis | None = None,
+        near_items: int = 0,
+        near_bytes: int = 64 * 2**20,
         **settings: Any,
     ) -> None:
         if not isinstance(url, str):
@@ -113,6 +119,9 @@ class RedisCache(QueueMixin, BulkMixin):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if not (isinstance(disk, type) and issubclass(disk, Disk)):
             raise TypeError(f"disk must be a subclass of diskstore.Disk, not {disk!r}")
+        for name, limit in (("near_items", near_items), ("near_bytes", near_bytes)):
+            if type(limit) is not int or limit < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {limit!r}")
         statistics, disk_options = _settings(settings)
         owns = client is None
         if client is None:
@@ -125,6 +134,10 @@ class RedisCache(QueueMixin, BulkMixin):
         options = {"compress_threshold": 1024, "compress_level": 3, **disk_options}
         self._disk = disk("", min_file_size=_NO_FILES, signer=signer, **options)
         self._bind(_check_namespace(namespace))
+        if near_items:
+            # Tracks every view below this namespace too: their keys share the prefix.
+            root = b"diskstore{" + namespace.encode()
+            self._shared.near = NearCache(client, root, items=near_items, max_bytes=near_bytes)
 
     def _bind(self, namespace: str) -> None:
         self._ns_name = namespace
@@ -197,17 +210,35 @@ class RedisCache(QueueMixin, BulkMixin):
         """
         rkey = self._codec.item_key(key)
         fields: Any
-        try:
-            if expire_time or tag:
-                fields = self._client.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
-            else:
-                fields = self._client.hmget(rkey, MODE, VALUE)
-        except rex.RedisError as exc:
-            raise translate(exc, self._shared.where) from exc
+        near = self._shared.near
+        if near is not None and near.ready:
+            fields = self._near_fields(near, rkey)
+        else:
+            try:
+                if expire_time or tag:
+                    fields = self._client.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
+                else:
+                    fields = self._client.hmget(rkey, MODE, VALUE)
+            except rex.RedisError as exc:
+                raise translate(exc, self._shared.where) from exc
         value = self._value_of(rkey, fields)
         if self._shared.statistics:
             self._count(value is not ENOVAL)
         return self._shape_read(value, fields, default, expire_time, tag)
+
+    def _near_fields(self, near: NearCache, rkey: bytes) -> Any:
+        """The item's fields from the near cache, else from the server (then kept)."""
+        fields = near.get(rkey)
+        if fields is not None and (fields[2] is None or float(fields[2]) > time.time()):
+            return fields
+        generation = near.generation
+        try:
+            fields = self._client.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
+        except rex.RedisError as exc:
+            raise translate(exc, self._shared.where) from exc
+        if fields[0] is not None:
+            near.put(rkey, fields, generation)
+        return fields
 
     def _value_of(self, rkey: bytes, fields: Any) -> Any:
         """The value in an ``HMGET`` reply, or ``ENOVAL``."""
@@ -325,6 +356,8 @@ class RedisCache(QueueMixin, BulkMixin):
             return bool(script(keys=[rkey, *keys], args=[flag, *args]))
         except rex.RedisError as exc:
             raise translate(exc, self._shared.where) from exc
+        finally:
+            self._forget(rkey)
 
     def touch(self, key: Any, expire: float | None = None, retry: bool = False) -> bool:
         """Set a new expiry for *key* (None: never); return False if it is missing."""
@@ -338,6 +371,8 @@ class RedisCache(QueueMixin, BulkMixin):
             return bool(self._shared.scripts["TOUCH"](keys=[rkey], args=args))
         except rex.RedisError as exc:
             raise translate(exc, self._shared.where) from exc
+        finally:
+            self._forget(rkey)
 
     def incr(self, key: Any, delta: int | float = 1, default: Any = 0, retry: bool = False) -> Any:
         """Atomically add *delta* to the value of *key* and return the result.
@@ -348,6 +383,12 @@ class RedisCache(QueueMixin, BulkMixin):
         """
         self._no_transaction("incr")
         rkey = self._codec.item_key(key)
+        try:
+            return self._incr(key, rkey, delta, default)
+        finally:
+            self._forget(rkey)
+
+    def _incr(self, key: Any, rkey: bytes, delta: Any, default: Any) -> Any:
         if incr_fast_path(delta, default):
             try:
                 status, result = self._shared.scripts["INCR"](
@@ -399,10 +440,13 @@ class RedisCache(QueueMixin, BulkMixin):
     def delete(self, key: Any, retry: bool = False) -> bool:
         """Remove *key*; return True if a live item was removed."""
         self._no_transaction("delete")
+        rkey = self._codec.item_key(key)
         try:
-            return bool(self._client.delete(self._codec.item_key(key)))
+            return bool(self._client.delete(rkey))
         except rex.RedisError as exc:
             raise translate(exc, self._shared.where) from exc
+        finally:
+            self._forget(rkey)
 
     def __delitem__(self, key: Any, retry: bool = True) -> None:
         if not self.delete(key, retry=retry):
@@ -426,6 +470,8 @@ class RedisCache(QueueMixin, BulkMixin):
                 fields, _ = pipe.execute()
         except rex.RedisError as exc:
             raise translate(exc, self._shared.where) from exc
+        finally:
+            self._forget(rkey)
         value = self._value_of(rkey, fields)
         return self._shape_read(value, fields, default, expire_time, tag)
 
@@ -451,6 +497,7 @@ class RedisCache(QueueMixin, BulkMixin):
             raise translate(exc, shared.where) from exc
         finally:
             pipe.reset()
+            self._forget()
 
     def transact(self, retry: bool = False) -> Any:
         """Apply the block's writes atomically: ``with cache.transact(): cache.set(...)``.
@@ -473,6 +520,8 @@ class RedisCache(QueueMixin, BulkMixin):
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
         """Close the connections this cache opened (a client passed in stays open)."""
+        if self._shared.near is not None:
+            self._shared.near.close()
         if self._shared.owns_client:
             self._client.close()
 
