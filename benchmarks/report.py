@@ -27,7 +27,18 @@ HEADER = (
     "target",
     "met?",
 )
-SHOWN_METRICS = ("throughput_ops_per_s", "bytes_on_disk", "final_count", "volume_over_limit")
+SHOWN_METRICS = (
+    "throughput_ops_per_s",
+    "bytes_on_disk",
+    "final_count",
+    "volume_over_limit",
+    "ratio_get",
+    "ratio_set",
+    "ratio_memoize_hit",
+    "ratio_near_get",
+    "staleness_us_p50",
+    "staleness_us_p99",
+)
 
 
 def _triple(stats: OpStats | None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks import extras, parallel, single
+from benchmarks import extras, parallel, remote, single
 from benchmarks.context import Context
 from benchmarks.results import WorkloadResult
 
@@ -40,6 +40,7 @@ WORKLOADS = (
     Workload("unsigned_small", extras.unsigned_small),
     Workload("hot_get", extras.hot_get),
     Workload("async_burst", extras.async_burst),
+    Workload("redis", remote.redis_workload),
 )
 NAMES = tuple(workload.name for workload in WORKLOADS)
 

@@ -85,8 +85,8 @@ class Codec:
         return self.prefix + b"t:" + tag
 
     # -- values ----------------------------------------------------------------------------
-    def fields(self, rkey: bytes, value: Any, read: bool) -> list[bytes | int | float]:
-        """The ``m`` and ``v`` fields of *value* stored under the Redis key *rkey*."""
+    def encode(self, rkey: bytes, value: Any, read: bool) -> list[Any]:
+        """``[m, v]``: the mode and value fields of *value* stored under the Redis key *rkey*."""
         if read:
             value = value.read()
         stored = self.disk.store(value, False, ns=0, db_key=rkey, raw=True)
@@ -97,8 +97,8 @@ class Codec:
                 native = repr(native)
             elif mark == b"s":
                 native = native.encode("utf-8", "surrogatepass")
-            return [MODE, mark, VALUE, native]
-        return [MODE, str(stored.mode).encode(), VALUE, stored.value]
+            return [mark, native]
+        return [str(stored.mode).encode(), stored.value]
 
     def value(self, rkey: bytes, mode: bytes, data: bytes) -> Any:
         """Decode a stored value; ``IntegrityError`` when it fails verification."""

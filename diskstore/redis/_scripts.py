@@ -16,9 +16,12 @@ __all__ = ["EVICT", "INCR", "POP_QUEUE", "PUSH", "RELEASE", "RENEW", "SET", "TOU
 # a full server can still be emptied.
 _DENY_OOM = "#!lua\n"
 
-# Shared by the scripts that add an item to a tag set: the set lives as long as its
-# longest-lived member, so tag sets of expiring items do not accumulate.
-_TAG_SET = """
+# Writes an item hash from ARGV[i..]: mode, value, then (only when the item has an expiry
+# or a tag) pexpireat in ms, the expire time, the encoded tag, each '' when absent. A plain
+# set thus sends two arguments: redis-py's packing costs grow with their number. A tag
+# set lives as long as its longest-lived member, so tag sets of expiring items do not
+# accumulate.
+_WRITE_ITEM = """
 local function tag_add(tkey, item, pexpireat)
   local existed = redis.call('EXISTS', tkey)
   redis.call('SADD', tkey, item)
@@ -31,20 +34,30 @@ local function tag_add(tkey, item, pexpireat)
     end
   end
 end
+local function write_item(item, tkey, a, i)
+  redis.call('HSET', item, 'm', a[i], 'v', a[i + 1])
+  local pexpireat = a[i + 2] or ''
+  if pexpireat ~= '' then
+    redis.call('HSET', item, 'e', a[i + 3])
+    redis.call('PEXPIREAT', item, pexpireat)
+  end
+  if (a[i + 4] or '') ~= '' then
+    redis.call('HSET', item, 't', a[i + 4])
+    tag_add(tkey, item, pexpireat)
+  end
+end
 """
 
-#: KEYS: item[, tag set]. ARGV: only_if_missing ('1'/'0'), pexpireat ms or '', then the
-#: hash's field/value pairs. Returns 1 if stored, 0 if the key existed and only_if_missing.
+#: KEYS: item[, tag set]. ARGV: the item (see ``write_item``), then only_if_missing ('1')
+#: when asked. Returns 1 if stored, 0 if the key existed and only_if_missing.
 SET = (
     _DENY_OOM
-    + _TAG_SET
+    + _WRITE_ITEM
     + """
 local item = KEYS[1]
-if ARGV[1] == '1' and redis.call('EXISTS', item) == 1 then return 0 end
+if ARGV[6] == '1' and redis.call('EXISTS', item) == 1 then return 0 end
 redis.call('DEL', item)
-redis.call('HSET', item, unpack(ARGV, 3))
-if ARGV[2] ~= '' then redis.call('PEXPIREAT', item, ARGV[2]) end
-if KEYS[2] then tag_add(KEYS[2], item, ARGV[2]) end
+write_item(item, KEYS[2], ARGV, 1)
 return 1
 """
 )
@@ -100,12 +113,12 @@ return removed
 """
 
 #: KEYS: queue index (sorted set), item[, tag set]. ARGV: expected edge score or '', new
-#: score, side ('back'/'front'), pexpireat ms or '', then the hash's field/value pairs.
+#: score, side ('back'/'front'), then the item (see ``write_item``).
 #: Returns 1 if pushed, 0 if the edge moved or was stale (retry), -1 if a plain item sits
 #: where the queue would grow.
 PUSH = (
     _DENY_OOM
-    + _TAG_SET
+    + _WRITE_ITEM
     + """
 local index = KEYS[1]
 local edge
@@ -122,9 +135,7 @@ local current = edge[2] or ''
 if current ~= ARGV[1] then return 0 end
 local item = KEYS[2]
 if redis.call('EXISTS', item) == 1 then return -1 end
-redis.call('HSET', item, unpack(ARGV, 5))
-if ARGV[4] ~= '' then redis.call('PEXPIREAT', item, ARGV[4]) end
-if KEYS[3] then tag_add(KEYS[3], item, ARGV[4]) end
+write_item(item, KEYS[3], ARGV, 4)
 redis.call('ZADD', index, ARGV[2], item)
 return 1
 """

@@ -30,7 +30,7 @@ from . import _scripts
 from ._bulk import glob_escape
 from ._codec import EXPIRE, MODE, TAG, VALUE
 from ._connection import DEFAULT_MAX_BULK, translate
-from .cache import RedisCache, _incr_result, incr_fast_path
+from .cache import RedisCache, _incr_result, incr_fast_path, only_if_missing_args
 
 __all__ = ["AsyncRedisCache"]
 
@@ -128,12 +128,15 @@ class AsyncRedisCache:
         return sync._shape_read(value, fields, default, expire_time, tag)
 
     async def _write(
-        self, key: Any, value: Any, expire: float | None, read: bool, tag: Any, flag: str
-    ) -> bool:
+        self, key: Any, value: Any, expire: float | None, read: bool, tag: Any,
+        only_if_missing: bool,
+    ) -> bool:  # fmt: skip
         rkey = self._sync._codec.item_key(key)
         keys, args = self._sync._item_args(rkey, value, expire, read, tag, await self._limit())
+        if only_if_missing:
+            args = only_if_missing_args(args)
         try:
-            return bool(await self._scripts["SET"](keys=[rkey, *keys], args=[flag, *args]))
+            return bool(await self._scripts["SET"](keys=[rkey, *keys], args=args))
         except rex.RedisError as exc:
             raise self._error(exc) from exc
 
@@ -147,7 +150,7 @@ class AsyncRedisCache:
         retry: bool = False,
     ) -> bool:
         """Store *value* under *key*; return True."""
-        return await self._write(key, value, expire, read, tag, "0")
+        return await self._write(key, value, expire, read, tag, False)
 
     async def add(
         self,
@@ -159,7 +162,7 @@ class AsyncRedisCache:
         retry: bool = False,
     ) -> bool:
         """Store *value* only if *key* is missing; return whether it was stored."""
-        return await self._write(key, value, expire, read, tag, "1")
+        return await self._write(key, value, expire, read, tag, True)
 
     async def incr(self, key: Any, delta: int = 1, default: Any = 0, retry: bool = False) -> Any:
         """Atomically add *delta* to the value of *key*; see ``RedisCache.incr``."""

@@ -314,14 +314,13 @@ class RedisCache(QueueMixin, BulkMixin):
         self, rkey: bytes, value: Any, expire: float | None, read: bool, tag: Any,
         limit: int | None = None,
     ) -> tuple[list[bytes], list[Any]]:  # fmt: skip
-        """The script's extra keys and its arguments after the flags: pexpireat, fields.
+        """The write scripts' extra keys (a tag set) and item arguments (see ``_scripts``).
 
         ``limit`` is the server's largest accepted value (asked for when not given).
         """
-        expire_time = None if expire is None else _check_expire(expire, time.time())
-        tag = _check_tag(tag)
-        fields: list[Any] = self._codec.fields(rkey, value, read)
-        size = len(fields[3]) if isinstance(fields[3], (bytes, str)) else 0
+        args = self._codec.encode(rkey, value, read)
+        data = args[1]
+        size = len(data) if type(data) is bytes else 0
         if limit is None:
             limit = self._shared.max_value_size()
         if size > limit - 64:
@@ -329,16 +328,22 @@ class RedisCache(QueueMixin, BulkMixin):
                 f"value of {size} bytes is larger than the Redis server at "
                 f"{self._shared.where} accepts (proto-max-bulk-len={limit})"
             )
+        if expire is None and tag is None:
+            return [], args
+        expire_time = None if expire is None else _check_expire(expire, time.time())
+        tag = _check_tag(tag)
         keys: list[bytes] = []
-        pexpireat = ""
-        if expire_time is not None:
-            fields += [EXPIRE, repr(expire_time)]
-            pexpireat = str(math.ceil(expire_time * 1000))
-        if tag is not None:
+        if expire_time is None:
+            args += ["", ""]
+        else:
+            args += [str(math.ceil(expire_time * 1000)), repr(expire_time)]
+        if tag is None:
+            args.append("")
+        else:
             encoded = encode_tag(tag)
-            fields += [TAG, encoded]
+            args.append(encoded)
             keys.append(self._codec.tag_key(encoded))
-        return keys, [pexpireat, *fields]
+        return keys, args
 
     def _write_item(
         self, key: Any, value: Any, expire: float | None, read: bool, tag: Any, *,
@@ -346,14 +351,15 @@ class RedisCache(QueueMixin, BulkMixin):
     ) -> bool:  # fmt: skip
         rkey = self._codec.item_key(key)
         keys, args = self._item_args(rkey, value, expire, read, tag)
+        if only_if_missing:
+            args = only_if_missing_args(args)
         script = self._shared.scripts["SET"]
-        flag = "1" if only_if_missing else "0"
         try:
             pipe = self._shared.pipeline()
             if pipe is not None:
-                script(keys=[rkey, *keys], args=[flag, *args], client=pipe)
+                script(keys=[rkey, *keys], args=args, client=pipe)
                 return True
-            return bool(script(keys=[rkey, *keys], args=[flag, *args]))
+            return bool(script(keys=[rkey, *keys], args=args))
         except rex.RedisError as exc:
             raise translate(exc, self._shared.where) from exc
         finally:
@@ -416,14 +422,15 @@ class RedisCache(QueueMixin, BulkMixin):
                         else:
                             current = self._codec.value(rkey, mode, data)
                         result = current + delta
-                        fields: list[Any] = self._codec.fields(rkey, result, False)
+                        mark, encoded = self._codec.encode(rkey, result, False)
+                        fields: dict[Any, Any] = {MODE: mark, VALUE: encoded}
                         if exp is not None:
-                            fields += [EXPIRE, exp]
+                            fields[EXPIRE] = exp
                         if tg is not None:
-                            fields += [TAG, tg]
+                            fields[TAG] = tg
                         pipe.multi()
                         pipe.delete(rkey)
-                        pipe.hset(rkey, items=fields)
+                        pipe.hset(rkey, mapping=fields)
                         if exp is not None:
                             pipe.pexpireat(rkey, math.ceil(float(exp) * 1000))
                         pipe.execute()
@@ -544,6 +551,13 @@ def _incr_result(key: Any, status: int, result: Any) -> Any:
     if status == 0:
         raise KeyError(key)
     return ENOVAL
+
+
+def only_if_missing_args(args: list[Any]) -> list[Any]:
+    """The SET script's arguments for ``add``: the item's five, then the flag."""
+    padded = [*args, "", "", ""][:5]
+    padded.append("1")
+    return padded
 
 
 def incr_fast_path(delta: Any, default: Any) -> bool:
