@@ -2,8 +2,9 @@
 
 Every ```python block of every page in ``docs/`` and of ``README.md`` runs, in order, in one
 namespace per page, in a fresh temporary working directory, so a page reads top to bottom
-like a session. A block fenced as ```python no-run is shown but not run; it is for code that
-truly cannot run here (it needs a server, say), and each one must say so in its first line.
+like a session. A block fenced as ```python no-run (or ```{.python .no-run}, the form
+mkdocs renders) is shown but not run; it is for code that truly cannot run here (it needs a
+server, say), and each one must say so in its first line.
 """
 
 from __future__ import annotations
@@ -35,16 +36,22 @@ class Block:
 
     page: Path
     line: int  # 1-based line of the first line of code
-    info: str  # the info string after the fence: "python", "python no-run", "console"
+    info: str  # after the fence: "python", "python no-run", "{.python .no-run}", "console"
     code: str
 
     @property
+    def _words(self) -> list[str]:
+        # Python-Markdown (so mkdocs) only renders extra words in the attribute form,
+        # ``{.python .no-run}``; both forms mean the same here.
+        return [word.lstrip(".") for word in self.info.strip("{}").split()]
+
+    @property
     def language(self) -> str:
-        return self.info.split()[0] if self.info.split() else ""
+        return self._words[0] if self._words else ""
 
     @property
     def runs(self) -> bool:
-        return self.language == "python" and "no-run" not in self.info.split()[1:]
+        return self.language == "python" and "no-run" not in self._words[1:]
 
 
 def code_blocks(page: Path) -> list[Block]:
