@@ -345,9 +345,16 @@ def random_operation(pair: Pair, rng: random.Random) -> None:
         pair.compare_views()
 
 
-def run_sequence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, count: int) -> None:
+def run_sequence(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    seed: int,
+    count: int,
+    pair: Pair | None = None,
+) -> None:
+    """Run ``count`` random operations on ``pair`` (by default diskcache against Cache)."""
     rng = random.Random(seed)
-    pair = Pair(tmp_path, monkeypatch, seed)
+    pair = pair if pair is not None else Pair(tmp_path, monkeypatch, seed)
     try:
         while pair.operations < count:
             random_operation(pair, rng)
@@ -424,21 +431,8 @@ class RedisPair(Pair):
 def test_redis_random_sequences(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, redis_server: Any
 ) -> None:
-    rng = random.Random(1000 + seed)
     pair = RedisPair(tmp_path, monkeypatch, seed, redis_server.url)
-    try:
-        while pair.operations < 1_500:
-            random_operation(pair, rng)
-            if pair.operations % 50 == 0:
-                pair.compare_views()
-        pair.compare_views()
-    finally:
-        pair.close()
-        RECORD["operations"] += pair.operations
-        RECORD["differed"] += len(pair.differences)
-        RECORD["sequences"] += 1
-        RECORD["examples"].extend(pair.differences[: 20 - len(RECORD["examples"])])
-    assert pair.differences == []
+    run_sequence(tmp_path, monkeypatch, 1000 + seed, 1_500, pair)
 
 
 def test_zz_summary(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> None:

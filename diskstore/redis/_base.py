@@ -8,6 +8,7 @@ from typing import Any
 import redis
 import redis.exceptions as rex
 
+from .._base import CacheBase
 from .._constants import ENOVAL
 from .._exceptions import CorruptionWarning, IntegrityError
 from ._codec import Codec
@@ -55,12 +56,5 @@ class RedisBase:
         )
 
 
-def shaped(value: Any, exp: float | None, tg: Any, expire_time: bool, tag: bool) -> Any:
-    """``value``, or a tuple adding the expiry time and/or the tag, as ``Cache.get`` does."""
-    if expire_time and tag:
-        return value, exp, tg
-    if expire_time:
-        return value, exp
-    if tag:
-        return value, tg
-    return value
+#: ``value``, or a tuple adding the expiry time and/or the tag, as ``Cache.get`` gives.
+shaped = CacheBase._shaped
