@@ -300,3 +300,24 @@ def test_queue_items_keep_tags_and_expiry(store: Any) -> None:
     assert (got, value, tag) == (key, "v", "t") and expire_time > time.time() + 900
     assert store.evict("t") == 1
     assert store.pull(prefix="p") == (None, None)
+
+
+def test_memoize_clear_removes_only_that_functions_results(store: Any) -> None:
+    @diskstore.memoize(store, name="f", tag="shared")
+    def f(x: int) -> int:
+        return x
+
+    @diskstore.memoize(store, name="g", tag="shared")
+    def g(x: int) -> int:
+        return -x
+
+    results = [f(1), f(2), g(1)]
+    store["plain"] = "kept"
+    store[f.__cache_key__(3)] = "set by hand"  # not stored by f: cache_clear leaves it
+    assert results == [1, 2, -1]
+    assert store[f.__cache_key__(1)] == 1  # results are ordinary items
+    assert (f.cache_info().currsize, g.cache_info().currsize) == (2, 1)
+    assert f.cache_clear() == 2
+    assert (f.cache_info().currsize, g.cache_info().currsize) == (0, 1)
+    assert store["plain"] == "kept" and g(1) == -1
+    assert store.evict("shared") == 1

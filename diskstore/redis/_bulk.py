@@ -30,6 +30,17 @@ def glob_escape(prefix: bytes) -> bytes:
     return b"".join(b"\\" + bytes([c]) if c in _GLOB_SPECIAL else bytes([c]) for c in prefix)
 
 
+def _batches(keys: Iterator[Any]) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for key in keys:
+        batch.append(key)
+        if len(batch) == _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 class BulkMixin(RedisBase):
     """Namespace-wide operations of :class:`~diskstore.redis.RedisCache`."""
 
@@ -83,18 +94,34 @@ class BulkMixin(RedisBase):
     def evict(self, tag: Any, retry: bool = False) -> int:
         """Remove the items stored with ``tag``; return how many."""
         encoded = encode_tag(tag)
-        tkey = self._codec.tag_key(encoded)
+        return self._remove_indexed(self._codec.tag_key(encoded), b"t", encoded)
+
+    def _remove_indexed(self, index: bytes, field: bytes, value: bytes) -> int:
+        """Delete the members of the set ``index`` whose ``field`` still holds ``value``."""
         script = self._shared.scripts["EVICT"]
         removed = 0
         try:
             while True:
-                members = self._client.srandmember(tkey, _BATCH)
+                members: Any = self._client.srandmember(index, _BATCH)
                 if not members:
                     return removed
-                removed += int(script(keys=[tkey], args=[encoded, *members]))
+                removed += int(script(keys=[index], args=[field, value, *members]))
                 self._forget()
         except rex.RedisError as exc:
             raise translate(exc, self._shared.where) from exc
+
+    def _count_indexed(self, index: bytes, field: bytes, value: bytes) -> int:
+        """How many members of the set ``index`` are live items whose ``field`` is ``value``."""
+        count = 0
+        try:
+            for batch in _batches(self._client.sscan_iter(index, count=_BATCH)):
+                with self._client.pipeline(transaction=False) as pipe:
+                    for rkey in batch:
+                        pipe.hget(rkey, field)
+                    count += sum(1 for found in pipe.execute() if found == value)
+        except rex.RedisError as exc:
+            raise translate(exc, self._shared.where) from exc
+        return count
 
     def expire(self, now: float | None = None, retry: bool = False) -> int:
         """Return 0: Redis removes expired items itself, at their expiry time."""

@@ -22,7 +22,7 @@ _DENY_OOM = "#!lua\n"
 # set lives as long as its longest-lived member, so tag sets of expiring items do not
 # accumulate.
 _WRITE_ITEM = """
-local function tag_add(tkey, item, pexpireat)
+local function index_add(tkey, item, pexpireat)
   local existed = redis.call('EXISTS', tkey)
   redis.call('SADD', tkey, item)
   if pexpireat == '' then
@@ -43,13 +43,15 @@ local function write_item(item, tkey, a, i)
   end
   if (a[i + 4] or '') ~= '' then
     redis.call('HSET', item, 't', a[i + 4])
-    tag_add(tkey, item, pexpireat)
+    index_add(tkey, item, pexpireat)
   end
 end
 """
 
-#: KEYS: item[, tag set]. ARGV: the item (see ``write_item``), then only_if_missing ('1')
-#: when asked. Returns 1 if stored, 0 if the key existed and only_if_missing.
+#: KEYS: item[, tag set][, function set]. ARGV: the item (see ``write_item``), then
+#: only_if_missing ('1' or ''), then the memoized function that stored it, if one did (the
+#: item then joins the function's set, last in KEYS). Returns 1 if stored, 0 if the key
+#: existed and only_if_missing.
 SET = (
     _DENY_OOM
     + _WRITE_ITEM
@@ -58,6 +60,10 @@ local item = KEYS[1]
 if ARGV[6] == '1' and redis.call('EXISTS', item) == 1 then return 0 end
 redis.call('DEL', item)
 write_item(item, KEYS[2], ARGV, 1)
+if (ARGV[7] or '') ~= '' then
+  redis.call('HSET', item, 'f', ARGV[7])
+  index_add(KEYS[#KEYS], item, ARGV[3] or '')
+end
 return 1
 """
 )
@@ -96,14 +102,15 @@ return {1, redis.call('HGET', item, 'v')}
 """
 )
 
-#: KEYS: tag set. ARGV: encoded tag, then item keys. Deletes the items still carrying the
-#: tag, forgets the listed members; returns how many items it deleted.
+#: KEYS: an index set (a tag's or a memoized function's). ARGV: the field ('t' or 'f'), its
+#: value, then item keys. Deletes the listed items whose field still holds the value,
+#: forgets the listed members; returns how many items it deleted.
 EVICT = """
 local tkey = KEYS[1]
 local removed = 0
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   local item = ARGV[i]
-  if redis.call('HGET', item, 't') == ARGV[1] then
+  if redis.call('HGET', item, ARGV[1]) == ARGV[2] then
     redis.call('DEL', item)
     removed = removed + 1
   end

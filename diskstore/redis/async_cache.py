@@ -30,7 +30,7 @@ from . import _scripts
 from ._bulk import glob_escape
 from ._codec import EXPIRE, MODE, TAG, VALUE
 from ._connection import DEFAULT_MAX_BULK, translate
-from .cache import RedisCache, _incr_result, incr_fast_path, only_if_missing_args
+from .cache import RedisCache, _incr_result, flagged_args, incr_fast_path
 
 __all__ = ["AsyncRedisCache"]
 
@@ -134,7 +134,7 @@ class AsyncRedisCache:
         rkey = self._sync._codec.item_key(key)
         keys, args = self._sync._item_args(rkey, value, expire, read, tag, await self._limit())
         if only_if_missing:
-            args = only_if_missing_args(args)
+            args = flagged_args(args, True)
         try:
             return bool(await self._scripts["SET"](keys=[rkey, *keys], args=args))
         except rex.RedisError as exc:

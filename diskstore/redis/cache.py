@@ -26,9 +26,9 @@ from .._exceptions import SettingsError, UnsupportedError
 from .._settings import DEFAULT_SETTINGS
 from .._signing import SecretArg, Signer, resolve_secret
 from ._base import shaped
-from ._bulk import BulkMixin
 from ._codec import EXPIRE, MODE, TAG, VALUE, Codec, decode_expire, decode_tag, encode_tag
 from ._connection import Shared, make_client, translate
+from ._functions import FunctionsMixin
 from ._lock import RedisLock
 from ._near import NearCache
 from ._queue import QueueMixin
@@ -82,7 +82,7 @@ def _settings(settings: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
     return statistics, disk_options
 
 
-class RedisCache(QueueMixin, BulkMixin):
+class RedisCache(QueueMixin, FunctionsMixin):
     """A cache on a Redis server, with the API and storage format of :class:`~diskstore.Cache`.
 
     ``url`` is a redis-py URL (``redis://[user:password@]host:port/db``, ``rediss://`` for
@@ -209,22 +209,23 @@ class RedisCache(QueueMixin, BulkMixin):
         accepted for compatibility: values always come back whole.
         """
         rkey = self._codec.item_key(key)
-        fields: Any
-        near = self._shared.near
-        if near is not None and near.ready:
-            fields = self._near_fields(near, rkey)
-        else:
-            try:
-                if expire_time or tag:
-                    fields = self._client.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
-                else:
-                    fields = self._client.hmget(rkey, MODE, VALUE)
-            except rex.RedisError as exc:
-                raise translate(exc, self._shared.where) from exc
+        fields = self._fetch(rkey, expire_time or tag)
         value = self._value_of(rkey, fields)
         if self._shared.statistics:
             self._count(value is not ENOVAL)
         return self._shape_read(value, fields, default, expire_time, tag)
+
+    def _fetch(self, rkey: bytes, extra: bool) -> Any:
+        """The item's fields: mode and value, plus expiry and tag when ``extra``."""
+        near = self._shared.near
+        if near is not None and near.ready:
+            return self._near_fields(near, rkey)
+        try:
+            if extra:
+                return self._client.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
+            return self._client.hmget(rkey, MODE, VALUE)
+        except rex.RedisError as exc:
+            raise translate(exc, self._shared.where) from exc
 
     def _near_fields(self, near: NearCache, rkey: bytes) -> Any:
         """The item's fields from the near cache, else from the server (then kept)."""
@@ -347,12 +348,15 @@ class RedisCache(QueueMixin, BulkMixin):
 
     def _write_item(
         self, key: Any, value: Any, expire: float | None, read: bool, tag: Any, *,
-        only_if_missing: bool,
+        only_if_missing: bool, function: str | None = None,
     ) -> bool:  # fmt: skip
         rkey = self._codec.item_key(key)
         keys, args = self._item_args(rkey, value, expire, read, tag)
-        if only_if_missing:
-            args = only_if_missing_args(args)
+        if only_if_missing or function is not None:
+            args = flagged_args(args, only_if_missing)
+        if function is not None:
+            args.append(function.encode("utf-8", "surrogatepass"))
+            keys.append(self._function_key(function))
         script = self._shared.scripts["SET"]
         try:
             pipe = self._shared.pipeline()
@@ -553,10 +557,10 @@ def _incr_result(key: Any, status: int, result: Any) -> Any:
     return ENOVAL
 
 
-def only_if_missing_args(args: list[Any]) -> list[Any]:
-    """The SET script's arguments for ``add``: the item's five, then the flag."""
+def flagged_args(args: list[Any], only_if_missing: bool) -> list[Any]:
+    """The SET script's item arguments padded to five, then the only-if-missing flag."""
     padded = [*args, "", "", ""][:5]
-    padded.append("1")
+    padded.append("1" if only_if_missing else "")
     return padded
 
 
