@@ -283,6 +283,12 @@ def test_writes_that_need_a_result_are_refused_inside_transact(cache: RedisCache
     assert "a" not in cache
 
 
+def test_peekitem_is_refused_with_the_reason(cache: RedisCache) -> None:
+    cache.set("k", 1)
+    with pytest.raises(diskstore.UnsupportedError, match="insertion order"):
+        cache.peekitem()
+
+
 def test_password_is_not_shown(redis_server: Any) -> None:
     shown = repr(RedisCache(f"redis://user:hunter2@127.0.0.1:{redis_server.port}/0"))
     assert "hunter2" not in shown

@@ -15,7 +15,7 @@ from typing import Any
 import redis.exceptions as rex
 
 from .._constants import ENOVAL, QUEUE_START
-from .._exceptions import IntegrityError
+from .._exceptions import IntegrityError, UnsupportedError
 from ._base import RedisBase, shaped
 from ._codec import decode_expire, decode_tag
 from ._connection import translate
@@ -140,3 +140,17 @@ class QueueMixin(RedisBase):
     ) -> Any:
         """Return ``(key, value)`` from the queue's *side* without removing it."""
         return self._take(prefix, default, side, expire_time, tag, remove=False)
+
+    def peekitem(
+        self, last: bool = True, expire_time: bool = False, tag: bool = False, retry: bool = False
+    ) -> Any:
+        """Not offered: Redis keeps no insertion order across a namespace's keys.
+
+        Raises :class:`~diskstore.UnsupportedError`; queues (``push``/``pull``/``peek``)
+        keep their own order and work.
+        """
+        raise UnsupportedError(
+            "RedisCache.peekitem() is not offered: Redis keeps no insertion order over a "
+            "namespace's keys (an order index would grow with every expired key); use "
+            "push/pull/peek queues, which keep their own order"
+        )

@@ -234,6 +234,16 @@ class AsyncRedisCache:
         """Return 0: the server expires items itself."""
         return 0
 
+    async def cull(self, retry: bool = False) -> int:
+        """Return 0: the server evicts by its ``maxmemory-policy``."""
+        return 0
+
+    async def peekitem(
+        self, last: bool = True, expire_time: bool = False, tag: bool = False, retry: bool = False
+    ) -> Any:
+        """Not offered; raises ``UnsupportedError`` (see ``RedisCache.peekitem``)."""
+        return self._sync.peekitem(last, expire_time, tag)
+
     async def push(self, value: Any, prefix: str | None = None, side: str = "back",
                    expire: float | None = None, read: bool = False, tag: Any = None,
                    retry: bool = False) -> Any:  # fmt: skip
