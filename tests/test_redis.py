@@ -374,3 +374,30 @@ def test_near_cache_forgets_everything_when_the_server_restarts(own_server: Redi
 
     assert _eventually(gone)
     near.close()
+
+
+def test_async_cache_faults_and_planted_values(own_server: RedisServer) -> None:
+    import asyncio
+
+    from diskstore.redis import AsyncRedisCache
+
+    async def main() -> None:
+        down = AsyncRedisCache(f"redis://127.0.0.1:{free_port()}/0", timeout=1)
+        with pytest.raises(diskstore.ServerUnavailableError):
+            await down.get("k")
+        await down.close()
+        async with AsyncRedisCache(own_server.url, timeout=2) as cache:
+            rkey = cache.cache._codec.item_key("planted")
+            await asyncio.to_thread(
+                cache.cache.client.hset, rkey, mapping={"m": b"3", "v": b"\x80\x04K\x01."}
+            )
+            with pytest.warns(diskstore.CorruptionWarning):
+                assert await cache.get("planted", "miss") == "miss"
+            await cache.set("k", 1)
+            own_server.stop()
+            with pytest.raises(diskstore.ServerUnavailableError):
+                await cache.set("k", 2)
+            own_server.start()
+            assert await cache.get("k") is None
+
+    asyncio.run(main())
