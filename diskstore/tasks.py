@@ -95,9 +95,10 @@ def _check_names(argument: str, names: object) -> frozenset[str]:
 class TaskCache:
     """Store and reuse task outputs keyed by task name, version and input content.
 
-    Uses ``cache`` when given (any ``diskstore.Cache`` or ``FanoutCache``; closing it stays
-    the caller's business), else opens its own ``diskstore.Cache(directory)`` and closes
-    it in :meth:`close`.
+    Uses ``cache`` when given (any cache with namespaces: ``diskstore.Cache``,
+    ``FanoutCache``, or ``diskstore.redis.RedisCache`` to share results between machines;
+    closing it stays the caller's business), else opens its own
+    ``diskstore.Cache(directory)`` and closes it in :meth:`close`.
 
     >>> import tempfile
     >>> with TaskCache(tempfile.mkdtemp()) as tasks:
