@@ -335,6 +335,21 @@ def test_near_cache_serves_reads_and_sees_other_writers(redis_server: Any) -> No
     other.close()
 
 
+def test_a_near_cache_dropped_without_close_stops_its_thread(redis_server: Any) -> None:
+    import gc
+
+    near = _near_cache(redis_server.url, f"test-{uuid.uuid4().hex}")
+    thread = near._shared.near._thread
+    view = near.namespace("view")
+    del near
+    gc.collect()
+    assert thread.is_alive()  # a view still uses it
+    del view
+    gc.collect()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
 def test_near_cache_honours_expiry(redis_server: Any) -> None:
     near = _near_cache(redis_server.url, f"test-{uuid.uuid4().hex}")
     near.set("k", 1, expire=0.3)

@@ -177,8 +177,12 @@ class NearCache:
                 if pong_due is None:
                     pong_due = now + 3 * _HEALTH
 
-    def close(self) -> None:
-        """Stop the invalidation thread and drop its connections."""
+    def stop(self) -> None:
+        """Ask the invalidation thread to stop (it drops its connections on the way out)."""
         self._stop.set()
+
+    def close(self) -> None:
+        """Stop the invalidation thread, wait for it, and forget everything."""
+        self.stop()
         self._thread.join(timeout=5)
         self.flush()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -137,7 +138,11 @@ class RedisCache(QueueMixin, FunctionsMixin):
         if near_items:
             # Tracks every view below this namespace too: their keys share the prefix.
             root = b"diskstore{" + namespace.encode()
-            self._shared.near = NearCache(client, root, items=near_items, max_bytes=near_bytes)
+            near = NearCache(client, root, items=near_items, max_bytes=near_bytes)
+            self._shared.near = near
+            # A cache dropped without close() must not leave the thread and its two
+            # connections behind: stop them when the last view of the cache is collected.
+            weakref.finalize(self._shared, near.stop)
 
     def _bind(self, namespace: str) -> None:
         self._ns_name = namespace
