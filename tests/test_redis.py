@@ -274,6 +274,13 @@ def test_sqlite_only_settings_are_refused_with_the_server_equivalent() -> None:
     with pytest.raises(ValueError, match="timeout"):
         RedisCache("redis://127.0.0.1:1/0", timeout=0)
 
+    class FileHooks(diskstore.Disk):
+        def filename(self, key: Any = None, value: Any = None) -> Any:
+            return super().filename(key, value)
+
+    with pytest.raises(TypeError, match="dumps/loads"):
+        RedisCache("redis://127.0.0.1:1/0", disk=FileHooks)
+
 
 def test_writes_that_need_a_result_are_refused_inside_transact(cache: RedisCache) -> None:
     with pytest.raises(diskstore.UnsupportedError, match="incr"):

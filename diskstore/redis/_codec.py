@@ -89,7 +89,7 @@ class Codec:
         """``[m, v]``: the mode and value fields of *value* stored under the Redis key *rkey*."""
         if read:
             value = value.read()
-        stored = self.disk.store(value, False, ns=0, db_key=rkey, raw=True)
+        stored = self.disk.store_row(value, False, ns=0, db_key=rkey, raw=True)
         if stored.mode == KIND_NATIVE:
             native = stored.value
             mark = _NATIVE_MARKS[type(native)]
@@ -114,7 +114,7 @@ class Codec:
             number = int(mode)
         except ValueError as exc:
             raise IntegrityError(f"a stored value has an unknown encoding {mode!r}") from exc
-        return self.disk.fetch(number, None, data, False, ns=0, db_key=rkey, raw=True)
+        return self.disk.fetch_row(number, None, data, False, ns=0, db_key=rkey, raw=True)
 
     def verify(self, rkey: bytes, mode: bytes, data: bytes) -> None:
         """Check a payload's signature and length without deserializing it."""

@@ -120,6 +120,12 @@ class RedisCache(QueueMixin, FunctionsMixin):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if not (isinstance(disk, type) and issubclass(disk, Disk)):
             raise TypeError(f"disk must be a subclass of diskstore.Disk, not {disk!r}")
+        if disk.hooked:
+            raise TypeError(
+                f"disk {disk.__name__} overrides diskcache's store/fetch/filename/remove "
+                "hooks, which work with value files; RedisCache takes Disk subclasses that "
+                "override dumps/loads"
+            )
         for name, limit in (("near_items", near_items), ("near_bytes", near_bytes)):
             if type(limit) is not int or limit < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {limit!r}")
