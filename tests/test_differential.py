@@ -152,8 +152,8 @@ MEMO_NAME = "differential.square"
 MEMO_TAG = "memo"
 
 
-def _memoized(cache: Any) -> Any:
-    @cache.memoize(name=MEMO_NAME, expire=2.5, tag=MEMO_TAG)
+def _memoized(cache: Any, expire: float | None = 2.5) -> Any:
+    @cache.memoize(name=MEMO_NAME, expire=expire, tag=MEMO_TAG)
     def square(x: int) -> tuple[int, str]:
         return x * x, "computed"
 
@@ -403,6 +403,7 @@ class RedisPair(Pair):
         self.new.close()
         self.new = RedisCache(url, namespace=f"differential-{seed}-{tmp_path.name}")
         self.new.clear()
+        self.memo = {id(cache): _memoized(cache, expire=None) for cache in (self.old, self.new)}
         monkeypatch.setattr(sys.modules[__name__], "EXPIRES", [None])
         monkeypatch.setattr(
             sys.modules[__name__],
@@ -417,7 +418,7 @@ class RedisPair(Pair):
 
     def compare_views(self) -> None:
         self.operations += 1
-        old, new = sorted(map(repr, self.old)), sorted(map(repr, self.new))
+        old, new = sorted(map(repr, _calls(self.old))), sorted(map(repr, _calls(self.new)))
         if len(self.old) != len(self.new) or old != new:
             self.differ("len/iter", ("ok", old), ("ok", new))
 
