@@ -26,6 +26,7 @@ from ._constants import ENOVAL
 from ._disk import (
     FLAG_FILE,
     FLAG_PINNED,
+    MMAP_MODES,
     Disk,
 )
 from ._exceptions import CorruptionWarning, IntegrityError, ReadOnlyError, StorageError
@@ -293,13 +294,24 @@ class Cache(
         expire_time: bool = False,
         tag: bool = False,
         retry: bool = False,
+        *,
+        mmap_mode: str | None = None,
     ) -> Any:
         """Return the value for *key*, or *default* if it is missing or expired.
 
         With ``expire_time`` and/or ``tag``, return a tuple that adds them. With ``read``,
-        a value stored in a file comes back as an open binary file.
+        a value stored in a file comes back as an open binary file. With ``mmap_mode='r'``
+        (or ``'c'``, copy-on-write), numpy arrays of a stored value come back mapped from
+        their value file instead of read into memory, as ``numpy.load(mmap_mode=...)``
+        does.
         """
         db_key, raw = self._disk.put(key)
+        if mmap_mode is not None:
+            if mmap_mode not in MMAP_MODES:
+                raise ValueError(f"mmap_mode must be 'r', 'c' or None, got {mmap_mode!r}")
+            return self._get_plain(
+                key, db_key, raw, default, read, expire_time, tag, retry, mmap_mode=mmap_mode
+            )
         shared = self._shared
         if shared.tier is not None and not read and not tag:
             return self._get_tiered(key, db_key, raw, default, expire_time, retry)
@@ -341,6 +353,7 @@ class Cache(
         rows: list[Any] | None = None,
         *,
         count: bool = True,
+        mmap_mode: str | None = None,
     ) -> Any:
         """``get`` in full generality; *rows* is the first read's result when already made.
 
@@ -382,6 +395,7 @@ class Cache(
                     value = self._disk.fetch_row(
                         mode, filename, value, read,
                         ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
+                        mmap_mode=mmap_mode,
                     )  # fmt: skip
                 except IntegrityError as exc:
                     if self._drop_corrupt(rowid, mode, filename, key, exc):

@@ -20,10 +20,13 @@ set ``signed = False`` only if ``loads`` can never run code)::
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import hmac
 import io
 import json
 import math
+import mmap
 import pickle
 import struct
 import threading
@@ -34,6 +37,7 @@ from typing import Any, BinaryIO, ClassVar, NamedTuple
 import cloudpickle
 import zstandard
 
+from . import _oob
 from ._constants import UNKNOWN
 from ._diskcache_disk import HOOKS, DiskcacheHooks
 from ._exceptions import IntegrityError
@@ -48,6 +52,7 @@ from ._keys import (
 )
 from ._modes import (
     FLAG_FILE,
+    FLAG_OOB,
     FLAG_PINNED,
     FLAG_SIGNED,
     FLAG_ZSTD,
@@ -77,6 +82,10 @@ _SIG_PREFIX = struct.Struct(">cqI")
 _SIG_MODE = struct.Struct(">B")
 _SIG_SUFFIX = struct.Struct(">q")
 _SAMPLE = 1 << 16
+# Payloads from this size on are compressed by several threads.
+_THREADED = 8 << 20
+#: ``mmap_mode`` values a read accepts: ``'r'`` maps buffers read-only, ``'c'`` copy-on-write.
+MMAP_MODES = {"r": mmap.ACCESS_READ, "c": mmap.ACCESS_COPY}
 # An inline encoded payload starts with its decoded length (and its tag when signed), so a
 # read needs no column beyond ``mode`` and ``value``.
 _INLINE_HEAD = struct.Struct(">Q")
@@ -247,6 +256,16 @@ class Disk(DiskcacheHooks):
             local.compressor = compressor
         return compressor
 
+    def _threaded_compressor(self) -> zstandard.ZstdCompressor:
+        local = self._local
+        compressor: zstandard.ZstdCompressor | None = getattr(local, "threaded", None)
+        if compressor is None:
+            compressor = zstandard.ZstdCompressor(
+                level=self.compress_level, write_checksum=True, threads=-1
+            )
+            local.threaded = compressor
+        return compressor
+
     def _decompressor(self) -> zstandard.ZstdDecompressor:
         local = self._local
         decompressor: zstandard.ZstdDecompressor | None = getattr(local, "decompressor", None)
@@ -257,7 +276,11 @@ class Disk(DiskcacheHooks):
 
     def _maybe_compress(self, data: bytes) -> tuple[bytes, bool]:
         if self.compress_level and len(data) >= self.compress_threshold:
-            packed = self._compressor().compress(data)
+            large = len(data) >= _THREADED
+            if large and not self._worth_compressing(_spread_sample(data)):
+                return data, False
+            compressor = self._threaded_compressor() if large else self._compressor()
+            packed = compressor.compress(data)
             if len(packed) < len(data):
                 return packed, True
         return data, False
@@ -310,7 +333,69 @@ class Disk(DiskcacheHooks):
                     head += self.signer.sign(prefix + packed + _signature_suffix(len(data)))
                 return Stored(mode, head + packed, None, 0, len(data), None)
             return self._store_large(value, ns, db_key, raw)
+        if self._out_of_band:
+            stream, buffers = _oob.dumps(value, self.pickle_protocol)
+            if buffers:
+                return self._store_oob(stream, buffers, ns, db_key, raw)
+            return self._store_serialized(stream, ns, db_key, raw)
         return self._store_serialized(self.dumps(value), ns, db_key, raw)
+
+    @property
+    def _out_of_band(self) -> bool:
+        """Whether large buffers are kept out of the pickle (only this class's own pickle)."""
+        return (
+            self.kind == KIND_PICKLE
+            and type(self).dumps is Disk.dumps
+            and self.pickle_protocol >= 5
+        )
+
+    def _store_oob(
+        self, stream: bytes, buffers: list[memoryview], ns: int, db_key: Any, raw: bool
+    ) -> Stored:
+        """Write a pickle and its out-of-band buffers, raw, to one value file."""
+        pieces, total = _oob.layout(stream, buffers)
+        mode = KIND_PICKLE | FLAG_FILE | FLAG_OOB
+        if not self._signing:
+            pending = self.files.write(pieces)
+            return Stored(mode, None, pending.name, total, total, None, pending)
+        mode |= FLAG_SIGNED
+        prefix = _signature_prefix(ns, signature_key(db_key, raw), mode)
+        # The buffers are hashed in other threads while this one writes them.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            digests = pool.submit(
+                _oob.chunk_digests, total, functools.partial(_oob.parts_between, pieces)
+            )
+            pending = self.files.write(pieces)
+            sig = self._chunk_tag(prefix, digests.result(), total)
+        return Stored(mode, None, pending.name, total, total, sig, pending)
+
+    def _chunk_tag(self, prefix: bytes, digests: list[bytes | None], total: int) -> bytes:
+        return self.signer.sign(
+            prefix + b"".join(d or b"" for d in digests) + _signature_suffix(total)
+        )
+
+    def _fetch_oob(
+        self, mode: int, filename: str | None, ns: int, db_key: Any, raw: bool,
+        sig: bytes | None, size: int, mmap_mode: str | None,
+    ) -> Any:  # fmt: skip
+        """Load a pickle with out-of-band buffers, verified; mapped from the file if asked."""
+        if mode & KIND_MASK != KIND_PICKLE or not mode & FLAG_FILE or filename is None:
+            raise IntegrityError("an out-of-band entry must be a pickle in a value file")
+        signing = self._signing
+        if signing and not mode & FLAG_SIGNED:
+            raise IntegrityError("refusing to load an unsigned payload")
+        check = None
+        if signing:
+            prefix = _signature_prefix(ns, signature_key(db_key, raw), mode)
+
+            def check(digests: list[bytes | None]) -> None:
+                if not hmac.compare_digest(self._chunk_tag(prefix, digests, size), sig or b""):
+                    raise IntegrityError("value file failed signature verification")
+
+        handle, info = self.files.open_sized(filename, size)
+        with handle:
+            access = MMAP_MODES[mmap_mode] if mmap_mode is not None else None
+            return _oob.load(handle, info, size, access, check)
 
     def _store_serialized(self, data: bytes, ns: int, db_key: Any, raw: bool) -> Stored:
         vsize = len(data)
@@ -344,14 +429,15 @@ class Disk(DiskcacheHooks):
                 value[i : i + step].encode("utf-8", "surrogatepass")
                 for i in range(0, len(value), step)
             )
-            sample = value[:_SAMPLE].encode("utf-8", "surrogatepass")
+            sample = _spread_sample(value).encode("utf-8", "surrogatepass")
+            size = -1
         else:
             # A bytes value in a file is the file itself, uncompressed, as in diskcache:
             # ``get(key, read=True).name`` is a path whose contents are the value.
             view = memoryview(value)
             chunks = (view[i : i + CHUNK] for i in range(0, len(value), CHUNK))
             return self._write_file(KIND_BYTES, chunks, b"", ns, db_key, raw)
-        return self._write_file(kind, chunks, sample, ns, db_key, raw)
+        return self._write_file(kind, chunks, sample, ns, db_key, raw, size)
 
     def _store_stream(self, reader: Any, ns: int, db_key: Any, raw: bool) -> Stored:
         read = getattr(reader, "read", None)
@@ -384,9 +470,13 @@ class Disk(DiskcacheHooks):
         ns: int,
         db_key: Any,
         raw: bool,
+        size: int = -1,
     ) -> Stored:
         compress = self._worth_compressing(sample)
-        transform = self._compressor().compressobj() if compress else None
+        transform = None
+        if compress:  # a known size goes into the frame, so a read decodes it in one call
+            compressor = self._threaded_compressor() if size >= _THREADED else self._compressor()
+            transform = compressor.compressobj(size=size)
         mode = kind | FLAG_FILE | (FLAG_ZSTD if compress else 0)
         digest = None
         if compress and self._signing:  # verified before it is ever decompressed
@@ -414,8 +504,13 @@ class Disk(DiskcacheHooks):
         sig: bytes | None = None,
         vsize: int = 0,
         size: int = 0,
+        mmap_mode: str | None = None,
     ) -> Any:
-        """Turn a row back into its value; ``IntegrityError`` when it fails verification."""
+        """Turn a row back into its value; ``IntegrityError`` when it fails verification.
+
+        With *mmap_mode*, the out-of-band buffers of a pickled value (numpy arrays) are
+        mapped from the value file instead of read into memory.
+        """
         kind = mode & KIND_MASK
         if kind == KIND_NATIVE:
             return value
@@ -423,6 +518,8 @@ class Disk(DiskcacheHooks):
             if not self.hooked:
                 raise IntegrityError("entry was written through diskcache-style Disk hooks")
             return self.fetch_hooked(mode, filename, value, read, ns, db_key, raw, sig, size)
+        if mode & FLAG_OOB:
+            return self._fetch_oob(mode, filename, ns, db_key, raw, sig, size, mmap_mode)
         if read and kind == KIND_BYTES and mode & FLAG_FILE:
             if filename is None:
                 raise IntegrityError("a file-backed entry has no file name")
@@ -446,8 +543,16 @@ class Disk(DiskcacheHooks):
         vsize: int,
         size: int,
     ) -> bytes:
-        """Read, verify and decompress a stored payload; never deserializes it."""
+        """Read, verify and decompress a stored payload; never deserializes it.
+
+        An out-of-band entry's payload is its whole value file.
+        """
         kind = mode & KIND_MASK
+        if mode & FLAG_OOB:
+            if filename is None:
+                raise IntegrityError("a file-backed entry has no file name")
+            self._fetch_oob(mode, filename, ns, db_key, raw, sig, size, "r")
+            return self.files.read(filename, size)
         if mode & FLAG_FILE:
             if filename is None:
                 raise IntegrityError("a file-backed entry has no file name")
@@ -521,6 +626,16 @@ class Disk(DiskcacheHooks):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._directory!r})"
+
+
+def _spread_sample(data: Any) -> Any:
+    """Up to ``_SAMPLE`` items of *data*, from its start, middle and end: a large value's
+    compressibility is judged on more than its first bytes."""
+    if len(data) <= _SAMPLE:
+        return data
+    third = _SAMPLE // 3
+    middle = len(data) // 2
+    return data[:third] + data[middle : middle + third] + data[-third:]
 
 
 def _json_dumps(obj: Any) -> bytes:

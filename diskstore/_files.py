@@ -260,6 +260,26 @@ class FileStore:
             raise IntegrityError(f"value file {name} holds {len(data)} bytes, expected {size}")
         return data
 
+    def open_sized(self, name: str, size: int) -> tuple[BinaryIO, os.stat_result]:
+        """Open a value file unbuffered, checking that it holds exactly *size* bytes."""
+        handle = self.open(name, buffered=False)
+        info = os.fstat(handle.fileno())
+        if info.st_size != size:
+            handle.close()
+            raise IntegrityError(f"value file {name} holds {info.st_size} bytes, expected {size}")
+        return handle, info
+
+    @staticmethod
+    def read_into(handle: BinaryIO, view: memoryview, offset: int) -> None:
+        """Fill *view* from *handle* at *offset* (positional reads: threads may share it)."""
+        fd = handle.fileno()
+        while view:
+            got = os.preadv(fd, [view], offset)
+            if got <= 0:
+                raise IntegrityError("value file is shorter than its row records")
+            view = view[got:]
+            offset += got
+
     # -- removing ---------------------------------------------------------------------------
     def unlink(self, name: str) -> None:
         """Remove a value file; a file already gone is not an error."""

@@ -28,5 +28,6 @@ FLAG_FILE = 8  # payload lives in a value file
 FLAG_ZSTD = 16  # payload is a zstandard frame
 FLAG_SIGNED = 32  # ``sig`` holds the payload's HMAC tag
 FLAG_PINNED = 64  # exempt from eviction until read once (not part of the signature)
+FLAG_OOB = 128  # a pickle with raw out-of-band buffers, signed by chunk (see diskstore._oob)
 #: Where a diskcache-style row keeps diskcache's mode.
 DISKCACHE_MODE_SHIFT = 8

@@ -321,12 +321,18 @@ class FanoutCache:
         expire_time: bool = False,
         tag: bool = False,
         retry: bool = False,
+        *,
+        mmap_mode: str | None = None,
     ) -> Any:
         """Return the value for ``key``, or ``default`` if missing or the shard stayed locked.
 
-        ``expire_time`` and ``tag`` add those fields to the result as in Cache.get.
+        ``expire_time``, ``tag`` and ``mmap_mode`` work as in Cache.get.
         """
         try:
+            if mmap_mode is not None:
+                return self._shard(key).get(
+                    key, default, read, expire_time, tag, retry, mmap_mode=mmap_mode
+                )
             return self._shard(key).get(key, default, read, expire_time, tag, retry)
         except Timeout:
             return default
