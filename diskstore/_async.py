@@ -29,7 +29,7 @@ import os
 import warnings
 from collections.abc import AsyncIterator, Callable, Collection
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from ._async_runner import (
     _TOKEN_PREFIX,
@@ -47,6 +47,10 @@ from ._memoize import (
     MemoizeDecorator,
     memoize,
 )
+from ._memoize_extras import MemoizeExtras
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["DEFAULT_MAX_WORKERS", "AsyncCache"]
 
@@ -192,9 +196,17 @@ class AsyncCache:
         expire_time: bool = False,
         tag: bool = False,
         retry: bool = False,
+        *,
+        mmap_mode: str | None = None,
     ) -> Any:
         """Return the value for *key*, or *default*; see :meth:`Cache.get`."""
         target = self._target
+        if mmap_mode is not None:
+            return await self._runner.read(
+                lambda: target().get(
+                    key, default, read, expire_time, tag, retry, mmap_mode=mmap_mode
+                )
+            )
         return await self._runner.read(
             lambda: target().get(key, default, read, expire_time, tag, retry)
         )
@@ -442,6 +454,7 @@ class AsyncCache:
         store_if: Callable[[Any], object] | None = None,
         single_flight: bool = True,
         lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+        **extras: Unpack[MemoizeExtras],
     ) -> MemoizeDecorator:
         """Memoize a function in this cache, as :meth:`Cache.memoize` does.
 
@@ -463,6 +476,7 @@ class AsyncCache:
             store_if=store_if,
             single_flight=single_flight,
             lock_timeout=lock_timeout,
+            **extras,
         )
 
     # -- lifecycle --------------------------------------------------------------------------

@@ -49,11 +49,11 @@ class FunctionsMixin(CacheBase):
             only_if_missing=False, fn=self._function_id(function),
         )  # fmt: skip
 
-    def _memo_lookup(self, key: Any) -> Any:
+    def _memo_lookup(self, key: Any, mmap_mode: str | None = None) -> Any:
         """Read *key* without counting a hit or miss (the second look of a single flight)."""
         db_key, raw = self._disk.put(key)
         return self._get_plain(  # type: ignore[attr-defined]
-            key, db_key, raw, ENOVAL, False, False, False, True, count=False
+            key, db_key, raw, ENOVAL, False, False, False, True, count=False, mmap_mode=mmap_mode
         )
 
     def _memo_count(self, function: str) -> int:

@@ -25,18 +25,30 @@ import asyncio
 import functools
 import inspect
 import math
-import threading
-from collections.abc import Awaitable, Callable, Collection, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Coroutine
+from dataclasses import dataclass, field
 from numbers import Real
-from typing import Any, Concatenate, NamedTuple, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
-from ._backend import Backend, flight_locks
+from . import _refresh
+from ._backend import flight_locks
 from ._constants import ENOVAL
 from ._funckey import KeyBuilder
 from ._hashing import stable_hash
+from ._hooks import Reporter
+from ._memoize_extras import Extras, MemoizeExtras, check_extras, check_seconds
+from ._memoize_types import (
+    AsyncMemoizedFunction,
+    BoundMemoizedFunction,
+    CacheInfo,
+    MemoizedFunction,
+    SupportsMemoize,
+)
 from ._singleflight import SingleFlight
 from ._sourcehash import source_hash
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
@@ -60,130 +72,6 @@ R_co = TypeVar("R_co", covariant=True)
 DEFAULT_LOCK_TIMEOUT = 60.0
 
 
-class CacheInfo(NamedTuple):
-    """Statistics of one memoized function, shaped like :func:`functools.lru_cache`'s.
-
-    ``hits`` and ``misses`` count this process's calls since the last ``cache_clear()``: a
-    miss is a call that ran the function, a hit one answered without running it (from the
-    cache, or by waiting for a concurrent call that ran it). ``currsize`` is the number of
-    entries stored for the function, by every process. ``maxsize`` is always ``None``: the
-    cache's own size limit and eviction policy bound the entries.
-    """
-
-    hits: int
-    misses: int
-    maxsize: int | None
-    currsize: int
-
-
-#: What memoize needs from a cache (see :mod:`diskstore._backend`).
-SupportsMemoize = Backend
-
-
-class BoundMemoizedFunction(Protocol[P, R_co]):
-    """A memoized function reached through an instance (``obj.method``).
-
-    Calls bind the instance; of the management methods only those that take no call
-    arguments are offered here, since the others are not bound (see MemoizedFunction).
-    """
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
-
-    def cache_info(self) -> CacheInfo: ...
-
-    def cache_clear(self) -> int: ...
-
-    def cache_parameters(self) -> dict[str, Any]: ...
-
-
-class MemoizedFunction(Protocol[P, R]):
-    """A memoized function: call it like the original, plus the cache-management methods.
-
-    For a method memoized in its class body, the methods below that take the call's
-    arguments take ``self`` too: ``Class.method.cache_delete(obj, 1)``.
-    """
-
-    __wrapped__: Callable[P, R]
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
-
-    @overload
-    def __get__(
-        self, instance: None, owner: type[Any] | None = None, /
-    ) -> MemoizedFunction[P, R]: ...
-
-    @overload
-    def __get__(
-        self: MemoizedFunction[Concatenate[S, P2], R],
-        instance: S,
-        owner: type[Any] | None = None,
-        /,
-    ) -> BoundMemoizedFunction[P2, R]: ...
-
-    def __cache_key__(self, *args: P.args, **kwargs: P.kwargs) -> tuple[Any, ...]:
-        """Return the key the call with these arguments reads and writes."""
-        ...
-
-    def uncached(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Call the function without reading or writing the cache."""
-        ...
-
-    def cache_set(self, value: R, /, *args: P.args, **kwargs: P.kwargs) -> None:
-        """Store ``value`` as the result of the call with these arguments."""
-        ...
-
-    def cache_delete(self, *args: P.args, **kwargs: P.kwargs) -> bool:
-        """Remove the stored result of the call with these arguments; True if there was one."""
-        ...
-
-    def cache_info(self) -> CacheInfo:
-        """Return hit/miss counts of this process and the number of stored entries."""
-        ...
-
-    def cache_clear(self) -> int:
-        """Remove every stored result of this function, reset the counts; return how many."""
-        ...
-
-    def cache_parameters(self) -> dict[str, Any]:
-        """Return the options the function was memoized with."""
-        ...
-
-
-class AsyncMemoizedFunction(Protocol[P, T]):
-    """A memoized ``async def`` function; the management methods are synchronous."""
-
-    __wrapped__: Callable[P, Awaitable[T]]
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T]: ...
-
-    @overload
-    def __get__(
-        self, instance: None, owner: type[Any] | None = None, /
-    ) -> AsyncMemoizedFunction[P, T]: ...
-
-    @overload
-    def __get__(
-        self: AsyncMemoizedFunction[Concatenate[S, P2], T],
-        instance: S,
-        owner: type[Any] | None = None,
-        /,
-    ) -> BoundMemoizedFunction[P2, Coroutine[Any, Any, T]]: ...
-
-    def __cache_key__(self, *args: P.args, **kwargs: P.kwargs) -> tuple[Any, ...]: ...
-
-    def uncached(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]: ...
-
-    def cache_set(self, value: T, /, *args: P.args, **kwargs: P.kwargs) -> None: ...
-
-    def cache_delete(self, *args: P.args, **kwargs: P.kwargs) -> bool: ...
-
-    def cache_info(self) -> CacheInfo: ...
-
-    def cache_clear(self) -> int: ...
-
-    def cache_parameters(self) -> dict[str, Any]: ...
-
-
 @dataclass(frozen=True)
 class _Options:
     """Validated decorator options."""
@@ -199,6 +87,7 @@ class _Options:
     store_if: Callable[[Any], object] | None
     single_flight: bool
     lock_timeout: float | None
+    extras: Extras = field(default_factory=Extras)
 
     @property
     def stores(self) -> bool:
@@ -258,6 +147,7 @@ def _options(
     store_if: object,
     single_flight: object,
     lock_timeout: object,
+    extras: Extras,
 ) -> _Options:
     if name is not None and not isinstance(name, str):
         raise TypeError(f"name must be a non-empty str or None, got {name!r}")
@@ -283,6 +173,7 @@ def _options(
         store_if=store_if,
         single_flight=_check_bool("single_flight", single_flight),
         lock_timeout=_check_seconds("lock_timeout", lock_timeout, zero_ok=False),
+        extras=extras,
     )
 
 
@@ -321,6 +212,7 @@ def memoize(
     store_if: Callable[[Any], object] | None = None,
     single_flight: bool = True,
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    **extras: Unpack[MemoizeExtras],
 ) -> MemoizeDecorator:
     """Memoize a function in ``cache``: return a decorator, or the memoized function.
 
@@ -337,6 +229,13 @@ def memoize(
     says no; ``single_flight`` (on by default) makes concurrent misses of one key, in
     threads or processes, run the function once while the others wait up to
     ``lock_timeout`` seconds (``None``: no limit) before computing themselves.
+
+    For heavy results (keyword-only, see :mod:`diskstore._refresh`): ``refresh_after``
+    returns a result older than that many seconds at once and recomputes it once in the
+    background; ``round_trip=True`` returns what the cache gives back even on a miss, so
+    every call returns the same kind of object; ``mmap_mode='r'`` (or ``'c'``) returns
+    numpy arrays memory-mapped from their value files; ``on_hit(key)`` and
+    ``on_miss(key, seconds)`` are called after each hit and each computation.
 
     As in diskcache, passing the function itself as ``name`` (``@cache.memoize`` without
     parentheses) raises ``TypeError``.
@@ -365,6 +264,7 @@ def memoize(
         store_if,
         single_flight,
         lock_timeout,
+        check_extras(extras),
     )
     if not callable(getattr(cache, "get", None)) or not callable(getattr(cache, "set", None)):
         raise TypeError(f"cache must provide get() and set() like diskstore.Cache, got {cache!r}")
@@ -372,29 +272,6 @@ def memoize(
 
 
 # -- building the wrapper ------------------------------------------------------------------
-
-
-class _Stats:
-    """Per-process hit and miss counters; a lock keeps concurrent increments exact."""
-
-    __slots__ = ("hits", "lock", "misses")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def hit(self) -> None:
-        with self.lock:
-            self.hits += 1
-
-    def miss(self) -> None:
-        with self.lock:
-            self.misses += 1
-
-    def reset(self) -> None:
-        with self.lock:
-            self.hits = self.misses = 0
 
 
 def _full_name(func: Callable[..., Any]) -> str:
@@ -423,14 +300,30 @@ class _Memo:
         self.cache = cache
         #: A diskstore cache records which function stored each result (indexed clearing).
         self.native = callable(getattr(cache, "_memo_store", None))
-        self.recheck = cache._memo_lookup if self.native else self.lookup
-        self.stats = _Stats()
+        extras = options.extras
+        self._mmap = {"mmap_mode": extras.mmap_mode} if extras.mmap_mode else {}
+        #: The second look of a single flight, which a diskstore cache leaves out of stats().
+        self.recheck: Callable[[tuple[Any, ...]], Any] = (
+            functools.partial(cache._memo_lookup, **self._mmap) if self.native else self.lookup
+        )
+        self.report = Reporter(self.name, extras.on_hit, extras.on_miss)
+        self.round_trip = extras.round_trip
+        if extras.refresh_after is not None and not callable(getattr(cache, "stored_at", None)):
+            raise TypeError(
+                f"refresh_after needs a cache that records store times (diskstore.Cache), "
+                f"got {cache!r}"
+            )
+        self.refresher = (
+            _refresh.Refresher(self, extras.refresh_after)
+            if extras.refresh_after is not None
+            else None
+        )
         self.flight: SingleFlight | None = None
         if options.single_flight:
             self.flight = SingleFlight(flight_locks(cache), timeout=options.lock_timeout)
 
     def lookup(self, key: tuple[Any, ...]) -> Any:
-        return self.cache.get(key, default=ENOVAL, retry=True)
+        return self.cache.get(key, default=ENOVAL, retry=True, **self._mmap)
 
     def should_store(self, value: object) -> bool:
         store_if = self.options.store_if
@@ -461,15 +354,16 @@ class _Memo:
 
     def info(self) -> CacheInfo:
         currsize = self.cache._memo_count(self.name) if self.native else len(self._own_keys())
-        with self.stats.lock:
-            return CacheInfo(self.stats.hits, self.stats.misses, None, currsize)
+        report = self.report
+        with report.lock:
+            return CacheInfo(report.hits, report.misses, None, currsize, report.saved_seconds)
 
     def clear(self) -> int:
         if self.native:
             removed = int(self.cache._memo_clear(self.name))
         else:
             removed = sum(1 for k in self._own_keys() if self.cache.delete(k, retry=True))
-        self.stats.reset()
+        self.report.reset()
         return removed
 
     def set_result(self, value: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -492,6 +386,9 @@ class _Memo:
             "hash_source": options.hash_source,
             "single_flight": options.single_flight,
             "lock_timeout": options.lock_timeout,
+            "refresh_after": options.extras.refresh_after,
+            "round_trip": options.extras.round_trip,
+            "mmap_mode": options.extras.mmap_mode,
         }
 
 
@@ -499,7 +396,8 @@ def _memoized(cache: Any, func: Callable[..., Any], options: _Options) -> Any:
     if not callable(func):
         raise TypeError(f"memoize decorates callables, got {func!r}")
     memo = _Memo(cache, func, options)
-    wrapper = _async_wrapper(memo) if inspect.iscoroutinefunction(func) else _sync_wrapper(memo)
+    is_async = inspect.iscoroutinefunction(func)
+    wrapper = _async_wrapper(memo) if is_async else _sync_wrapper(memo)
     functools.update_wrapper(wrapper, func)
     build = memo.keys.build
 
@@ -515,6 +413,8 @@ def _memoized(cache: Any, func: Callable[..., Any], options: _Options) -> Any:
     attributes: dict[str, Callable[..., Any]] = {
         "__cache_key__": __cache_key__,
         "uncached": func,
+        "refresh": _caller(memo, None, is_async),
+        "max_age": functools.partial(_max_age, memo, is_async),
         "cache_set": cache_set,
         "cache_delete": cache_delete,
         "cache_info": memo.info,
@@ -526,75 +426,61 @@ def _memoized(cache: Any, func: Callable[..., Any], options: _Options) -> Any:
     return wrapper
 
 
+def _caller(memo: _Memo, max_age: float | None, is_async: bool) -> Callable[..., Any]:
+    """A call accepting stored results at most *max_age* seconds old (None: none at all)."""
+    build = memo.keys.build
+    if is_async:
+
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            return await _refresh.call_async(memo, build(args, kwargs), args, kwargs, max_age)
+
+        return call_async
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return _refresh.call(memo, build(args, kwargs), args, kwargs, max_age)
+
+    return call
+
+
+def _max_age(memo: _Memo, is_async: bool, seconds: float, /) -> Callable[..., Any]:
+    """``f.max_age(seconds)``: the function, taking stored results at most that old."""
+    return _caller(memo, check_seconds("seconds", seconds), is_async)
+
+
 def _sync_wrapper(memo: _Memo) -> Callable[..., Any]:
-    func = memo.func
     build = memo.keys.build
     lookup = memo.lookup
-    stats = memo.stats
-    flight = memo.flight
+    report = memo.report
+    refresher = memo.refresher
+    call = _refresh.call
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         key = build(args, kwargs)
         value = lookup(key)
-        if value is not ENOVAL:
-            stats.hit()
-            return value
-        return missed(key, args, kwargs)
-
-    def missed(key: tuple[Any, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        def compute() -> Any:
-            stats.miss()
-            value = func(*args, **kwargs)
-            if inspect.isawaitable(value):
-                if inspect.iscoroutine(value):
-                    value.close()
-                raise TypeError(
-                    f"{memo.name} returned an awaitable; memoize async functions defined "
-                    "with 'async def' so that the result, not the awaitable, is stored"
-                )
-            if memo.should_store(value):
-                memo.save(key, value)
-            return value
-
-        token = memo.token(key) if flight is not None else None
-        if flight is None or token is None:
-            return compute()
-        value, computed = flight.run(token, functools.partial(memo.recheck, key), compute)
-        if not computed:
-            stats.hit()
+        if value is ENOVAL:
+            return call(memo, key, args, kwargs, math.inf, looked=True)
+        if refresher is not None and refresher.stale(key):
+            refresher.start(key, args, kwargs)
+        report.hit(key)
         return value
 
     return wrapper
 
 
 def _async_wrapper(memo: _Memo) -> Callable[..., Any]:
-    func = memo.func
     build = memo.keys.build
-    stats = memo.stats
-    flight = memo.flight
+    report = memo.report
+    refresher = memo.refresher
+    call = _refresh.call_async
 
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         key = build(args, kwargs)
         value = await asyncio.to_thread(memo.lookup, key)
-        if value is not ENOVAL:
-            stats.hit()
-            return value
-
-        async def compute() -> Any:
-            stats.miss()
-            value = await func(*args, **kwargs)
-            if memo.should_store(value):
-                await asyncio.to_thread(memo.save, key, value)
-            return value
-
-        token = memo.token(key) if flight is not None else None
-        if flight is None or token is None:
-            return await compute()
-        value, computed = await flight.run_async(
-            token, functools.partial(memo.recheck, key), compute
-        )
-        if not computed:
-            stats.hit()
+        if value is ENOVAL:
+            return await call(memo, key, args, kwargs, math.inf, looked=True)
+        if refresher is not None and await asyncio.to_thread(refresher.stale, key):
+            refresher.start_async(key, args, kwargs)
+        report.hit(key)
         return value
 
     return wrapper

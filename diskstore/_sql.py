@@ -136,6 +136,10 @@ SELECT_EXISTS = (
     "SELECT 1 FROM items"
     " WHERE ns = ? AND key = ? AND raw = ? AND (expire_time IS NULL OR expire_time > ?)"
 )
+SELECT_STORE_TIME = (
+    "SELECT store_time FROM items"
+    " WHERE ns = ? AND key = ? AND raw = ? AND (expire_time IS NULL OR expire_time > ?)"
+)
 INSERT_ITEM = (
     "INSERT INTO items (ns, key, raw, store_time, expire_time, access_time, access_count,"
     " tag, mode, size, vsize, filename, value, sig, fn)"

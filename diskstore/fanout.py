@@ -352,6 +352,11 @@ class FanoutCache:
         """Whether an unexpired item for ``key`` exists."""
         return key in self._shard(key)
 
+    def stored_at(self, key: Any, retry: bool = False) -> float | None:
+        """When the value of ``key`` was stored, or None if missing; see Cache.stored_at."""
+        stored: float | None = self._shard(key).stored_at(key, retry)
+        return stored
+
     def pop(
         self,
         key: Any,
@@ -509,8 +514,8 @@ class FanoutCache:
     ) -> None:
         self._shard(key)._memo_store(function, key, value, expire, tag)
 
-    def _memo_lookup(self, key: Any) -> Any:
-        return self._shard(key)._memo_lookup(key)
+    def _memo_lookup(self, key: Any, mmap_mode: str | None = None) -> Any:
+        return self._shard(key)._memo_lookup(key, mmap_mode)
 
     def _memo_count(self, function: str) -> int:
         return sum(shard._memo_count(function) for shard in self._shards)
