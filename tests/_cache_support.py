@@ -156,3 +156,16 @@ def consumer_worker(directory: str, worker: int) -> None:
                 break
             got.append(value)
         cache.set(("got", worker), got, retry=True)
+
+
+def mapped_from(array: Any, path: str) -> bool:
+    """Whether *array*'s memory lies in a mapping of the file *path* (from /proc/self/maps)."""
+    address = array.__array_interface__["data"][0]
+    real = os.path.realpath(path)
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            low, high = (int(x, 16) for x in fields[0].split("-"))
+            if low <= address < high:
+                return len(fields) >= 6 and fields[5] == real
+    return False

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from _cache_support import mapped_from
 
 import diskstore
 from diskstore import _oob
@@ -50,19 +51,6 @@ def flip(path: str, offset: int) -> None:
         byte = handle.read(1)
         handle.seek(offset)
         handle.write(bytes([byte[0] ^ 1]))
-
-
-def mapped_from(array: np.ndarray, path: str) -> bool:
-    """Whether *array*'s memory lies in a mapping of the file *path* (from /proc/self/maps)."""
-    address = array.__array_interface__["data"][0]
-    real = os.path.realpath(path)
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            fields = line.split()
-            low, high = (int(x, 16) for x in fields[0].split("-"))
-            if low <= address < high:
-                return len(fields) >= 6 and fields[5] == real
-    return False
 
 
 @pytest.fixture(autouse=True)
