@@ -140,6 +140,10 @@ class Bookkeeper:
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
             self.flush(best_effort=True)
 
+    def stores_pending(self) -> bool:
+        """Whether overwrites' store times wait in memory (see ``Cache.stored_at``)."""
+        return bool(self._stored)
+
     def pending(self) -> bool:
         return bool(self.hits or self.misses or self._access or self._stored)
 

@@ -94,6 +94,11 @@ def _stored(memo: Memo, key: tuple[Any, ...], value: Any) -> Any:
     if not memo.should_store(value):
         return value
     memo.save(key, value)
+    # An overwrite's store time is written lazily; reading it writes it, so that other
+    # processes judge the new result's age right once the single-flight lock is released.
+    stored_at = getattr(memo.store, "stored_at", None)
+    if stored_at is not None:
+        stored_at(key, retry=True)
     if memo.round_trip:
         reloaded = memo.recheck(key)
         if reloaded is not ENOVAL:

@@ -91,8 +91,9 @@ def test_a_failing_refresh_keeps_the_old_value_and_is_logged(
     with caplog.at_level(logging.WARNING, logger="diskstore"):
         assert f(4) == 8
         join_refreshes()
-    assert f(4) == 8
     (record,) = [r for r in caplog.records if r.name == "diskstore"]
+    assert f(4) == 8  # still stale, still the old value (another refresh fails)
+    join_refreshes()
     assert record.levelno == logging.WARNING and "failed" in record.getMessage()
     assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
 
@@ -165,6 +166,22 @@ def test_processes_share_one_refresh_of_a_stale_result(tmp_path: Path) -> None:
     assert len(log.read_text().split()) == 1  # exactly one refresh ran
     with diskstore.Cache(directory) as cache:
         assert memoize(cache, name="swr")(lambda x: -1)(1) == 101
+
+
+def test_stored_at_is_exact_after_an_overwrite_in_every_process(
+    cache_dir: str, clock: Clock
+) -> None:
+    with diskstore.Cache(cache_dir) as writer, diskstore.Cache(cache_dir) as reader:
+        assert writer.stored_at("k") is None
+        writer.set("k", 1)
+        first = clock.now
+        clock.advance(100)
+        writer.set("k", 2)  # an overwrite: its store time is written lazily
+        assert writer.stored_at("k") == clock.now
+        assert reader.stored_at("k") == clock.now != first
+        writer.set("gone", 1, expire=1)
+        clock.advance(2)
+        assert reader.stored_at("gone") is None
 
 
 # -- per-call control -------------------------------------------------------------------------
