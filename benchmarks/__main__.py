@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import engines, report, targets, workloads
+from benchmarks import engines, heavy, report, targets, workloads
 from benchmarks.context import Context
 from benchmarks.multiproc import PROCESSES
 from benchmarks.results import RunResult, WorkloadResult
@@ -156,6 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.save(output)
     print(report.table(run, outcomes))
     print()
+    comparison = heavy.tables(run)
+    if comparison:
+        print("median ms; ratios are diskstore over each engine (below 1: diskstore is faster)")
+        print(comparison)
+        print()
     print(report.summary(outcomes))
     print(f"results written to {output}")
     failures = report.failed_checks(run)

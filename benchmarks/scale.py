@@ -30,6 +30,9 @@ class Scale:
     hot_gets: int
     async_bursts: int
     async_burst_size: int
+    large_mb: tuple[int, ...]  # value sizes of large_values (1000: one GiB, full run only)
+    large_rounds: int
+    heavy_array_mb: int  # the array result of memoize_heavy
 
 
 FULL = Scale(
@@ -50,6 +53,9 @@ FULL = Scale(
     hot_gets=100_000,
     async_bursts=20,
     async_burst_size=1000,
+    large_mb=(10, 100, 1000),
+    large_rounds=5,
+    heavy_array_mb=100,
 )
 
 QUICK = Scale(
@@ -70,6 +76,9 @@ QUICK = Scale(
     hot_gets=20_000,
     async_bursts=6,
     async_burst_size=1000,
+    large_mb=(10, 100),
+    large_rounds=3,
+    heavy_array_mb=100,
 )
 
 SMOKE = Scale(
@@ -90,6 +99,9 @@ SMOKE = Scale(
     hot_gets=100,
     async_bursts=2,
     async_burst_size=50,
+    large_mb=(1,),
+    large_rounds=2,
+    heavy_array_mb=2,
 )
 
 SCALES = {scale.name: scale for scale in (FULL, QUICK, SMOKE)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks import extras, parallel, remote, single
+from benchmarks import extras, heavy, parallel, remote, single
 from benchmarks.context import Context
 from benchmarks.results import WorkloadResult
 
@@ -41,6 +41,8 @@ WORKLOADS = (
     Workload("hot_get", extras.hot_get),
     Workload("async_burst", extras.async_burst),
     Workload("redis", remote.redis_workload),
+    Workload("large_values", heavy.large_values),
+    Workload("memoize_heavy", heavy.memoize_heavy),
 )
 NAMES = tuple(workload.name for workload in WORKLOADS)
 

@@ -363,7 +363,10 @@ class Disk(DiskcacheHooks):
         # The buffers are hashed in other threads while this one writes them.
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             digests = pool.submit(
-                _oob.chunk_digests, total, functools.partial(_oob.parts_between, pieces)
+                _oob.chunk_digests,
+                total,
+                len(pieces[0]) + len(pieces[1]),  # header and stream
+                functools.partial(_oob.parts_between, pieces),
             )
             pending = self.files.write(pieces)
             sig = self._chunk_tag(prefix, digests.result(), total)

@@ -10,10 +10,10 @@ with every buffer starting on a 64-byte boundary, uncompressed. Reading it back 
 into memory allocated once (or one ``mmap``), and unpickling hands the buffers back to numpy,
 which wraps them without copying.
 
-Signing covers every byte of the file, but not as one sequential HMAC: the file is cut into
-fixed 1 MiB chunks, each chunk is hashed with SHA-256 (in threads, since ``hashlib``
-releases the GIL), and the tag is the HMAC of the row prefix, the chunk digests and the
-length. That runs at several times the speed of one HMAC stream on a machine with spare
+Signing covers every byte of the file, but not as one sequential HMAC: the header and
+pickle stream form the first chunk, the rest of the file is cut into fixed 1 MiB chunks,
+each chunk is hashed with SHA-256 (in threads, since ``hashlib`` releases the GIL), and the
+tag is the HMAC of the row prefix, the chunk digests and the length. That runs at several times the speed of one HMAC stream on a machine with spare
 cores, and lets a memory-mapped read skip rehashing the buffer chunks of a file it already
 verified (see :class:`VerifiedFiles`).
 """
@@ -48,6 +48,7 @@ HASH_CHUNK = 1 << 20
 #: Payloads from this size on are hashed (and read) by several threads.
 PARALLEL_MIN = 16 << 20
 _MAX_BUFFERS = 1 << 20
+_CPUS = os.cpu_count() or 1
 
 Buffer = bytes | bytearray | memoryview
 #: Checks the chunk digests of a file against its row's tag; raises ``IntegrityError``.
@@ -155,26 +156,34 @@ def parts_between(pieces: Sequence[bytes | memoryview], start: int, end: int) ->
 
 
 def chunk_digests(
-    total: int, parts: Callable[[int, int], Sequence[Buffer]], skip: frozenset[int] = frozenset()
+    total: int,
+    head: int,
+    parts: Callable[[int, int], Sequence[Buffer]],
+    skip: frozenset[int] = frozenset(),
 ) -> list[bytes | None]:
-    """SHA-256 of each ``HASH_CHUNK`` slice of a payload of *total* bytes.
+    """SHA-256 of each chunk of a file of *total* bytes whose header and stream take *head*.
 
-    ``parts(start, end)`` returns the bytes of one slice (it may read them first, so a
-    read and its hash run in the same thread while the data is still in cache). Chunks in
-    *skip* are not hashed (their digest is ``None``). Large payloads use several threads.
+    Chunk 0 is the header and pickle stream, so rechecking it alone is cheap; the rest of
+    the file follows in ``HASH_CHUNK`` slices. ``parts(start, end)`` returns the bytes of
+    one slice (it may read them first, so a read and its hash run in the same thread while
+    the data is still in cache). Chunks in *skip* are not hashed (their digest is
+    ``None``). Large files use several threads.
     """
+    head = min(max(head, 0), total)
+    bounds = [(0, head)] + [
+        (start, min(total, start + HASH_CHUNK)) for start in range(head, total, HASH_CHUNK)
+    ]
 
     def digest(index: int) -> bytes | None:
         if index in skip:
             return None
-        start = index * HASH_CHUNK
         hasher = hashlib.sha256()
-        for part in parts(start, min(total, start + HASH_CHUNK)):
+        for part in parts(*bounds[index]):
             hasher.update(part)
         return hasher.digest()
 
-    count = max(1, -(-total // HASH_CHUNK))
-    workers = min(os.cpu_count() or 1, 4, count)
+    count = len(bounds)
+    workers = min(_CPUS, 4, count)
     if total < PARALLEL_MIN or workers < 2:
         return [digest(i) for i in range(count)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
@@ -184,9 +193,9 @@ def chunk_digests(
 class VerifiedFiles:
     """Chunk digests of buffer files this process verified, keyed by what a write changes.
 
-    A memory-mapped read of a file verified before rehashes only the chunks holding the
-    header and pickle stream (the part that could run code) and reuses the recorded digests
-    of the buffer chunks, provided the file's device, inode, size, modification and status
+    A read of a file verified before rehashes only its first chunk, the header and pickle
+    stream (the part that could run code), and reuses the recorded digests of the buffer
+    chunks, provided the file's device, inode, size, modification and status
     change times are unchanged: any write to the file moves its status change time, which
     no one can set back. Files changed less than ``settle`` seconds before they were
     verified are not recorded, so a write in the same clock tick cannot go unnoticed.
@@ -244,11 +253,10 @@ def _merge(
     size: int, head: int, parts: Callable[[int, int], Sequence[Buffer]], known: list[bytes | None]
 ) -> list[bytes | None]:
     """Digests of a file verified before: the head chunks rehashed, the others recorded."""
-    head_chunks = frozenset(range(0, (head - 1) // HASH_CHUNK + 1))
-    skip = frozenset(range(len(known))) - head_chunks
-    fresh = chunk_digests(size, parts, skip)
+    skip = frozenset(range(1, len(known)))
+    fresh = chunk_digests(size, head, parts, skip)
     if len(fresh) != len(known):
-        return chunk_digests(size, parts)
+        return chunk_digests(size, head, parts)
     return [known[i] if i in skip else fresh[i] for i in range(len(fresh))]
 
 
@@ -283,7 +291,9 @@ def load(
 
         if check is not None:
             digests = (
-                chunk_digests(size, parts) if known is None else _merge(size, head, parts, known)
+                chunk_digests(size, head, parts)
+                if known is None
+                else _merge(size, head, parts, known)
             )
             check(digests)
     else:
@@ -294,14 +304,14 @@ def load(
             FileStore.read_into(handle, view, 0)
             same = VerifiedFiles.identity(os.fstat(handle.fileno())) == VerifiedFiles.identity(info)
             whole = lambda start, end: (view[start:end],)  # noqa: E731
-            check(_merge(size, head, whole, known) if same else chunk_digests(size, whole))
+            check(_merge(size, head, whole, known) if same else chunk_digests(size, head, whole))
         else:
 
             def fill(start: int, end: int) -> tuple[memoryview]:
                 FileStore.read_into(handle, view[start:end], start)
                 return (view[start:end],)
 
-            digests = chunk_digests(size, fill)
+            digests = chunk_digests(size, head, fill)
             check(digests)
         stream_view = view[:head]
     if check is not None and known is None:

@@ -39,6 +39,8 @@ WORKLOADS = (
     "hot_get",
     "async_burst",
     "redis",
+    "large_values",
+    "memoize_heavy",
 )
 OPS = {
     "mixed": {"get", "set", "delete"},
