@@ -13,9 +13,10 @@ which wraps them without copying.
 Signing covers every byte of the file, but not as one sequential HMAC: the header and
 pickle stream form the first chunk, the rest of the file is cut into fixed 1 MiB chunks,
 each chunk is hashed with SHA-256 (in threads, since ``hashlib`` releases the GIL), and the
-tag is the HMAC of the row prefix, the chunk digests and the length. That runs at several times the speed of one HMAC stream on a machine with spare
-cores, and lets a memory-mapped read skip rehashing the buffer chunks of a file it already
-verified (see :class:`VerifiedFiles`).
+tag is the HMAC of the row prefix, the chunk digests and the length. That runs at several
+times the speed of one HMAC stream on a machine with spare cores, and lets a read skip
+rehashing the buffer chunks of a file this process already verified (see
+:class:`VerifiedFiles`).
 """
 
 from __future__ import annotations
@@ -174,20 +175,23 @@ def chunk_digests(
         (start, min(total, start + HASH_CHUNK)) for start in range(head, total, HASH_CHUNK)
     ]
 
-    def digest(index: int) -> bytes | None:
-        if index in skip:
-            return None
+    def digest(index: int) -> bytes:
         hasher = hashlib.sha256()
         for part in parts(*bounds[index]):
             hasher.update(part)
         return hasher.digest()
 
-    count = len(bounds)
-    workers = min(_CPUS, 4, count)
-    if total < PARALLEL_MIN or workers < 2:
-        return [digest(i) for i in range(count)]
+    digests: list[bytes | None] = [None] * len(bounds)
+    wanted = [i for i in range(len(bounds)) if i not in skip]
+    workers = min(_CPUS, 4, len(wanted))
+    if sum(bounds[i][1] - bounds[i][0] for i in wanted) < PARALLEL_MIN or workers < 2:
+        for index in wanted:
+            digests[index] = digest(index)
+        return digests
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(digest, range(count)))
+        for index, value in zip(wanted, pool.map(digest, wanted), strict=True):
+            digests[index] = value
+    return digests
 
 
 class VerifiedFiles:

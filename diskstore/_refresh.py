@@ -89,15 +89,18 @@ def fresh_lookup(
     return lookup
 
 
-def _stored(memo: Memo, key: tuple[Any, ...], value: Any) -> Any:
-    """Store *value* if it should be; with ``round_trip``, return it as it reads back."""
+def _stored(memo: Memo, key: tuple[Any, ...], value: Any, overwrite: bool) -> Any:
+    """Store *value* if it should be; with ``round_trip``, return it as it reads back.
+
+    *overwrite* says a stored result is likely replaced (a refresh, or one too old).
+    """
     if not memo.should_store(value):
         return value
     memo.save(key, value)
-    # An overwrite's store time is written lazily; reading it writes it, so that other
-    # processes judge the new result's age right once the single-flight lock is released.
     stored_at = getattr(memo.store, "stored_at", None)
-    if stored_at is not None:
+    if overwrite and stored_at is not None:
+        # An overwrite's store time is written lazily; reading it writes it, so other
+        # processes judge the new result's age right once the single-flight lock is free.
         stored_at(key, retry=True)
     if memo.round_trip:
         reloaded = memo.recheck(key)
@@ -144,7 +147,7 @@ def call(
         seconds = time.perf_counter() - start
         _not_awaitable(memo, value)
         (report.refreshed if refresh else report.miss)(key, seconds)
-        return _stored(memo, key, value)
+        return _stored(memo, key, value, refresh or max_age != math.inf)
 
     flight = memo.flight
     token = memo.token(key) if flight is not None else None
@@ -179,7 +182,7 @@ async def call_async(
         value = await memo.func(*args, **kwargs)
         seconds = time.perf_counter() - start
         (report.refreshed if refresh else report.miss)(key, seconds)
-        return await asyncio.to_thread(_stored, memo, key, value)
+        return await asyncio.to_thread(_stored, memo, key, value, refresh or max_age != math.inf)
 
     flight = memo.flight
     token = memo.token(key) if flight is not None else None
