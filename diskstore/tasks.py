@@ -18,9 +18,12 @@ counter). The namespace ``"task-registry"`` lists the task names, so ``entries()
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
+import os
 import pickle
 import reprlib
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -31,6 +34,9 @@ import cloudpickle
 
 from ._constants import ENOVAL
 from ._hashing import stable_hash
+from ._hooks import logger
+from ._memoize_extras import check_seconds
+from ._singleflight import SingleFlight
 
 __all__ = ["TaskCache", "TaskEntry"]
 
@@ -122,6 +128,12 @@ class TaskCache:
             raise TypeError(f"cache must support namespace() like diskstore.Cache, got {cache!r}")
         self._cache = cache
         self._registry = cache.namespace(_REGISTRY)
+        self._refreshing: set[str] = set()
+        self._refresh_lock = threading.Lock()
+        directory = getattr(cache, "directory", None)
+        self._flight = SingleFlight(
+            os.path.join(os.fspath(directory), "locks") if directory else None, timeout=None
+        )
 
     @property
     def cache(self) -> Any:
@@ -216,6 +228,52 @@ class TaskCache:
         self._store(name, label, digest, outputs, compute_seconds)
         return digest
 
+    def _age(self, task_name: str, version: str, digest: str) -> float | None:
+        meta = self._namespace(task_name).get(("meta", version, digest), retry=True)
+        if not isinstance(meta, dict) or not isinstance(meta.get("created"), (int, float)):
+            return None
+        return max(0.0, time.time() - float(meta["created"]))
+
+    def _revalidate(
+        self, task_name: str, version: str, digest: str, after: float, run: Callable[[], Any]
+    ) -> None:
+        """Recompute a stale result in a thread: once per process, once across processes.
+
+        Under the single-flight lock the age is read again, so a result another process
+        refreshed meanwhile is left alone. A failure keeps the stored result and is logged.
+        """
+        token = hashlib.sha256(f"task\0{task_name}\0{version}\0{digest}".encode()).hexdigest()
+        with self._refresh_lock:
+            if token in self._refreshing:
+                return
+            self._refreshing.add(token)
+
+        def fresh() -> Any:
+            age = self._age(task_name, version, digest)
+            return True if age is not None and age < after else ENOVAL
+
+        def refresh() -> None:
+            try:
+                self._flight.run(token, fresh, run)
+            except Exception:
+                logger.warning(
+                    "refresh of task %s (input hash %s) failed; the stored result is kept",
+                    task_name,
+                    digest,
+                    exc_info=True,
+                )
+            finally:
+                with self._refresh_lock:
+                    self._refreshing.discard(token)
+
+        thread = threading.Thread(target=refresh, name="diskstore-refresh")
+        try:
+            thread.start()
+        except BaseException:
+            with self._refresh_lock:
+                self._refreshing.discard(token)
+            raise
+
     def _lookup(self, task_name: str, version: str, digest: str) -> Any:
         namespace = self._namespace(task_name)
         blob = namespace.get(("outputs", version, digest), default=ENOVAL, retry=True)
@@ -301,15 +359,19 @@ class TaskCache:
         version: str | int,
         name: str | None = None,
         ignore: Collection[str] = (),
+        refresh_after: float | None = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorate a function so its results are stored as task results.
 
         The call's arguments are bound to the signature (defaults applied) and become the
         named inputs; ``ignore`` lists parameters left out (a ``verbose`` flag, a logger).
         ``name`` defaults to the function's ``module.qualname``. The run time is recorded
-        as ``compute_seconds``.
+        as ``compute_seconds``. With ``refresh_after``, a result older than that many
+        seconds is returned at once and recomputed once in a background thread, as
+        ``memoize(refresh_after=...)`` does.
         """
         label = _check_version(version)
+        after = None if refresh_after is None else check_seconds("refresh_after", refresh_after)
         ignored = _check_names("ignore", ignore)
         if name is not None:
             _check_task_name(name)
@@ -333,12 +395,20 @@ class TaskCache:
                 inputs = _bind(signature, kinds, args, kwargs)
                 digest = self.input_hash(inputs, ignored)
                 found = self._lookup(task_name, label, digest)
-                if found is not ENOVAL:
-                    return found  # type: ignore[no-any-return]
-                start = time.perf_counter()
-                outputs = func(*args, **kwargs)
-                self._store(task_name, label, digest, outputs, time.perf_counter() - start)
-                return outputs
+
+                def run() -> R:
+                    start = time.perf_counter()
+                    outputs = func(*args, **kwargs)
+                    self._store(task_name, label, digest, outputs, time.perf_counter() - start)
+                    return outputs
+
+                if found is ENOVAL:
+                    return run()
+                if after is not None:
+                    age = self._age(task_name, label, digest)
+                    if age is not None and age >= after:
+                        self._revalidate(task_name, label, digest, after, run)
+                return found  # type: ignore[no-any-return]
 
             setattr(wrapper, "task_name", task_name)  # noqa: B010 - not a declared attribute
             setattr(wrapper, "version", label)  # noqa: B010

@@ -293,3 +293,62 @@ def test_results_are_found_from_another_process_with_another_hash_seed(tmp_path:
             check=True,
         )
         assert result.stdout.strip() == "{'rows': 10}"
+
+
+def _join_refreshes() -> None:
+    for thread in threading.enumerate():
+        if thread.name == "diskstore-refresh":
+            thread.join(60)
+
+
+def test_a_stale_task_result_is_returned_and_refreshed_once_in_background(
+    tmp_path: Path,
+) -> None:
+    release = threading.Event()
+    runs: list[int] = []
+    with TaskCache(str(tmp_path / "tasks")) as tasks:
+
+        @tasks.task(version=1, refresh_after=0.05)
+        def build(n: int) -> int:
+            runs.append(n)
+            if len(runs) > 1:
+                assert release.wait(60)  # the refresh waits until the stale calls returned
+            return len(runs)
+
+        assert build(3) == 1
+        time.sleep(0.1)
+        assert [build(3) for _ in range(4)] == [1, 1, 1, 1]  # none waited for the refresh
+        release.set()
+        _join_refreshes()
+        assert runs == [3, 3]
+        assert build(3) == 2
+
+
+def test_a_failing_task_refresh_keeps_the_result(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fail = False
+    with TaskCache(str(tmp_path / "tasks")) as tasks:
+
+        @tasks.task(version=1, refresh_after=0.05)
+        def build(n: int) -> int:
+            if fail:
+                raise OSError("disk gone")
+            return n * 10
+
+        assert build(2) == 20
+        fail = True
+        time.sleep(0.1)
+        with caplog.at_level("WARNING", logger="diskstore"):
+            assert build(2) == 20
+            _join_refreshes()
+        assert any("failed" in r.getMessage() for r in caplog.records if r.name == "diskstore")
+        fail = False
+        assert build(2) == 20
+        _join_refreshes()
+
+
+def test_task_refresh_after_is_checked(tmp_path: Path) -> None:
+    with TaskCache(str(tmp_path / "tasks")) as tasks:
+        with pytest.raises(ValueError, match="refresh_after must be a finite number"):
+            tasks.task(version=1, refresh_after=-1)
