@@ -61,11 +61,8 @@ __all__ = [
 ]
 
 P = ParamSpec("P")
-P2 = ParamSpec("P2")
 R = TypeVar("R")
 T = TypeVar("T")
-S = TypeVar("S")
-R_co = TypeVar("R_co", covariant=True)
 
 #: Seconds a caller waits for another caller's computation of the same key before computing
 #: itself.
