@@ -97,7 +97,7 @@ def _stored(memo: Memo, key: tuple[Any, ...], value: Any, overwrite: bool) -> An
     if not memo.should_store(value):
         return value
     memo.save(key, value)
-    stored_at = getattr(memo.store, "stored_at", None)
+    stored_at = getattr(memo.cache, "stored_at", None)
     if overwrite and stored_at is not None:
         # An overwrite's store time is written lazily; reading it writes it, so other
         # processes judge the new result's age right once the single-flight lock is free.
