@@ -369,7 +369,9 @@ class Disk(DiskcacheHooks):
                 functools.partial(_oob.parts_between, pieces),
             )
             pending = self.files.write(pieces)
-            sig = self._chunk_tag(prefix, digests.result(), total)
+            known = digests.result()
+            sig = self._chunk_tag(prefix, known, total)
+        pending.on_publish = functools.partial(_oob.verified_files.record_written, digests=known)
         return Stored(mode, None, pending.name, total, total, sig, pending)
 
     def _chunk_tag(self, prefix: bytes, digests: list[bytes | None], total: int) -> bytes:

@@ -18,7 +18,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, Protocol
 
 from ._exceptions import IntegrityError, StorageError, StorageFullError
@@ -50,7 +50,15 @@ class Transform(Protocol):
 class PendingFile:
     """A value file written under its temporary name, waiting to be published."""
 
-    __slots__ = ("dir_fd", "fd", "input_bytes", "name", "published", "stored_bytes")
+    __slots__ = (
+        "dir_fd",
+        "fd",
+        "input_bytes",
+        "name",
+        "on_publish",
+        "published",
+        "stored_bytes",
+    )
 
     def __init__(self, name: str, dir_fd: int, fd: int, stored: int, consumed: int) -> None:
         self.name = name  # final name, relative to the data directory
@@ -59,6 +67,8 @@ class PendingFile:
         self.stored_bytes = stored
         self.input_bytes = consumed
         self.published = False
+        #: Called with the file's status once it has its final name.
+        self.on_publish: Callable[[os.stat_result], None] | None = None
 
     def close(self) -> None:
         for attr in ("fd", "dir_fd"):
@@ -202,6 +212,9 @@ class FileStore:
             self.discard(pending)
             raise storage_error(exc, "publishing a value file") from exc
         pending.published = True
+        if pending.on_publish is not None:
+            with contextlib.suppress(OSError):
+                pending.on_publish(os.fstat(pending.fd))
         pending.close()
 
     def discard(self, pending: PendingFile) -> None:

@@ -228,6 +228,19 @@ class VerifiedFiles:
             while len(self._entries) > self._capacity:
                 self._entries.popitem(last=False)
 
+    def record_written(self, info: os.stat_result, digests: list[bytes | None]) -> None:
+        """Record the digests of a file this process has just written and published.
+
+        The writer hashed what it wrote, so its own later reads need not hash the buffers
+        again. Unlike :meth:`record` this cannot wait for the status change time to settle:
+        a change made within the same clock tick as the publication (a few milliseconds)
+        would go unnoticed by this process, never by others, and never in the pickle stream.
+        """
+        with self._lock:
+            self._entries[self.identity(info)] = digests
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
