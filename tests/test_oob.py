@@ -46,8 +46,8 @@ def value_path(cache: diskstore.Cache, key: str) -> str:
 
 
 def flip(path: str, offset: int) -> None:
-    # A file system with coarse timestamps gives a change in the clock tick of the write
-    # the same status change time; the writer trusts its own digests only after that tick.
+    # On a file system with coarse timestamps, a change in the clock tick of the write keeps
+    # the status change time the writer's remembered digests are keyed by (record_written).
     time.sleep(0.02)
     with open(path, "r+b") as handle:
         handle.seek(offset)
