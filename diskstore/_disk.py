@@ -381,7 +381,7 @@ class Disk(DiskcacheHooks):
 
     def _fetch_oob(
         self, mode: int, filename: str | None, ns: int, db_key: Any, raw: bool,
-        sig: bytes | None, size: int, mmap_mode: str | None,
+        sig: bytes | None, size: int, mmap_mode: str | None, unpickle: bool = True,
     ) -> Any:  # fmt: skip
         """Load a pickle with out-of-band buffers, verified; mapped from the file if asked."""
         if mode & KIND_MASK != KIND_PICKLE or not mode & FLAG_FILE or filename is None:
@@ -400,7 +400,7 @@ class Disk(DiskcacheHooks):
         handle, info = self.files.open_sized(filename, size)
         with handle:
             access = MMAP_MODES[mmap_mode] if mmap_mode is not None else None
-            return _oob.load(handle, info, size, access, check)
+            return _oob.load(handle, info, size, access, check, unpickle=unpickle)
 
     def _store_serialized(self, data: bytes, ns: int, db_key: Any, raw: bool) -> Stored:
         vsize = len(data)
@@ -556,7 +556,7 @@ class Disk(DiskcacheHooks):
         if mode & FLAG_OOB:
             if filename is None:
                 raise IntegrityError("a file-backed entry has no file name")
-            self._fetch_oob(mode, filename, ns, db_key, raw, sig, size, "r")
+            self._fetch_oob(mode, filename, ns, db_key, raw, sig, size, "r", unpickle=False)
             return self.files.read(filename, size)
         if mode & FLAG_FILE:
             if filename is None:

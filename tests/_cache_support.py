@@ -169,3 +169,12 @@ def mapped_from(array: Any, path: str) -> bool:
             if low <= address < high:
                 return len(fields) >= 6 and fields[5] == real
     return False
+
+
+def join_refreshes() -> None:
+    """Wait for the background refresh threads memoize and TaskCache started."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name == "diskstore-refresh":
+            thread.join(60)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from typing import Any
 
 import pytest
-from _cache_support import install_clock
+from _cache_support import install_clock, join_refreshes
 
 import diskstore
 from diskstore import memoize
@@ -89,9 +88,7 @@ def test_refreshes_are_logged(
     clock.advance(2)
     with caplog.at_level(logging.DEBUG, logger="diskstore"):
         f(1)
-        for thread in threading.enumerate():
-            if thread.name == "diskstore-refresh":
-                thread.join(60)
+        join_refreshes()
     assert len(records(caplog, "memoize refresh")) == 1
     assert len(records(caplog, "memoize hit")) == 1
 

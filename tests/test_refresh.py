@@ -16,16 +16,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _cache_support import SPAWN, Clock, install_clock, mapped_from
+from _cache_support import SPAWN, Clock, install_clock, join_refreshes, mapped_from
 
 import diskstore
 from diskstore import memoize
-
-
-def join_refreshes() -> None:
-    for thread in threading.enumerate():
-        if thread.name == "diskstore-refresh":
-            thread.join(60)
 
 
 class Counter:

@@ -16,6 +16,7 @@ import cloudpickle
 import diskcache
 import numpy as np
 import pytest
+from _cache_support import join_refreshes
 
 import diskstore
 from diskstore.tasks import TaskCache, TaskEntry
@@ -295,12 +296,6 @@ def test_results_are_found_from_another_process_with_another_hash_seed(tmp_path:
         assert result.stdout.strip() == "{'rows': 10}"
 
 
-def _join_refreshes() -> None:
-    for thread in threading.enumerate():
-        if thread.name == "diskstore-refresh":
-            thread.join(60)
-
-
 def test_a_stale_task_result_is_returned_and_refreshed_once_in_background(
     tmp_path: Path,
 ) -> None:
@@ -319,7 +314,7 @@ def test_a_stale_task_result_is_returned_and_refreshed_once_in_background(
         time.sleep(0.1)
         assert [build(3) for _ in range(4)] == [1, 1, 1, 1]  # none waited for the refresh
         release.set()
-        _join_refreshes()
+        join_refreshes()
         assert runs == [3, 3]
         assert build(3) == 2
 
@@ -341,11 +336,11 @@ def test_a_failing_task_refresh_keeps_the_result(
         time.sleep(0.1)
         with caplog.at_level("WARNING", logger="diskstore"):
             assert build(2) == 20
-            _join_refreshes()
+            join_refreshes()
         assert any("failed" in r.getMessage() for r in caplog.records if r.name == "diskstore")
         fail = False
         assert build(2) == 20
-        _join_refreshes()
+        join_refreshes()
 
 
 def test_task_refresh_after_is_checked(tmp_path: Path) -> None:
