@@ -245,8 +245,13 @@ class VerifiedFiles:
         with self._lock:
             self._entries.clear()
 
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # a thread holding it at fork does not exist here
+
 
 verified_files = VerifiedFiles()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=verified_files._after_fork)
 
 
 def _allocate(size: int, stream: bytes) -> memoryview:

@@ -221,3 +221,31 @@ def test_values_without_arrays_do_not_import_numpy(cache_dir: str) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "False"
+
+
+REBUILT: list[int] = []
+
+
+def _rebuild(array: np.ndarray) -> np.ndarray:
+    REBUILT.append(1)
+    return array
+
+
+class _Tracked:
+    """Unpickling it is visible in ``REBUILT``."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self.array,))
+
+
+def test_check_verifies_without_unpickling(cache: diskstore.Cache) -> None:
+    cache.set("t", _Tracked(np.arange(BIG, dtype=np.float64)))
+    assert row(cache, "t")[0] & FLAG_OOB
+    REBUILT.clear()
+    assert not cache.check()
+    assert REBUILT == []
+    np.testing.assert_array_equal(cache.get("t"), np.arange(BIG, dtype=np.float64))
+    assert REBUILT == [1]
