@@ -445,22 +445,6 @@ class Cache(
         )
         return bool(rows)
 
-    def stored_at(self, key: Any, retry: bool = False) -> float | None:
-        """When the current value of *key* was stored (``time.time()`` seconds), or None.
-
-        None when the key is missing or expired. Memoize uses it to tell a result's age.
-        Store times of this process's overwrites, normally written back within a second,
-        are written first, so the answer is exact here and in every other process.
-        """
-        bookkeeper = self._shared.bookkeeper
-        if bookkeeper.stores_pending():
-            bookkeeper.flush()
-        db_key, raw = self._disk.put(key)
-        rows = self._store.run(
-            _sql.SELECT_STORE_TIME, (self._ns, db_key, raw, _clock.now()), retry=retry
-        )
-        return float(rows[0][0]) if rows else None
-
     # -- writing ----------------------------------------------------------------------------
     def set(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _sql
+from . import _clock, _sql
 from ._base import CacheBase
 from ._constants import ENOVAL
 from ._exceptions import Timeout
@@ -21,6 +21,22 @@ _CHUNK = 100
 
 class FunctionsMixin(CacheBase):
     """The internal protocol between :mod:`diskstore._memoize` and a cache."""
+
+    def stored_at(self, key: Any, retry: bool = False) -> float | None:
+        """When the current value of *key* was stored (``time.time()`` seconds), or None.
+
+        None when the key is missing or expired. Memoize uses it to tell a result's age.
+        Store times of this process's overwrites, normally written back within a second,
+        are written first, so the answer is exact here and in every other process.
+        """
+        bookkeeper = self._shared.bookkeeper
+        if bookkeeper.stores_pending():
+            bookkeeper.flush()
+        db_key, raw = self._disk.put(key)
+        rows = self._store.run(
+            _sql.SELECT_STORE_TIME, (self._ns, db_key, raw, _clock.now()), retry=retry
+        )
+        return float(rows[0][0]) if rows else None
 
     def _function_id(self, name: str) -> int | None:
         """The id of memoized function *name*, created on first use (None: read-only, new)."""
