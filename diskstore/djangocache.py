@@ -451,8 +451,14 @@ class _MemoStore:
     def _made(self, key: Any) -> Any:
         return self._backend.make_key(key, version=self._version)
 
-    def get(self, key: Any, default: Any = None, *, retry: bool = False) -> Any:
-        return self._backend._cache.get(self._made(key), default, retry=retry)
+    def get(
+        self, key: Any, default: Any = None, *, retry: bool = False, mmap_mode: str | None = None
+    ) -> Any:
+        return self._backend._cache.get(self._made(key), default, retry=retry, mmap_mode=mmap_mode)
+
+    def stored_at(self, key: Any, retry: bool = False) -> float | None:
+        stored: float | None = self._backend._cache.stored_at(self._made(key), retry)
+        return stored
 
     def set(
         self,
@@ -477,8 +483,8 @@ class _MemoStore:
         self._backend._make_room(fanout)
         fanout._memo_store(function, self._made(key), value, expire, tag)
 
-    def _memo_lookup(self, key: Any) -> Any:
-        return self._backend._cache._memo_lookup(self._made(key))
+    def _memo_lookup(self, key: Any, mmap_mode: str | None = None) -> Any:
+        return self._backend._cache._memo_lookup(self._made(key), mmap_mode)
 
     def _memo_count(self, function: str) -> int:
         return self._backend._cache._memo_count(function)
