@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-import os
 import pickle
 import reprlib
 import threading
@@ -32,6 +31,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import cloudpickle
 
+from ._backend import flight_locks
 from ._constants import ENOVAL
 from ._hashing import stable_hash
 from ._hooks import logger
@@ -130,10 +130,7 @@ class TaskCache:
         self._registry = cache.namespace(_REGISTRY)
         self._refreshing: set[str] = set()
         self._refresh_lock = threading.Lock()
-        directory = getattr(cache, "directory", None)
-        self._flight = SingleFlight(
-            os.path.join(os.fspath(directory), "locks") if directory else None, timeout=None
-        )
+        self._flight = SingleFlight(flight_locks(cache), timeout=None)
 
     @property
     def cache(self) -> Any:
