@@ -6,13 +6,12 @@ read, added to and stored again inside the same write transaction.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from . import _clock, _sql
 from ._base import CacheBase
 from ._disk import KIND_NATIVE
-from ._exceptions import CorruptionWarning, IntegrityError
+from ._exceptions import CorruptionWarning, IntegrityError, warn_caller
 
 
 class ArithmeticMixin(CacheBase):
@@ -51,10 +50,10 @@ class ArithmeticMixin(CacheBase):
                         )  # fmt: skip
                     except IntegrityError as exc:
                         # Like any read of a damaged entry: a miss (counting from default).
-                        warnings.warn(
-                            f"dropped cache entry {key!r} in {self._directory}: {exc}",
+                        warn_caller(
+                            f"replaced cache entry {key!r} in {self._directory}, which "
+                            f"failed verification: {exc}",
                             CorruptionWarning,
-                            stacklevel=2,
                         )
                         self._uncount(conn, con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall())
                         live = False

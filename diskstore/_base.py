@@ -9,14 +9,19 @@ from __future__ import annotations
 import contextlib
 import math
 import sqlite3
-import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import _clock, _sql
 from ._bookkeeping import Bookkeeper
 from ._disk import FLAG_PINNED, Disk, Stored
-from ._exceptions import CorruptionWarning, IntegrityError, StorageFullError, Timeout
+from ._exceptions import (
+    CorruptionWarning,
+    IntegrityError,
+    StorageFullError,
+    Timeout,
+    warn_caller,
+)
 from ._memory import MemoryTier
 from ._policies import POLICIES
 from ._reserve import Reserve
@@ -102,33 +107,18 @@ class CacheBase:
     def _miss(cls, default: Any, expire_time: bool, tag: bool) -> Any:
         return cls._shaped(default, None, None, expire_time, tag)
 
-    def _drop_corrupt(
-        self, rowid: int, mode: int, filename: str | None, key: Any, exc: Exception
-    ) -> bool:
-        """Remove an entry that failed verification; False if the row had already changed.
+    def _report_corrupt(self, key: Any, exc: Exception) -> None:
+        """Warn that an entry failed verification; the read is a miss, the entry stays.
 
-        A read-only cache only reports it (the entry stays, and reads as a miss).
+        Nothing is deleted here: a reader with a damaged or foreign entry cannot tell a
+        tampered row from one it merely cannot verify, and deleting on read would let one
+        misconfigured process wipe a shared cache. ``check(fix=True)`` removes such entries.
         """
-        if self._read_only:
-            warnings.warn(
-                f"cache entry {key!r} in {self._directory} failed verification: {exc}",
-                CorruptionWarning,
-                stacklevel=3,
-            )
-            return True
-        with self._store.write(retry=True) as conn:
-            con = conn.con
-            assert con is not None
-            rows = con.execute(_sql.DELETE_ROWID_IF, (rowid, mode, filename)).fetchall()
-            self._uncount(conn, rows)
-        if not rows:
-            return False
-        warnings.warn(
-            f"dropped cache entry {key!r} in {self._directory}: {exc}",
+        warn_caller(
+            f"cache entry {key!r} in {self._directory} failed verification and reads as "
+            f"a miss (check(fix=True) removes it): {exc}",
             CorruptionWarning,
-            stacklevel=3,
         )
-        return True
 
     def _put_row(
         self,
@@ -368,6 +358,4 @@ class CacheBase:
         ns, db_key, raw = params if len(params) == 3 else (0, *params)
         rows = self._store.run(_sql.SELECT_ROW_MODE, (ns, db_key, raw), retry=True)
         if rows:
-            self._drop_corrupt(
-                rows[0][0], rows[0][1], rows[0][2], db_key, IntegrityError("text is not UTF-8")
-            )
+            self._report_corrupt(db_key, IntegrityError("text is not UTF-8"))

@@ -14,10 +14,9 @@ import math
 import os
 import sqlite3
 import tempfile
-import warnings
 from typing import Any
 
-from . import _clock, _memoize, _sql
+from . import _clock, _fingerprint, _memoize, _sql
 from ._arithmetic import ArithmeticMixin
 from ._base import _check_expire, _check_tag, _Shared
 from ._bookkeeping import Bookkeeper
@@ -29,7 +28,14 @@ from ._disk import (
     MMAP_MODES,
     Disk,
 )
-from ._exceptions import CorruptionWarning, IntegrityError, ReadOnlyError, StorageError
+from ._exceptions import (
+    CorruptionWarning,
+    DiskcacheDirectoryWarning,
+    IntegrityError,
+    ReadOnlyError,
+    StorageError,
+    warn_caller,
+)
 from ._functions import FunctionsMixin
 from ._iteration import IterationMixin
 from ._maintenance import MaintenanceMixin
@@ -42,6 +48,9 @@ from ._settings import DEFAULT_SETTINGS, METADATA, NAMES, Settings, check_names,
 from ._signing import SecretArg, Signer, resolve_secret
 from ._store import Store
 from ._tiered import TieredReadMixin
+
+#: The database file of a diskcache directory.
+DISKCACHE_DB = "cache.db"
 
 
 def expand_directory(directory: str | os.PathLike[str]) -> str:
@@ -161,6 +170,13 @@ class Cache(
                 )
         elif not os.path.isdir(directory):
             raise FileNotFoundError(errno.ENOENT, "cache directory does not exist", directory)
+        if os.path.isfile(os.path.join(directory, DISKCACHE_DB)):
+            warn_caller(
+                f"{directory!r} holds a diskcache database ({DISKCACHE_DB}), which diskstore "
+                "does not read; copy its items with Cache(new_directory).import_diskcache("
+                f"{directory!r}, trust=True) or `diskstore migrate {directory} NEW_DIR --trust`",
+                DiskcacheDirectoryWarning,
+            )
         self._directory = directory
         self._timeout = timeout
         self._secret_arg = secret
@@ -180,7 +196,14 @@ class Cache(
         store.pragmas = {n: v for n, v in loaded.as_dict().items() if n.startswith("sqlite_")}
         store.close_idle_connections()  # reopen with the merged pragmas
         self._store = store
-        signer = Signer(resolve_secret(secret) if disk.signed else None)
+        key = resolve_secret(secret) if disk.signed else None
+        if key is not None:
+            try:
+                _fingerprint.reconcile(store, key, secret, read_only=read_only)
+            except BaseException:
+                store.close()
+                raise
+        signer = Signer(key)
         options = {
             **loaded.disk_options(),
             **{name[len("disk_") :]: value for name, value in extra_disk.items()},
@@ -398,12 +421,10 @@ class Cache(
                         mmap_mode=mmap_mode,
                     )  # fmt: skip
                 except IntegrityError as exc:
-                    if self._drop_corrupt(rowid, mode, filename, key, exc):
-                        if bookkeeper.active:
-                            bookkeeper.miss()
-                        return self._miss(default, expire_time, tag)
-                    rows = None
-                    continue  # the row changed under us: read again
+                    self._report_corrupt(key, exc)
+                    if bookkeeper.active:
+                        bookkeeper.miss()
+                    return self._miss(default, expire_time, tag)
             if bookkeeper.active:
                 bookkeeper.hit(rowid, now)
             return self._shaped(value, exp, tg, expire_time, tag)
@@ -592,10 +613,10 @@ class Cache(
                     ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
                 )  # fmt: skip
             except IntegrityError as exc:
-                warnings.warn(
-                    f"dropped cache entry {key!r} in {self._directory}: {exc}",
+                warn_caller(
+                    f"removed cache entry {key!r} in {self._directory}, which failed "
+                    f"verification: {exc}",
                     CorruptionWarning,
-                    stacklevel=2,
                 )
                 return self._miss(default, expire_time, tag)
         return self._shaped(value, exp, tg, expire_time, tag)

@@ -9,6 +9,8 @@ catches them all; each also derives from the built-in a Python user would expect
     ├── CacheClosedError (ValueError)  an AsyncCache was closed and used again
     ├── ForkedTransactionError (RuntimeError) a child forked inside ``transact()`` used it
     ├── ReadOnlyError (PermissionError) a write on a cache opened read-only
+    ├── SecretMismatchError (PermissionError) opened with another secret than it was made with
+    ├── UntrustedDataError (ValueError) importing pickles without ``trust=True``
     ├── StorageError (OSError)         the disk refused a write (full, I/O error)
     │   └── StorageFullError           no space left on the device or database
     ├── IntegrityError                 stored data failed verification
@@ -18,12 +20,17 @@ catches them all; each also derives from the built-in a Python user would expect
     CorruptionWarning (UserWarning)    an entry failed verification and was dropped
     EmptyDirWarning (UserWarning)      ``check`` found an empty value directory
     UnknownFileWarning (UserWarning)   ``check`` found a file the cache does not own
+    DiskcacheDirectoryWarning (UserWarning) a directory holds diskcache's ``cache.db``
 
 ``KeyError``, ``TypeError`` and ``ValueError`` are raised where the mapping protocol and
 argument checking make them the natural choice.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+import warnings
 
 
 class DiskStoreError(Exception):
@@ -62,6 +69,19 @@ class ReadOnlyError(DiskStoreError, PermissionError):
     """A write was attempted on a cache opened read-only (or on a read-only directory)."""
 
 
+class SecretMismatchError(DiskStoreError, PermissionError):
+    """The cache was created with another signing secret than the one this process has.
+
+    Raised when the cache is opened, before anything is read or deleted: entries signed with
+    the other secret would all fail verification. The message names the ways to supply the
+    right secret (``secret=``, ``DISKSTORE_SECRET``, the secret file).
+    """
+
+
+class UntrustedDataError(DiskStoreError, ValueError):
+    """Importing data that only loads by unpickling it unverified, without ``trust=True``."""
+
+
 class StorageError(DiskStoreError, OSError):
     """The operating system or SQLite refused to store data; the transaction was rolled back."""
 
@@ -92,3 +112,29 @@ class EmptyDirWarning(UserWarning):
 
 class UnknownFileWarning(UserWarning):
     """``check()`` found a file in the cache directory that no entry references."""
+
+
+class DiskcacheDirectoryWarning(UserWarning):
+    """A directory opened as a cache holds diskcache's ``cache.db`` (data diskstore cannot read).
+
+    The warning says how to copy the data over: ``Cache.import_diskcache()`` or
+    ``diskstore migrate``.
+    """
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_caller(message: str, category: type[Warning]) -> None:
+    """Warn, attributing the warning to the first caller outside diskstore.
+
+    Read paths reach the point where damage is found through different depths of internal
+    calls, so a fixed ``stacklevel`` would point at diskstore's own files; the warning is
+    only useful at the line of the program that made the call.
+    """
+    level = 2  # the caller of this function
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from . import _sql
 from ._base import _CHUNK, CacheBase, _is_decode_error
-from ._exceptions import CorruptionWarning, DiskStoreError, IntegrityError
+from ._exceptions import CorruptionWarning, DiskStoreError, IntegrityError, warn_caller
 
 
 class IterationMixin(CacheBase):
@@ -21,10 +20,9 @@ class IterationMixin(CacheBase):
             try:
                 yield self._disk.get(row[-2], row[-1])
             except IntegrityError as exc:
-                warnings.warn(
+                warn_caller(
                     f"skipped a cache key in {self._directory}: {exc}",
                     CorruptionWarning,
-                    stacklevel=3,
                 )
 
     def _iter_rowids(self, reverse: bool) -> Iterator[Any]:
@@ -70,10 +68,9 @@ class IterationMixin(CacheBase):
                 try:
                     data = data.decode("utf-8")
                 except UnicodeDecodeError:
-                    warnings.warn(
+                    warn_caller(
                         f"skipped a cache key in {self._directory}: text is not UTF-8",
                         CorruptionWarning,
-                        stacklevel=5,
                     )
                     data = None
             decoded.append((rowid, data, raw))

@@ -6,13 +6,12 @@ key; keys count from 500000000000000 so both ends have room, as in diskcache.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from . import _clock, _sql
 from ._base import CacheBase, _check_expire, _check_tag
 from ._constants import QUEUE_START
-from ._exceptions import CorruptionWarning, IntegrityError
+from ._exceptions import CorruptionWarning, IntegrityError, warn_caller
 
 _QUEUE_SIDES = ("back", "front")
 _INT_QUEUE = (0, 999_999_999_999_999)
@@ -123,10 +122,9 @@ class QueueMixin(CacheBase):
                 except IntegrityError as exc:
                     if not remove:
                         self._uncount(conn, con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall())
-                    warnings.warn(
+                    warn_caller(
                         f"dropped cache entry {key!r} in {self._directory}: {exc}",
                         CorruptionWarning,
-                        stacklevel=3,
                     )
                     continue
             return self._shaped((key, value), exp, tg, expire_time, tag)
@@ -186,10 +184,9 @@ class QueueMixin(CacheBase):
                     )  # fmt: skip
                 except IntegrityError as exc:
                     self._uncount(conn, con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall())
-                    warnings.warn(
+                    warn_caller(
                         f"dropped a cache entry in {self._directory}: {exc}",
                         CorruptionWarning,
-                        stacklevel=2,
                     )
                     continue
             return self._shaped((key, value), exp, tg, expire_time, tag)

@@ -81,6 +81,8 @@ UPSERT_SETTING = (
     "INSERT INTO settings (name, value) VALUES (?, ?)"
     " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
 )
+SELECT_SETTING = "SELECT value FROM settings WHERE name = ?"
+INSERT_SETTING_IF_ABSENT = "INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)"
 SELECT_NAMESPACE = "SELECT id FROM namespaces WHERE name = ?"
 SELECT_FUNCTION = "SELECT id FROM functions WHERE name = ?"
 INSERT_FUNCTION = "INSERT OR IGNORE INTO functions (name) VALUES (?)"
@@ -312,3 +314,21 @@ SELECT_SIGNED_CHUNK = (
     f"SELECT rowid, ns, {_SAFE_KEY}, mode, CAST(value AS BLOB), filename, sig, vsize, size"
     " FROM items WHERE rowid > ? ORDER BY rowid LIMIT ?"
 )
+
+# -- inspection without the secret (diskstore.inspect_cache) -------------------------------
+# Text is read as bytes, so a key or tag that is not UTF-8 is shown rather than fatal.
+INSPECT_CHUNK = (
+    "SELECT i.rowid, i.ns, typeof(i.key), CAST(i.key AS BLOB), i.raw, i.store_time,"
+    " i.expire_time, i.access_time, i.access_count,"
+    " typeof(i.tag), CASE WHEN typeof(i.tag) = 'text' THEN CAST(i.tag AS BLOB) ELSE i.tag END,"
+    " i.mode, i.size, i.vsize, length(i.value)"
+    " FROM items i WHERE i.rowid > ? ORDER BY i.rowid LIMIT ?"
+)
+INSPECT_CHUNK_NS = (
+    "SELECT i.rowid, i.ns, typeof(i.key), CAST(i.key AS BLOB), i.raw, i.store_time,"
+    " i.expire_time, i.access_time, i.access_count,"
+    " typeof(i.tag), CASE WHEN typeof(i.tag) = 'text' THEN CAST(i.tag AS BLOB) ELSE i.tag END,"
+    " i.mode, i.size, i.vsize, length(i.value)"
+    " FROM items i WHERE i.ns = ? AND i.rowid > ? ORDER BY i.rowid LIMIT ?"
+)
+INSPECT_NAMESPACES = "SELECT id, name, count, size FROM namespaces ORDER BY id"

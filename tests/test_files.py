@@ -398,6 +398,8 @@ def test_value_files_of_a_cache_are_opened_without_following_links(tmp_path: Pat
         path.symlink_to(victim)
         with pytest.warns(diskstore.CorruptionWarning, match="'f'"):
             assert cache.get("f", "miss") == "miss"
+        assert "f" in cache  # a read does not delete; check(fix=True) does
+        cache.check(fix=True)
         assert "f" not in cache
         assert not os.path.lexists(path)
     assert victim.read_bytes() == b"not yours"
@@ -427,6 +429,8 @@ def test_tampered_filename_get_is_a_miss_and_the_victim_survives(tmp_path: Path,
     with cache:
         with pytest.warns(diskstore.CorruptionWarning, match="'f'"):
             assert cache.get("f", "miss") == "miss"
+        assert len(cache) == 1  # a read does not delete; check(fix=True) does
+        cache.check(fix=True)
         assert "f" not in cache
         assert len(cache) == 0
     assert victim.read_bytes() == b"keep me"

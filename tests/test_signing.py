@@ -252,15 +252,17 @@ def test_the_environment_secret_is_shared_by_caches(
     with diskstore.Cache(cache_dir, secret=b"team secret") as cache:
         assert cache["k"] == {"a": 1}
     monkeypatch.setenv(ENV_VAR, "another team")
-    with diskstore.Cache(cache_dir) as cache:
-        with pytest.warns(diskstore.CorruptionWarning, match="'k'"):
-            assert cache.get("k") is None
+    with pytest.raises(diskstore.SecretMismatchError, match=f"from the {ENV_VAR} environment"):
+        diskstore.Cache(cache_dir)
 
 
 def _read_in_child(directory: str, key: str, queue: Any) -> None:
     warnings.simplefilter("ignore")
-    with diskstore.Cache(directory) as cache:
-        queue.put(cache.get(key, "miss"))
+    try:
+        with diskstore.Cache(directory) as cache:
+            queue.put(cache.get(key, "miss"))
+    except diskstore.SecretMismatchError:
+        queue.put("refused")
 
 
 @pytest.mark.timeout(120)
@@ -278,7 +280,7 @@ def test_the_user_secret_is_shared_by_a_users_processes(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "other-user"))
     child = SPAWN.Process(target=_read_in_child, args=(cache_dir, "k", queue))
     child.start()
-    assert queue.get(timeout=60) == "miss"
+    assert queue.get(timeout=60) == "refused"
     child.join(30)
 
 
@@ -294,33 +296,77 @@ class Point:
         return hash(self.x)
 
 
-def test_a_cache_opened_with_the_wrong_secret_reads_nothing(
-    cache_dir: str, counting: type[CountingDisk]
-) -> None:
-    values: dict[Any, Any] = {
-        "row": {"a": 1},
-        "compressed": ["x" * 10] * 1000,
-        "file": list(range(BIG)),
-        ("tuple", 1): [None],
-    }
+WRONG_SECRET_VALUES: dict[Any, Any] = {
+    "row": {"a": 1},
+    "compressed": ["x" * 10] * 1000,
+    "file": list(range(BIG)),
+    ("tuple", 1): [None],
+}
+
+
+def _fill_with_right_secret(cache_dir: str) -> None:
     with diskstore.Cache(cache_dir, secret=b"right") as cache:
-        for key, value in values.items():
+        for key, value in WRONG_SECRET_VALUES.items():
             cache.set(key, value)
         cache.set(Point(1), "pickled key")
         cache.set("native", 5)
-    with diskstore.Cache(cache_dir, disk=counting, secret=b"wrong") as cache:
-        for key in values:
+
+
+def _assert_right_secret_reads_everything(cache_dir: str, counting: type[CountingDisk]) -> None:
+    with diskstore.Cache(cache_dir, disk=counting, secret=b"right") as cache:
+        assert cache.check() == []
+        assert list(cache) == [*WRONG_SECRET_VALUES, Point(1), "native"]
+        for key, value in WRONG_SECRET_VALUES.items():
+            assert cache[key] == value
+        assert cache[Point(1)] == "pickled key"
+        assert cache["native"] == 5
+
+
+def test_a_cache_opened_with_the_wrong_secret_is_refused_and_loses_nothing(
+    cache_dir: str, counting: type[CountingDisk]
+) -> None:
+    _fill_with_right_secret(cache_dir)
+    before = sorted(os.listdir(Path(cache_dir) / "data"))
+    for read_only in (False, True):
+        with pytest.raises(diskstore.SecretMismatchError) as raised:
+            diskstore.Cache(cache_dir, disk=counting, secret=b"wrong", read_only=read_only)
+        message = str(raised.value)
+        for way in ("secret=", ENV_VAR, "secret file", "nothing was read or deleted"):
+            assert way in message
+    assert counting.calls == 0
+    assert sorted(os.listdir(Path(cache_dir) / "data")) == before
+    _assert_right_secret_reads_everything(cache_dir, counting)
+
+
+def test_a_cache_without_a_fingerprint_read_with_the_wrong_secret_deletes_nothing(
+    cache_dir: str, counting: type[CountingDisk]
+) -> None:
+    """A cache made before fingerprints were recorded: misses with warnings, no deletion."""
+    _fill_with_right_secret(cache_dir)
+    with contextlib.closing(sqlite3.connect(Path(cache_dir) / "diskstore.db")) as con, con:
+        con.execute("DELETE FROM settings WHERE name = 'secret_fingerprint'")
+    with diskstore.Cache(cache_dir, disk=counting, secret=b"wrong", read_only=True) as cache:
+        for key in WRONG_SECRET_VALUES:
             with pytest.warns(diskstore.CorruptionWarning, match=re.escape(repr(key))):
                 assert cache.get(key, "miss") == "miss"
         assert cache.get(Point(1), "miss") == "miss"  # its stored key bytes differ
         with pytest.warns(diskstore.CorruptionWarning):
-            assert list(cache) == ["native"]  # the pickled key cannot be read back
+            assert list(cache) == [*WRONG_SECRET_VALUES, "native"]  # the pickled key is skipped
         assert cache["native"] == 5
     assert counting.calls == 0
-    with diskstore.Cache(cache_dir, disk=counting, secret=b"right") as cache:
-        assert list(cache) == [Point(1), "native"]  # the right secret still reads the key
-        assert cache[Point(1)] == "pickled key"
-        assert counting.calls == 1  # loading the pickled key
+    _assert_right_secret_reads_everything(cache_dir, counting)
+
+
+def test_a_corruption_warning_points_at_the_callers_line(cache: diskstore.Cache) -> None:
+    cache.set("k", {"a": 1})
+    update(cache, "k", value=flip(row(cache, "k")["value"], -1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cache.get("k")
+        cache["k"] if False else cache.get("k", expire_time=True, tag=True)
+        list(cache.iterkeys())
+    assert [w.category for w in caught] == [diskstore.CorruptionWarning] * 2
+    assert {w.filename for w in caught} == {__file__}
 
 
 def test_signed_entries_are_refused_when_signing_was_off(
@@ -335,7 +381,7 @@ def test_signed_entries_are_refused_when_signing_was_off(
             with pytest.warns(diskstore.CorruptionWarning, match="unsigned"):
                 assert cache.get(key, "miss") == "miss"
         with pytest.warns(diskstore.CorruptionWarning, match="unsigned"):
-            assert list(cache) == []
+            assert list(cache) == ["row", "file"]  # nothing deleted; the pickled key is skipped
     assert counting.calls == 0
 
 
@@ -348,8 +394,12 @@ def test_secret_false_reads_signed_entries_without_checking(cache_dir: str) -> N
 
 # -- tampering ------------------------------------------------------------------------------
 def assert_dropped(cache: diskstore.Cache, key: str, count_before: int) -> None:
+    """A damaged entry reads as a miss, stays until ``check(fix=True)``, and is then gone."""
     with pytest.warns(diskstore.CorruptionWarning, match=repr(key)):
         assert cache.get(key, "miss") == "miss"
+    assert key in cache
+    assert len(cache) == count_before
+    assert diskstore.CorruptionWarning in {w.category for w in cache.check(fix=True)}
     assert key not in cache
     assert len(cache) == count_before - 1
     # Nothing left to report but, possibly, the value file's now empty directory.
@@ -372,7 +422,7 @@ def test_every_flipped_byte_of_a_signed_row_is_a_miss(cache: diskstore.Cache) ->
         update(cache, "k", value=flip(blob, index))
         got, caught = get_quietly(cache, "k")
         assert (got, caught) == ("miss", [diskstore.CorruptionWarning]), index
-        assert "k" not in cache
+        assert "k" in cache  # only check(fix=True) deletes
 
 
 def test_check_reports_a_tampered_row_and_get_drops_it(cache: diskstore.Cache) -> None:
@@ -462,7 +512,7 @@ def test_no_change_to_a_signed_rows_columns_yields_another_value(
         got, caught = get_quietly(cache, "k")
         if got == "miss":
             assert caught == [diskstore.CorruptionWarning], (column, changed)
-            assert "k" not in cache
+            assert "k" in cache
         else:
             assert got == value, (column, changed)
             assert caught == []
@@ -483,6 +533,9 @@ def test_swapping_two_entries_blobs_and_signatures_makes_both_misses(
         assert cache.get("a", "miss") == "miss"
     with pytest.warns(diskstore.CorruptionWarning, match="'b'"):
         assert cache.get("b", "miss") == "miss"
+    assert len(cache) == 2
+    fixed = [w.category for w in cache.check(fix=True)]
+    assert fixed.count(diskstore.CorruptionWarning) == 2
     assert len(cache) == 0
 
 
@@ -520,7 +573,7 @@ def test_pop_and_pull_of_a_tampered_entry_are_misses(cache: diskstore.Cache) -> 
     assert len(cache) == 0
 
 
-def test_a_tampered_entry_in_a_namespace_is_dropped_there(cache: diskstore.Cache) -> None:
+def test_a_tampered_entry_in_a_namespace_is_a_miss_there(cache: diskstore.Cache) -> None:
     view = cache.namespace("ns")
     view.set("k", {"a": 1})
     cache.set("k", {"b": 2})
@@ -529,6 +582,8 @@ def test_a_tampered_entry_in_a_namespace_is_dropped_there(cache: diskstore.Cache
         con.execute("UPDATE items SET value = ? WHERE rowid = ?", (flip(blob, -1), rowid))
     with pytest.warns(diskstore.CorruptionWarning, match="'k'"):
         assert view.get("k", "miss") == "miss"
+    assert len(view) == 1
+    cache.check(fix=True)
     assert len(view) == 0
     assert cache["k"] == {"b": 2}
     assert len(cache) == 1

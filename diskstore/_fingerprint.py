@@ -1,0 +1,69 @@
+"""The fingerprint of a cache's signing secret, recorded so a wrong secret fails at open.
+
+Without it, a process holding another secret (another user, a container, a CI machine that
+made a fresh per-user secret) would see every signed entry fail verification, one read at a
+time. With it, such a process is stopped when it opens the cache, before it reads anything,
+with an error that says how to supply the right secret.
+
+The fingerprint is an HMAC of a fixed label under the secret, so it reveals nothing that a
+signed entry in the same database does not already reveal, and it cannot be used to sign.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+from . import _sql
+from ._exceptions import SecretMismatchError
+from ._signing import ENV_VAR, SecretArg, config_dir
+from ._store import Store
+
+#: Name of the row of the ``settings`` table that holds the fingerprint.
+SETTING = "secret_fingerprint"
+_LABEL = b"diskstore secret fingerprint v1"
+
+
+def fingerprint(key: bytes) -> str:
+    """The fingerprint of the secret *key*: 16 bytes of HMAC-SHA256, as hex."""
+    return hmac.new(key, _LABEL, hashlib.sha256).hexdigest()[:32]
+
+
+def stored_fingerprint(store: Store) -> str | None:
+    """The fingerprint recorded in the cache, or ``None`` (signing never used, or older cache)."""
+    rows = store.run(_sql.SELECT_SETTING, (SETTING,), retry=True)
+    return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
+def _source(secret: SecretArg) -> str:
+    if isinstance(secret, (bytes, bytearray, str)) and not isinstance(secret, bool):
+        return "the secret= argument"
+    if os.environ.get(ENV_VAR):
+        return f"the {ENV_VAR} environment variable"
+    return f"the secret file {config_dir() / 'secret'}"
+
+
+def reconcile(store: Store, key: bytes, secret: SecretArg, *, read_only: bool) -> None:
+    """Record *key*'s fingerprint in a cache that has none; refuse a cache made with another.
+
+    Raises :class:`SecretMismatchError` before anything is read or deleted.
+    """
+    mine = fingerprint(key)
+    recorded = stored_fingerprint(store)
+    if recorded is None and not read_only:
+        with store.write(retry=True, quiet=True) as conn:
+            con = conn.con
+            assert con is not None
+            con.execute(_sql.INSERT_SETTING_IF_ABSENT, (SETTING, mine))
+        recorded = stored_fingerprint(store)
+    if recorded is None or hmac.compare_digest(recorded, mine):
+        return
+    raise SecretMismatchError(
+        f"the cache in {os.path.dirname(store.path)!r} was created with another signing "
+        f"secret (fingerprint {recorded}) than this process has (fingerprint {mine}, from "
+        f"{_source(secret)}); nothing was read or deleted. Open it with the secret it was "
+        f"created with: pass secret=..., set {ENV_VAR}, or put it in the secret file "
+        f"{config_dir() / 'secret'}. To list its keys and metadata without the secret, use "
+        "diskstore.inspect_cache(directory) or the command `diskstore keys DIR --inspect`."
+    )
