@@ -32,6 +32,20 @@ _CHUNK = 100
 T = TypeVar("T")
 
 
+#: No value file is this large; a ``size`` column beyond it was tampered with.
+_SANE_SIZE = 2**53
+
+
+def _sane_row(row: Any) -> bool:
+    """Whether a ``(rowid, mode, value, expire_time)`` row has the column types it must have.
+
+    SQLite does not enforce column types: a tampered ``mode`` or ``expire_time`` holding
+    text must read as a damaged entry, not raise ``TypeError`` in the comparison.
+    """
+    exp = row[3]
+    return type(row[1]) is int and (exp is None or type(exp) is float or type(exp) is int)
+
+
 def _check_expire(expire: Any, now: float) -> float | None:
     if expire is None:
         return None
@@ -265,7 +279,8 @@ class CacheBase:
         for ns, filename, size in rows:
             entry = per_ns.setdefault(ns, [0, 0])
             entry[0] -= 1
-            entry[1] -= size
+            if type(size) is int and 0 <= size < _SANE_SIZE:
+                entry[1] -= size  # a tampered size is left for check() to recount
             if filename is not None:
                 conn.dropped.append(filename)
         for ns, (count, size) in per_ns.items():

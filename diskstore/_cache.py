@@ -18,7 +18,7 @@ from typing import Any
 
 from . import _clock, _fingerprint, _memoize, _sql
 from ._arithmetic import ArithmeticMixin
-from ._base import _check_expire, _check_tag, _Shared
+from ._base import _check_expire, _check_tag, _sane_row, _Shared
 from ._bookkeeping import Bookkeeper
 from ._changes import open_counter
 from ._constants import ENOVAL
@@ -400,6 +400,9 @@ class Cache(
                 rows = self._read_rows(sql, params, retry)
             bookkeeper = self._shared.bookkeeper if count else _QUIET
             now = _clock.now()
+            if rows and not _sane_row(rows[0]):
+                self._report_corrupt(key, IntegrityError("its columns hold values of wrong types"))
+                rows = []
             if not rows or (rows[0][3] is not None and rows[0][3] <= now):
                 if bookkeeper.active:
                     bookkeeper.miss()

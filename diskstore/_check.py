@@ -136,6 +136,8 @@ def _verify_row(
     disk = cache._disk
     try:
         disk.get(db_key, bool(raw))
+        if type(mode) is not int:
+            return f"invalid mode {mode!r}"
         if mode & KIND_MASK == KIND_NATIVE:
             return None
         if mode & KIND_MASK == KIND_DISKCACHE:

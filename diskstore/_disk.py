@@ -34,7 +34,6 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO, ClassVar, NamedTuple
 
-import cloudpickle
 import zstandard
 
 from . import _oob
@@ -70,6 +69,7 @@ from ._modes import (
     MODE_RAW,
     MODE_TEXT,
 )
+from ._pickling import pickle_dumps
 from ._signing import TAG_SIZE, Signer
 
 # Keys SQLite cannot store natively are blobs that start with 0xFF, so they sort after the
@@ -101,6 +101,23 @@ class Stored(NamedTuple):
     vsize: int  # length of the decoded payload
     sig: bytes | None
     pending: PendingFile | None = None  # a value file to publish inside the transaction
+
+
+def _check_columns(mode: Any, filename: Any, sig: Any, vsize: Any, size: Any) -> None:
+    """Refuse a row whose columns hold values of the wrong type or an impossible length.
+
+    SQLite does not enforce column types, so anyone who can write to the database can put
+    text where a length belongs; such a row must be a miss, not a ``TypeError`` in a reader.
+    """
+    if type(mode) is not int or not 0 <= mode < 256:
+        raise IntegrityError(f"an entry has an invalid mode {mode!r}")
+    if filename is not None and type(filename) is not str:
+        raise IntegrityError("an entry's file name is not text")
+    if sig is not None and type(sig) is not bytes:
+        raise IntegrityError("an entry's signature is not bytes")
+    for name, length in (("vsize", vsize), ("size", size)):
+        if type(length) is not int or not 0 <= length <= INT64_MAX:
+            raise IntegrityError(f"an entry's {name} is invalid: {length!r}")
 
 
 def _signature_prefix(ns: int, sigkey: bytes, mode: int) -> bytes:
@@ -179,7 +196,7 @@ class Disk(DiskcacheHooks):
     # -- serializer hooks -------------------------------------------------------------------
     def dumps(self, obj: Any) -> bytes:
         """Serialize a value or key that has no native or canonical form."""
-        return bytes(cloudpickle.dumps(obj, protocol=self.pickle_protocol))
+        return pickle_dumps(obj, protocol=self.pickle_protocol)
 
     def loads(self, data: bytes) -> Any:
         """Inverse of :meth:`dumps`; only ever called on verified payloads."""
@@ -226,7 +243,9 @@ class Disk(DiskcacheHooks):
         """Return the key stored as ``(db_key, raw)``; ``IntegrityError`` if it fails checks."""
         if raw:
             return db_key
-        data = bytes(db_key)
+        if not isinstance(db_key, bytes):
+            raise IntegrityError("a stored key has an unknown encoding")
+        data = db_key
         tag = data[:2]
         if tag == _KEY_SIGNED:
             sig, data = data[2 : 2 + TAG_SIZE], data[2 + TAG_SIZE :]
@@ -516,6 +535,7 @@ class Disk(DiskcacheHooks):
         With *mmap_mode*, the out-of-band buffers of a pickled value (numpy arrays) are
         mapped from the value file instead of read into memory.
         """
+        _check_columns(mode, filename, sig, vsize, size)
         kind = mode & KIND_MASK
         if kind == KIND_NATIVE:
             return value
@@ -533,7 +553,10 @@ class Disk(DiskcacheHooks):
         if kind == KIND_BYTES:
             return data
         if kind == KIND_TEXT:
-            return data.decode("utf-8", "surrogatepass")
+            try:
+                return data.decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError as exc:  # unsigned text can be changed; never raise
+                raise IntegrityError(f"stored text is not UTF-8: {exc}") from exc
         return self.loads(data)
 
     def payload(
@@ -552,6 +575,7 @@ class Disk(DiskcacheHooks):
 
         An out-of-band entry's payload is its whole value file.
         """
+        _check_columns(mode, filename, sig, vsize, size)
         kind = mode & KIND_MASK
         if mode & FLAG_OOB:
             if filename is None:
@@ -563,11 +587,15 @@ class Disk(DiskcacheHooks):
                 raise IntegrityError("a file-backed entry has no file name")
             data = self.files.read(filename, size)
         else:
-            data = bytes(value) if value is not None else b""
+            if value is not None and not isinstance(value, bytes):
+                raise IntegrityError(f"an encoded payload is stored as {type(value).__name__}")
+            data = value if value is not None else b""
             start = _INLINE_HEAD.size + (TAG_SIZE if mode & FLAG_SIGNED else 0)
             if len(data) < start:
                 raise IntegrityError("inline payload is shorter than its header")
             (vsize,) = _INLINE_HEAD.unpack_from(data)
+            if vsize > INT64_MAX:  # no payload is that long; it would not even sign
+                raise IntegrityError(f"inline payload declares an impossible length {vsize}")
             if mode & FLAG_SIGNED:
                 sig = data[_INLINE_HEAD.size : start]
             data = data[start:]

@@ -268,6 +268,9 @@ class FileStore:
         """Read a whole value file, which must hold exactly *size* bytes."""
         # Unbuffered: the whole file lands in one bytes object, with no intermediate copy.
         with self.open(name, buffered=False) as handle:
+            actual = os.fstat(handle.fileno()).st_size
+            if actual != size:  # checked first: a tampered size must not size a buffer
+                raise IntegrityError(f"value file {name} holds {actual} bytes, expected {size}")
             data = handle.read(size + 1)
         if len(data) != size:
             raise IntegrityError(f"value file {name} holds {len(data)} bytes, expected {size}")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from . import _clock, _sql
@@ -178,3 +180,29 @@ class MaintenanceMixin(CacheBase):
         from ._check import run_check
 
         return run_check(self, fix=fix, retry=retry)
+
+    def import_diskcache(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        trust: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Copy every item (key, value, expiry, tag) of a diskcache directory into this cache.
+
+        *source* is a diskcache ``Cache``, ``Deque`` or ``Index`` directory, or a
+        ``FanoutCache`` directory (its shards ``000``, ``001``, ...). diskcache stores
+        pickles unsigned, so loading them can run code planted in *source*: a source holding
+        any pickled key or value raises :class:`UntrustedDataError` (copying nothing) unless
+        *trust* is true. Returns the number of items copied; expired items are left out.
+        *progress*, if given, is called with ``(done, total)`` after each chunk.
+        """
+        from ._migrate import import_diskcache
+
+        return import_diskcache(
+            self,  # type: ignore[arg-type]  # a Cache: its set() comes from the other parts
+            source,
+            trust=trust,
+            progress=progress,
+            batch=lambda: self._store.savepoint_txn(True),
+        )

@@ -33,10 +33,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import cloudpickle
-
 from ._exceptions import IntegrityError
 from ._files import FileStore
+from ._pickling import pickle_dumps
 
 MAGIC = b"DSOOB\x00\x01\x00"
 _HEAD = struct.Struct(">8sIIQ")  # magic, buffer count, reserved, stream length
@@ -70,7 +69,7 @@ def dumps(obj: Any, protocol: int) -> tuple[bytes, list[memoryview]]:
         buffers.append(view)
         return False
 
-    stream = cloudpickle.dumps(obj, protocol=protocol, buffer_callback=keep_apart)
+    stream = pickle_dumps(obj, protocol=protocol, buffer_callback=keep_apart)
     return bytes(stream), buffers
 
 

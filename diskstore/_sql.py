@@ -332,3 +332,11 @@ INSPECT_CHUNK_NS = (
     " FROM items i WHERE i.ns = ? AND i.rowid > ? ORDER BY i.rowid LIMIT ?"
 )
 INSPECT_NAMESPACES = "SELECT id, name, count, size FROM namespaces ORDER BY id"
+
+# -- reading a diskcache directory (diskstore._migrate); its table is named Cache ----------
+DISKCACHE_COUNT = "SELECT count(*) FROM Cache"
+DISKCACHE_HAS_PICKLES = "SELECT 1 FROM Cache WHERE raw = 0 OR mode = 4 LIMIT 1"
+DISKCACHE_CHUNK = (
+    "SELECT rowid, key, raw, expire_time, tag, mode, filename, value"
+    " FROM Cache WHERE rowid > ? ORDER BY rowid LIMIT ?"
+)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _clock, _sql
-from ._base import CacheBase
+from ._base import CacheBase, _sane_row
 from ._disk import FLAG_FILE, FLAG_PINNED, KIND_BYTES, KIND_MASK, KIND_TEXT
 from ._exceptions import IntegrityError
 from ._memory import TierEntry, entry_size
@@ -41,6 +41,8 @@ class TieredReadMixin(CacheBase):
             return (value, entry.expire_time) if expire_time else value
         epoch = tier.epoch
         rows = self._store.run(_sql.SELECT_ITEM, (ns, db_key, raw), retry=retry)
+        if rows and not _sane_row(rows[0]):
+            return self._get_plain(key, db_key, raw, default, False, expire_time, False, retry)
         if not rows or (rows[0][3] is not None and rows[0][3] <= now):
             if bookkeeper.active:
                 bookkeeper.miss()

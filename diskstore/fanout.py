@@ -269,6 +269,22 @@ class FanoutCache:
         except Timeout:
             return False
 
+    def import_diskcache(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        trust: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Copy every item of a diskcache directory in, spread over this cache's shards.
+
+        As :meth:`Cache.import_diskcache`; *source* may be a diskcache ``FanoutCache`` (any
+        number of shards) or a single ``Cache`` directory.
+        """
+        from ._migrate import import_diskcache
+
+        return import_diskcache(self, source, trust=trust, progress=progress)
+
     def __setitem__(self, key: Any, value: Any) -> None:
         """Store ``value`` under ``key``, waiting for the shard however long it is locked."""
         self._shard(key)[key] = value

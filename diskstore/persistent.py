@@ -129,6 +129,16 @@ class Deque(Sequence[Any]):
         """The Cache that stores the items."""
         return self._cache
 
+    def import_diskcache(self, source: str | os.PathLike[str], *, trust: bool = False) -> int:
+        """Copy the items of a diskcache ``Deque`` directory into this (empty) deque, in order.
+
+        As :meth:`Cache.import_diskcache` (diskcache's deque keys are the same integers
+        diskstore uses, so order is kept); ``maxlen`` applies afterwards.
+        """
+        copied = int(self._cache.import_diskcache(source, trust=trust))
+        self._trim()
+        return copied
+
     @property
     def directory(self) -> str:
         """Directory of the underlying cache."""
@@ -520,6 +530,13 @@ class Index(MutableMapping[Any, Any]):
     def cache(self) -> Any:
         """The Cache that stores the items."""
         return self._cache
+
+    def import_diskcache(self, source: str | os.PathLike[str], *, trust: bool = False) -> int:
+        """Copy the items of a diskcache ``Index`` directory into this index.
+
+        As :meth:`Cache.import_diskcache`; insertion order is kept.
+        """
+        return int(self._cache.import_diskcache(source, trust=trust))
 
     @property
     def directory(self) -> str:

@@ -687,3 +687,32 @@ def test_a_deeply_nested_key_reads_back_or_is_refused(cache: diskstore.Cache) ->
     assert list(cache) == [key]
     assert list(cache.iterkeys()) == [key]
     assert cache.check() == []
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: open(os.devnull),  # noqa: SIM115
+        lambda: open(os.devnull, "rb"),  # noqa: SIM115
+        lambda: __import__("socket").socket(),
+        lambda: __import__("threading").Lock(),
+        lambda: __import__("threading").RLock(),
+    ],
+    ids=["text-file", "binary-file", "socket", "lock", "rlock"],
+)
+def test_process_resources_are_refused_as_values_and_keys(cache_dir: str, make: Any) -> None:
+    resource = make()
+    name = type(resource).__qualname__
+    try:
+        with diskstore.Cache(cache_dir) as cache:
+            with pytest.raises(TypeError, match=name):
+                cache.set("k", resource)
+            with pytest.raises(TypeError, match=name):
+                cache.set("k", {"nested": [resource]})
+            with pytest.raises(TypeError, match=name):
+                cache.set(("key", resource), 1)
+            assert len(cache) == 0
+    finally:
+        close = getattr(resource, "close", None)
+        if close is not None:
+            close()

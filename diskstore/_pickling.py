@@ -1,0 +1,58 @@
+"""Pickling with cloudpickle, refusing objects that stand for a resource of this process.
+
+cloudpickle stores an open text file as a snapshot of its contents, and plain pickle's
+errors for sockets and locks do not say why; a cache that stores one is a mistake, so every
+pickle diskstore writes goes through :class:`_Pickler`, which raises ``TypeError`` naming the
+type, wherever in the value the object sits.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+from collections import ChainMap
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+
+
+def _refuse(obj: Any) -> Any:
+    kind = type(obj)
+    raise TypeError(
+        f"cannot pickle an object of type {kind.__module__}.{kind.__qualname__} into a cache: "
+        "open files, sockets and locks belong to the process that made them"
+    )
+
+
+#: Types that stand for a resource of this process, not data: storing one is a mistake
+#: (cloudpickle would store an open text file as a snapshot of its contents).
+_PROCESS_RESOURCES: tuple[type, ...] = (
+    io.TextIOWrapper,
+    io.BufferedReader,
+    io.BufferedWriter,
+    io.BufferedRandom,
+    io.BufferedRWPair,
+    io.FileIO,
+    socket.socket,
+    type(threading.Lock()),
+    type(threading.RLock()),
+)
+
+
+class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle's pickler, refusing process resources with a ``TypeError`` naming them."""
+
+    dispatch_table = ChainMap(
+        dict.fromkeys(_PROCESS_RESOURCES, _refuse), cloudpickle.Pickler.dispatch_table
+    )
+
+
+def pickle_dumps(
+    obj: Any, *, protocol: int, buffer_callback: Callable[[Any], Any] | None = None
+) -> bytes:
+    """Pickle *obj* as ``cloudpickle.dumps`` would, refusing files, sockets and locks."""
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=protocol, buffer_callback=buffer_callback).dump(obj)
+    return buffer.getvalue()
