@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _sql
@@ -31,7 +32,14 @@ if TYPE_CHECKING:
 _BATCH = 500
 
 
-def run_check(cache: CacheBase, *, fix: bool, retry: bool) -> list[warnings.WarningMessage]:
+def run_check(
+    cache: CacheBase,
+    *,
+    fix: bool,
+    retry: bool,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[warnings.WarningMessage]:
+    """Check (and with *fix* repair) *cache*; *progress* hears ``(rows checked, total)``."""
     found: list[warnings.WarningMessage] = []
 
     def report(message: str, category: type[Warning]) -> None:
@@ -51,12 +59,17 @@ def run_check(cache: CacheBase, *, fix: bool, retry: bool) -> list[warnings.Warn
         con = conn.con
         assert con is not None
         bad_rows: list[int] = []
+        checked = 0
+        total = cache._total_count() if progress is not None else 0
         referenced: set[str] = set()
         last = 0
         while True:
             rows = con.execute(_sql.SELECT_SIGNED_CHUNK, (last, _BATCH)).fetchall()
             if not rows:
                 break
+            if progress is not None:
+                checked += len(rows)
+                progress(checked, total)
             last = rows[-1][0]
             for rowid, ns, db_key, raw, is_text, mode, value, filename, sig, vsize, size in rows:
                 problem: str | None = None

@@ -151,7 +151,7 @@ def tour(directory: str, *, n: int = 12, records: int = 10_000) -> DemoReport:
 
 def format_report(report: DemoReport) -> str:
     """Render *report* as the short text the ``demo`` command prints."""
-    from ._cli import human_bytes
+    from ._format import human_bytes
 
     def call_line(call: CallReport) -> str:
         how = "cache miss: computed here" if call.computed else "cache hit: function not run"

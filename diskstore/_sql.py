@@ -248,9 +248,14 @@ PEEKITEM_LAST_NS = PEEKITEM_LAST.replace(
 
 # -- iteration (chunked, so no statement stays open between yields) -----------------------
 SELECT_MAX_ROWID = "SELECT coalesce(max(rowid), 0) FROM items"
-ITER_FORWARD = "SELECT rowid, key, raw FROM items WHERE ns = 0 AND rowid > ? ORDER BY rowid LIMIT ?"
+# ``+ns`` keeps SQLite from reading the plain cache through the (ns, key, raw) index and
+# sorting all of it by rowid for every chunk (quadratic in the cache's size): the rowid range
+# is walked in the table itself, skipping the few rows of other namespaces.
+ITER_FORWARD = (
+    "SELECT rowid, key, raw FROM items WHERE +ns = 0 AND rowid > ? ORDER BY rowid LIMIT ?"
+)
 ITER_BACKWARD = (
-    "SELECT rowid, key, raw FROM items WHERE ns = 0 AND rowid < ? ORDER BY rowid DESC LIMIT ?"
+    "SELECT rowid, key, raw FROM items WHERE +ns = 0 AND rowid < ? ORDER BY rowid DESC LIMIT ?"
 )
 ITER_FORWARD_NS = (
     "SELECT rowid, key, raw FROM items INDEXED BY items_ns"
@@ -329,7 +334,7 @@ INSPECT_CHUNK_NS = (
     " i.expire_time, i.access_time, i.access_count,"
     " typeof(i.tag), CASE WHEN typeof(i.tag) = 'text' THEN CAST(i.tag AS BLOB) ELSE i.tag END,"
     " i.mode, i.size, i.vsize, length(i.value)"
-    " FROM items i WHERE i.ns = ? AND i.rowid > ? ORDER BY i.rowid LIMIT ?"
+    " FROM items i WHERE +i.ns = ? AND i.rowid > ? ORDER BY i.rowid LIMIT ?"
 )
 INSPECT_NAMESPACES = "SELECT id, name, count, size FROM namespaces ORDER BY id"
 
@@ -340,3 +345,9 @@ DISKCACHE_CHUNK = (
     "SELECT rowid, key, raw, expire_time, tag, mode, filename, value"
     " FROM Cache WHERE rowid > ? ORDER BY rowid LIMIT ?"
 )
+MEMOIZED_FUNCTIONS = (
+    "SELECT n.name, n.count, n.size + coalesce(sum(length(i.value)), 0)"
+    " FROM namespaces n LEFT JOIN items i ON i.ns = n.id"
+    " WHERE n.name LIKE ? GROUP BY n.id ORDER BY n.name"
+)
+VACUUM = "VACUUM"

@@ -202,16 +202,23 @@ def test_keys_of_a_namespace(filled: str) -> None:
     assert run("keys", filled, "--namespace", "sessions") == (0, "'user-17'\n")
 
 
-def test_an_unknown_namespace_is_empty(filled: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run("keys", filled, "--namespace", "never-used") == (0, "")
-    assert run("get", filled, "greeting", "--namespace", "never-used") == (1, "")
-    assert "key not found" in capsys.readouterr().err
+def test_an_unknown_namespace_is_an_error_with_a_hint(
+    filled: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in (["keys"], ["get"], ["clear"], ["delete"]):
+        argv = [*command, filled, *(["k"] if command in (["get"], ["delete"]) else [])]
+        assert run(*argv, "--namespace", "never-used") == (1, "")
+        err = capsys.readouterr().err
+        assert "no namespace 'never-used'" in err
+        assert "'sessions'" in err and "diskstore namespaces" in err
+    with diskstore.Cache(filled) as cache:
+        assert len(cache.namespace("sessions")) == 1  # nothing was created or cleared
 
 
 # -- get ------------------------------------------------------------------------------------
 def test_get_prints_the_repr_of_a_string_key(filled: str) -> None:
     assert run("get", filled, "greeting") == (0, "'hello'\n")
-    assert run("get", filled, "greeting", "--raw") == (0, "hello\n")
+    assert run("get", filled, "greeting", "--raw") == (0, "hello")  # exactly the value
 
 
 def test_get_with_a_literal_key(filled: str) -> None:
@@ -263,15 +270,21 @@ def test_get_never_writes(cache_dir: str) -> None:
         assert cache.stats(enable=True) == (0, 0)
 
 
-def test_get_of_an_entry_signed_with_another_secret_is_a_miss(
+def test_a_cache_made_with_another_secret_exits_3_naming_the_ways_to_supply_it(
     cache_dir: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with diskstore.Cache(cache_dir, secret="the writer's secret") as cache:
         cache["settings"] = {"theme": "dark"}
     monkeypatch.setenv("DISKSTORE_SECRET", "somebody else's secret")
-    with pytest.warns(diskstore.CorruptionWarning):
-        assert run("get", cache_dir, "settings")[0] == 1
-    assert "key not found" in capsys.readouterr().err
+    for argv in (["get", cache_dir, "settings"], ["check", cache_dir, "--fix"]):
+        assert run(*argv)[0] == 3
+        err = capsys.readouterr().err
+        assert "SecretMismatchError" not in err and "another signing secret" in err
+        assert "DISKSTORE_SECRET" in err and "secret=" in err and "--inspect" in err
+    # Inspection needs no secret and loads nothing.
+    status, out = run("keys", cache_dir, "--inspect", "--json")
+    assert status == 0
+    assert json.loads(out)[0]["key"] == "settings"
     monkeypatch.delenv("DISKSTORE_SECRET")
     # The command opened the cache read-only: the entry is still there for its owner.
     with diskstore.Cache(cache_dir, secret="the writer's secret") as cache:

@@ -1,0 +1,142 @@
+"""What every command shares: opening a cache safely, parsing keys, output and progress."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
+
+from .._cache import Cache
+from .._inspect import namespace_table
+from .._store import DB_NAME
+
+PROG = "diskstore"
+
+#: Exit statuses, as documented in docs/cli.md.
+EXIT_OK = 0
+EXIT_NO = 1  # ran, but the answer is "no": not found, problems remain, the cache failed
+EXIT_USAGE = 2  # bad arguments, no such cache
+EXIT_SECRET = 3  # the cache was created with another secret
+
+Progress = Callable[[int, int], None]
+
+
+class UsageError(Exception):
+    """A command cannot run as asked (exit status 2)."""
+
+
+class NotFound(Exception):
+    """A key or namespace the command was asked about does not exist (exit status 1)."""
+
+
+def existing_cache_dir(directory: str) -> str:
+    """Return *directory* if it holds a diskstore cache; ``UsageError`` naming why not."""
+    path = os.path.abspath(os.path.expanduser(directory))
+    if not os.path.exists(path):
+        raise UsageError(f"no such directory: {directory!r}")
+    if not os.path.isdir(path):
+        raise UsageError(f"not a directory: {directory!r}")
+    if not os.path.isfile(os.path.join(path, DB_NAME)):
+        hint = ""
+        if os.path.isfile(os.path.join(path, "cache.db")):
+            hint = (
+                " (it looks like a diskcache directory; copy it into a new diskstore cache "
+                f"with: {PROG} migrate {directory} NEW_DIR --trust)"
+            )
+        raise UsageError(f"not a diskstore cache (no {DB_NAME}): {directory!r}{hint}")
+    return path
+
+
+def open_cache(args: argparse.Namespace, *, read_only: bool) -> Cache:
+    """Open the cache named by ``args.directory``, in ``args.namespace`` if one was given.
+
+    An unknown namespace is :class:`NotFound` with the known ones listed, never a new
+    empty namespace.
+    """
+    cache = Cache(existing_cache_dir(args.directory), read_only=read_only)
+    namespace = getattr(args, "namespace", None)
+    if not namespace:
+        return cache
+    known = namespace_table(cache._store)
+    if namespace not in known:
+        cache.close()
+        names = ", ".join(repr(name) for name in sorted(known) if name) or "none"
+        raise NotFound(
+            f"no namespace {namespace!r} in {args.directory} (namespaces: {names}; "
+            f"see `{PROG} namespaces {args.directory}`)"
+        )
+    return cache.namespace(namespace)
+
+
+def parse_key(text: str, literal: bool) -> Any:
+    """*text* as the key: a string, or with *literal* a Python literal (never evaluated)."""
+    if not literal:
+        return text
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError) as exc:
+        raise UsageError(f"KEY is not a Python literal: {text!r} ({exc})") from exc
+
+
+def literal_hint(text: str, literal: bool) -> str:
+    """A hint for a key not found as a string that reads as another literal (``7``)."""
+    if literal:
+        return ""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return ""
+    if isinstance(value, str):
+        return ""
+    return (
+        f" (looked up the string {text!r}; to look up the {type(value).__name__} {text}, "
+        "add --literal)"
+    )
+
+
+def print_json(data: Any, out: TextIO) -> None:
+    """Print *data* as JSON; values JSON cannot hold are shown as their ``repr()``."""
+    print(json.dumps(data, indent=2, sort_keys=True, default=repr), file=out)
+
+
+def json_key(key: Any) -> Any:
+    """A key as JSON can hold it: strings and numbers as they are, the rest as ``repr()``."""
+    if isinstance(key, (str, int, float)) and not isinstance(key, bool):
+        return key
+    return repr(key)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int, stream: TextIO | None = None) -> Iterator[Progress]:
+    """Yield a ``(done, total)`` callback that draws a progress bar on a terminal.
+
+    The bar is drawn by tqdm (installed with ``pip install diskstore[cli]``) on standard
+    error, and only when that is a terminal: in a pipe or a file, or without tqdm, the
+    callback does nothing, so scripts and logs see only the command's output.
+    """
+    stream = stream if stream is not None else sys.stderr
+    try:
+        is_terminal = stream.isatty()
+    except (AttributeError, ValueError):
+        is_terminal = False
+    bar_class: Any = None
+    if is_terminal:
+        with contextlib.suppress(ImportError):
+            bar_class = importlib.import_module("tqdm").tqdm
+    if bar_class is None:
+        yield lambda done, total: None
+        return
+    with bar_class(total=total, desc=description, unit=" items", file=stream, leave=True) as bar:
+
+        def update(done: int, new_total: int) -> None:
+            if new_total != bar.total:
+                bar.total = new_total
+            bar.update(done - bar.n)
+
+        yield update

@@ -1,0 +1,177 @@
+"""Every command on a 200,000-item cache; progress bars on a terminal and not in a pipe.
+
+The cache is built once for the module (one transaction), read-only commands run first,
+and the commands that change it run last, in one test, in a fixed order.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import diskstore
+from diskstore import _cli
+
+ITEMS = 200_000
+BIG_VALUE = "x" * 200_000
+pytestmark = pytest.mark.timeout(600)
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    status = _cli.main(list(argv), out=out)
+    return status, out.getvalue()
+
+
+def run_json(*argv: str) -> Any:
+    status, out = run(*argv, "--json")
+    assert status == 0, out
+    return json.loads(out)
+
+
+def _square(n: int) -> int:
+    return n * n
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> str:
+    directory = str(tmp_path_factory.mktemp("big") / "cache")
+    with diskstore.Cache(directory) as cache:
+        with cache.transact(retry=True):
+            for i in range(ITEMS):
+                cache[f"key-{i}"] = i
+        for i in range(100):
+            cache.set(f"tagged-{i}", i, tag="batch")
+            cache.set(f"short-lived-{i}", i, expire=0.001)
+        cache[7] = "the int seven"
+        cache["big"] = BIG_VALUE
+        cache.namespace("sessions")["user-1"] = {"cart": [1, 2]}
+        square = cache.memoize(name="squares")(_square)
+        for n in range(10):
+            square(n)
+    return directory
+
+
+def test_stats(big: str) -> None:
+    report = run_json("stats", big)
+    assert report["items"] == ITEMS + 202
+    assert report["items_all_namespaces"] == ITEMS + 202 + 1 + 10
+
+
+def test_keys_with_a_glob_a_limit_and_json(big: str) -> None:
+    assert run_json("keys", big, "key-19999?") == [f"key-19999{i}" for i in range(10)]
+    assert run_json("keys", big, "--limit", "3") == ["key-0", "key-1", "key-2"]
+    status, out = run("keys", big)
+    assert status == 0
+    assert len(out.splitlines()) == ITEMS + 202
+    assert run_json("keys", big, "--namespace", "sessions") == ["user-1"]
+    inspected = run_json("keys", big, "--inspect", "key-12345")
+    assert inspected == [
+        {
+            "expire_time": None,
+            "key": "key-12345",
+            "kind": "native",
+            "signed": False,
+            "stored_bytes": 0,
+            "tag": None,
+        }
+    ]
+
+
+def test_namespaces_and_functions(big: str) -> None:
+    names = {row["name"]: row["items"] for row in run_json("namespaces", big)}
+    assert names[""] == ITEMS + 202
+    assert names["sessions"] == 1
+    functions = run_json("functions", big)
+    assert [(f["name"], f["items"]) for f in functions] == [("squares", 10)]
+    assert functions[0]["bytes"] > 0
+    status, out = run("functions", big)
+    assert status == 0 and "squares" in out
+
+
+def test_get_summarizes_a_large_value(big: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out = run("get", big, "big")
+    assert status == 0
+    assert len(out) < 1000
+    assert "--full" in out
+    assert run("get", big, "big", "--full") == (0, repr(BIG_VALUE) + "\n")
+    assert run("get", big, "big", "--raw") == (0, BIG_VALUE)
+    report = run_json("get", big, "key-5")
+    assert (report["repr"], report["type"], report["truncated"]) == ("5", "int", False)
+    assert run("get", big, "7") == (1, "")
+    assert "--literal" in capsys.readouterr().err
+    assert run("get", big, "7", "--literal") == (0, "'the int seven'\n")
+    assert run("get", big, "nope") == (1, "")
+    assert "key not found: 'nope'" in capsys.readouterr().err
+
+
+def test_version_and_check_json(big: str) -> None:
+    assert run_json("version")["diskstore"] == diskstore.__version__
+    assert run_json("check", big) == {"found": [], "remaining": [], "fixed": False}
+
+
+def _in_pseudo_terminal(argv: list[str]) -> tuple[int, bytes]:
+    """Run *argv* with stdout and stderr on a pseudo-terminal; return its status and output."""
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+        os.close(follower)
+        chunks = []
+        while True:
+            ready, _, _ = select.select([leader], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the other side closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return process.wait(timeout=120), b"".join(chunks)
+    finally:
+        os.close(leader)
+
+
+def test_check_shows_a_progress_bar_on_a_terminal(big: str) -> None:
+    status, output = _in_pseudo_terminal([sys.executable, "-m", "diskstore", "check", big])
+    assert status == 0, output
+    text = output.decode("utf-8", "replace")
+    assert "checking" in text
+    assert "100%" in text and f"{ITEMS + 202}/{ITEMS + 202}" in text
+    assert "no problems found" in text
+
+
+def test_check_prints_no_progress_in_a_pipe(big: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "diskstore", "check", big], capture_output=True, timeout=300
+    )
+    assert completed.returncode == 0
+    assert completed.stderr == b""
+    assert completed.stdout == b"no problems found\n"
+
+
+def test_commands_that_change_the_cache(big: str, tmp_path: Path) -> None:
+    assert run("delete", big, "key-3") == (0, "deleted 'key-3'\n")
+    assert run("delete", big, "key-3")[0] == 1
+    assert run("delete", big, "7", "--literal") == (0, "deleted 7\n")
+    assert run("evict", big, "batch") == (0, "removed 100 item(s) tagged 'batch'\n")
+    assert run("expire", big) == (0, "removed 100 expired item(s)\n")
+    status, out = run("cull", big)
+    assert status == 0 and "removed 0 item(s)" in out
+    assert run("check", big, "--fix") == (0, "no problems found\n")
+    assert run("clear", big, "--namespace", "sessions")[1].startswith("removed 1 item(s)")
+    status, out = run("clear", big)
+    assert status == 0 and f"removed {ITEMS} item(s)" in out
+    status, out = run("vacuum", big)
+    assert status == 0 and "volume" in out
+    assert run_json("stats", big)["items"] == 0
