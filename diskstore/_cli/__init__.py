@@ -184,9 +184,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         args, extra = parser.parse_known_args(argv)
         # argparse binds an optional positional (the GLOB of ``keys``) only when it follows
         # DIR directly; take it after options too (``keys DIR --limit 5 'user-*'``).
-        if extra and getattr(args, "pattern", "") is None and len(extra) == 1:
-            if not extra[0].startswith("-"):
-                args.pattern, extra = extra[0], []
+        pattern_missing = getattr(args, "pattern", "") is None
+        if pattern_missing and len(extra) == 1 and not extra[0].startswith("-"):
+            args.pattern, extra = extra[0], []
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, or a usage error argparse has already printed

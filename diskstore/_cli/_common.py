@@ -132,7 +132,15 @@ def progress_bar(description: str, total: int, stream: TextIO | None = None) -> 
     if bar_class is None:
         yield lambda done, total: None
         return
-    with bar_class(total=total, desc=description, unit=" items", file=stream, leave=True) as bar:
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        columns = 0
+    # A terminal that reports no width (a bare pseudo-terminal) would get an empty bar.
+    width = None if columns else 80
+    with bar_class(
+        total=total, desc=description, unit=" items", file=stream, leave=True, ncols=width
+    ) as bar:
 
         def update(done: int, new_total: int) -> None:
             if new_total != bar.total:

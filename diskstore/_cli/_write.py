@@ -26,7 +26,7 @@ from ._common import (
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     with open_cache(args, read_only=False) as cache:
-        with progress_bar("checking", len(cache)) as progress:
+        with progress_bar("checking", cache._total_count()) as progress:
             found = run_check(cache, fix=args.fix, retry=True, progress=progress)
         remaining = cache.check() if args.fix and found else found
     if args.json:
