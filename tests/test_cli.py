@@ -427,6 +427,11 @@ def test_demo_hits_the_cache_from_a_second_process() -> None:
     assert "cache hit: function not run" in text
     assert "first in, first out" in text
     assert f"Removed {report.directory}." in text
+    # docs/cli.md shows the demo's output: its figures must be the demo's.
+    documented = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    stats = re.search(r"items: (\d+), hits: (\d+), misses: (\d+)", documented)
+    assert stats is not None
+    assert tuple(map(int, stats.groups())) == (report.items, report.hits, report.misses)
 
 
 @pytest.mark.timeout(120)
