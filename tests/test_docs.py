@@ -319,3 +319,10 @@ def test_the_site_builds(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
+    # The site works offline: no script, stylesheet or font is fetched from elsewhere.
+    remote = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)=\"(?:https?:)?//[^\"]+\"")
+    for page in (tmp_path / "site").rglob("*.html"):
+        found = remote.findall(page.read_text(encoding="utf-8"))
+        assert not found, f"{page.relative_to(tmp_path)} loads {found[0]}"
+    for sheet in (tmp_path / "site").rglob("*.css"):
+        assert "@import url(http" not in sheet.read_text(encoding="utf-8"), sheet

@@ -19,6 +19,9 @@ def payload(key: str, version: str, size: int) -> bytes:
 
 
 def main(directory: str, operation: str) -> None:
+    from diskstore import _faults
+
+    _faults.arm()  # crash points are inert until a test arms them
     with diskstore.Cache(directory) as cache:
         if operation == "set_new_file":
             cache.set("new", payload("new", "new", BIG))
