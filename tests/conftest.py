@@ -1,13 +1,18 @@
-"""Shared fixtures.
+"""Shared fixtures, and a private temporary directory for the whole run.
+
+Everything a test run writes to a temporary directory (``tempfile``, caches opened without a
+directory, pytest's ``tmp_path``, child processes, which inherit ``TMPDIR``) goes below one
+directory made for the run and removed when it ends, so a run leaves nothing behind in the
+system's temporary directory. ``tests/test_tempdirs.py`` checks that.
 
 The default signing secret lives in the user's config directory; tests point
-``XDG_CONFIG_HOME`` at a private directory so they never touch the real one (child
-processes inherit it through the environment).
+``XDG_CONFIG_HOME`` at a private directory inside it so they never touch the real one.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +25,22 @@ import diskstore
 #: The ``backend`` and ``store`` fixtures of the shared behaviour suite.
 pytest_plugins = ["_contract"]
 
+_RUN_DIR = tempfile.mkdtemp(prefix="diskstore-tests-")
+os.environ["TMPDIR"] = _RUN_DIR
+tempfile.tempdir = _RUN_DIR
 _CONFIG = tempfile.mkdtemp(prefix="diskstore-test-config-")
 os.environ["XDG_CONFIG_HOME"] = _CONFIG
 os.environ.pop("DISKSTORE_SECRET", None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.option.basetemp:
+        config.option.basetemp = os.path.join(_RUN_DIR, "pytest")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_RUN_DIR, ignore_errors=True)
 
 
 @pytest.fixture
