@@ -101,31 +101,6 @@ def namespace_table(store: Store) -> dict[str, tuple[int, int]]:
     return {str(row[1]): (int(row[2]), int(row[3])) for row in rows}
 
 
-@dataclasses.dataclass(frozen=True)
-class FunctionInfo:
-    """One memoized function's stored results: how many, and how many bytes."""
-
-    name: str
-    items: int
-    bytes: int
-
-
-def memoized_functions(store: Store) -> list[FunctionInfo]:
-    """Every function memoized in the cache, with its result count and bytes, by name.
-
-    Memoized results are found by how memoize stores them; this is the one place that
-    knows it, so a change to that layout changes only this function.
-    """
-    from ._memoize import NAMESPACE_PREFIX
-
-    rows = store.run(_sql.MEMOIZED_FUNCTIONS, (NAMESPACE_PREFIX + "%",), retry=True)
-    return [
-        FunctionInfo(str(name)[len(NAMESPACE_PREFIX) :], int(count), int(size))
-        for name, count, size in rows
-        if str(name).startswith(NAMESPACE_PREFIX)
-    ]
-
-
 class CacheInspection:
     """A read-only view of a cache directory's keys and metadata; see :func:`inspect_cache`."""
 

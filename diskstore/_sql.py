@@ -349,9 +349,4 @@ DISKCACHE_CHUNK = (
     "SELECT rowid, key, raw, expire_time, tag, mode, filename, value"
     " FROM Cache WHERE rowid > ? ORDER BY rowid LIMIT ?"
 )
-MEMOIZED_FUNCTIONS = (
-    "SELECT n.name, n.count, n.size + coalesce(sum(length(i.value)), 0)"
-    " FROM namespaces n LEFT JOIN items i ON i.ns = n.id"
-    " WHERE n.name LIKE ? GROUP BY n.id ORDER BY n.name"
-)
 VACUUM = "VACUUM"

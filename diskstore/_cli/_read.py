@@ -10,7 +10,7 @@ import sqlite3
 from typing import Any, TextIO
 
 from .._format import human_bytes, summarize
-from .._inspect import inspect_cache, memoized_functions, namespace_table
+from .._inspect import inspect_cache, namespace_table
 from .._settings import NAMES
 from ._common import (
     EXIT_OK,
@@ -210,14 +210,16 @@ def cmd_namespaces(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_functions(args: argparse.Namespace, out: TextIO) -> int:
     with open_cache(args, read_only=True) as cache:
-        functions = memoized_functions(cache._store)
-    rows = [{"name": f.name, "items": f.items, "bytes": f.bytes} for f in functions]
+        functions = cache.memoized_functions()
+    rows = [
+        {"name": name, "items": items, "file_bytes": size}
+        for name, (items, size) in sorted(functions.items())
+    ]
     if args.json:
         print_json(rows, out)
         return EXIT_OK
     if not rows:
         print("no memoized functions", file=out)
-    for function in functions:
-        size = human_bytes(function.bytes)
-        print(f"{function.name:<50} {function.items:>10} result(s) {size}", file=out)
+    for name, (items, size) in sorted(functions.items()):
+        print(f"{name:<50} {items:>10} result(s) {human_bytes(size)} in files", file=out)
     return EXIT_OK
