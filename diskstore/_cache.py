@@ -30,7 +30,6 @@ from ._disk import (
 )
 from ._exceptions import (
     CorruptionWarning,
-    DiskcacheDirectoryWarning,
     IntegrityError,
     ReadOnlyError,
     StorageError,
@@ -40,6 +39,7 @@ from ._functions import FunctionsMixin
 from ._iteration import IterationMixin
 from ._maintenance import MaintenanceMixin
 from ._memory import MemoryTier
+from ._migrate import warn_if_diskcache_directory
 from ._policies import POLICIES
 from ._queue import QueueMixin
 from ._reserve import Reserve
@@ -48,9 +48,6 @@ from ._settings import DEFAULT_SETTINGS, METADATA, NAMES, Settings, check_names,
 from ._signing import SecretArg, Signer, resolve_secret
 from ._store import Store
 from ._tiered import TieredReadMixin
-
-#: The database file of a diskcache directory.
-DISKCACHE_DB = "cache.db"
 
 
 def expand_directory(directory: str | os.PathLike[str]) -> str:
@@ -170,13 +167,7 @@ class Cache(
                 )
         elif not os.path.isdir(directory):
             raise FileNotFoundError(errno.ENOENT, "cache directory does not exist", directory)
-        if os.path.isfile(os.path.join(directory, DISKCACHE_DB)):
-            warn_caller(
-                f"{directory!r} holds a diskcache database ({DISKCACHE_DB}), which diskstore "
-                "does not read; copy its items with Cache(new_directory).import_diskcache("
-                f"{directory!r}, trust=True) or `diskstore migrate {directory} NEW_DIR --trust`",
-                DiskcacheDirectoryWarning,
-            )
+        warn_if_diskcache_directory(directory)
         self._directory = directory
         self._timeout = timeout
         self._secret_arg = secret

@@ -26,7 +26,12 @@ from contextlib import nullcontext
 from typing import Any, Protocol
 
 from . import _clock, _sql
-from ._exceptions import DiskStoreError, UntrustedDataError, warn_caller
+from ._exceptions import (
+    DiskcacheDirectoryWarning,
+    DiskStoreError,
+    UntrustedDataError,
+    warn_caller,
+)
 
 DB_NAME = "cache.db"
 _CHUNK = 1000
@@ -44,6 +49,17 @@ class _Sink(Protocol):
 
 class _Skipped(Exception):
     """An item of the source that cannot be copied (its value file is missing or unsafe)."""
+
+
+def warn_if_diskcache_directory(directory: str) -> None:
+    """Warn, at the caller's line, that *directory* holds diskcache data and how to copy it."""
+    if os.path.isfile(os.path.join(directory, DB_NAME)):
+        warn_caller(
+            f"{directory!r} holds a diskcache database ({DB_NAME}), which diskstore does not "
+            "read; copy its items with Cache(new_directory).import_diskcache("
+            f"{directory!r}, trust=True) or `diskstore migrate {directory} NEW_DIR --trust`",
+            DiskcacheDirectoryWarning,
+        )
 
 
 def source_databases(source: str) -> list[str]:

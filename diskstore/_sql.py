@@ -322,24 +322,17 @@ SELECT_SIGNED_CHUNK = (
 
 # -- inspection without the secret (diskstore.inspect_cache) -------------------------------
 # Text is read as bytes, so a key or tag that is not UTF-8 is shown rather than fatal.
-INSPECT_CHUNK = (
+_INSPECT_COLUMNS = (
     "SELECT i.rowid, i.ns, typeof(i.key),"
     " CASE WHEN typeof(i.key) = 'text' THEN CAST(i.key AS BLOB) ELSE i.key END,"
     " i.raw, i.store_time,"
     " i.expire_time, i.access_time, i.access_count,"
     " typeof(i.tag), CASE WHEN typeof(i.tag) = 'text' THEN CAST(i.tag AS BLOB) ELSE i.tag END,"
     " i.mode, i.size, i.vsize, length(i.value)"
-    " FROM items i WHERE i.rowid > ? ORDER BY i.rowid LIMIT ?"
+    " FROM items i"
 )
-INSPECT_CHUNK_NS = (
-    "SELECT i.rowid, i.ns, typeof(i.key),"
-    " CASE WHEN typeof(i.key) = 'text' THEN CAST(i.key AS BLOB) ELSE i.key END,"
-    " i.raw, i.store_time,"
-    " i.expire_time, i.access_time, i.access_count,"
-    " typeof(i.tag), CASE WHEN typeof(i.tag) = 'text' THEN CAST(i.tag AS BLOB) ELSE i.tag END,"
-    " i.mode, i.size, i.vsize, length(i.value)"
-    " FROM items i WHERE +i.ns = ? AND i.rowid > ? ORDER BY i.rowid LIMIT ?"
-)
+INSPECT_CHUNK = _INSPECT_COLUMNS + " WHERE i.rowid > ? ORDER BY i.rowid LIMIT ?"
+INSPECT_CHUNK_NS = _INSPECT_COLUMNS + " WHERE +i.ns = ? AND i.rowid > ? ORDER BY i.rowid LIMIT ?"
 INSPECT_NAMESPACES = "SELECT id, name, count, size FROM namespaces ORDER BY id"
 
 # -- reading a diskcache directory (diskstore._migrate); its table is named Cache ----------

@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from .._exceptions import DiskStoreError, ReadOnlyError, SecretMismatchError
 from .._format import human_bytes
@@ -49,6 +49,82 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+_LITERAL = "as a Python literal: 42, 1.5, b'raw', ('a', 1)"
+#: The arguments commands take, by short name: (names, add_argument options).
+_ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "DIR": (("directory",), {"metavar": "DIR", "help": "the cache directory"}),
+    "SOURCE": (("source",), {"metavar": "SOURCE", "help": "the diskcache directory"}),
+    "KEY": (("key",), {"metavar": "KEY", "help": "the key (a string unless --literal)"}),
+    "TAG": (("tag",), {"metavar": "TAG", "help": "the tag (a string unless --literal)"}),
+    "GLOB": (
+        ("pattern",),
+        {
+            "metavar": "GLOB",
+            "nargs": "?",
+            "help": "list only keys matching this shell pattern (others match by repr)",
+        },
+    ),
+    "json": (("--json",), {"action": "store_true", "help": "print the result as JSON"}),
+    "namespace": (
+        ("--namespace",),
+        {"metavar": "NAME", "help": "work in the namespace view NAME, not the plain cache"},
+    ),
+    "literal": (
+        ("--literal",),
+        {"action": "store_true", "help": f"read KEY or TAG {_LITERAL}"},
+    ),
+    "fix": (("--fix",), {"action": "store_true", "help": "repair what is found"}),
+    "raw": (
+        ("--raw",),
+        {"action": "store_true", "help": "write a str or bytes value exactly as it is"},
+    ),
+    "full": (("--full",), {"action": "store_true", "help": "print the whole repr() of the value"}),
+    "limit": (
+        ("--limit",),
+        {"type": _non_negative_int, "metavar": "N", "help": "list at most N keys"},
+    ),
+    "inspect": (
+        ("--inspect",),
+        {"action": "store_true", "help": "list keys and metadata without the secret"},
+    ),
+    "trust": (
+        ("--trust",),
+        {
+            "action": "store_true",
+            "help": "load diskcache's unsigned pickles (only if you trust whoever could "
+            "write SOURCE)",
+        },
+    ),
+}
+
+#: Every command: name, handler, help, and the arguments it takes (keys of _ARGUMENTS).
+_COMMANDS: tuple[tuple[str, Handler, str, tuple[str, ...]], ...] = (
+    ("demo", cmd_demo, "run a short tour of diskstore in a temporary directory", ()),
+    ("stats", cmd_stats, "show item count, disk usage, hits/misses and settings",
+     ("DIR", "json")),
+    ("check", cmd_check, "verify the database and value files", ("DIR", "fix", "json")),
+    ("clear", cmd_clear, "remove every item of the plain cache or of a namespace",
+     ("DIR", "namespace")),
+    ("cull", cmd_cull, "remove expired items, then evict until size_limit fits", ("DIR",)),
+    ("expire", cmd_expire, "remove expired items", ("DIR",)),
+    ("evict", cmd_evict, "remove every item labelled TAG",
+     ("DIR", "TAG", "literal", "namespace")),
+    ("delete", cmd_delete, "remove the item stored under KEY",
+     ("DIR", "KEY", "literal", "namespace")),
+    ("get", cmd_get, "print (a summary of) the value stored under KEY",
+     ("DIR", "KEY", "literal", "raw", "full", "namespace", "json")),
+    ("keys", cmd_keys, "list keys in insertion order",
+     ("DIR", "GLOB", "limit", "inspect", "namespace", "json")),
+    ("namespaces", cmd_namespaces, "list namespaces with their item counts", ("DIR", "json")),
+    ("functions", cmd_functions, "list memoized functions with result counts",
+     ("DIR", "json")),
+    ("vacuum", cmd_vacuum, "rebuild the database file to give free pages back", ("DIR",)),
+    ("migrate", cmd_migrate, "copy a diskcache directory into a diskstore cache (DIR)",
+     ("SOURCE", "DIR", "trust")),
+    ("version", cmd_version, "print the diskstore, Python and SQLite versions", ("json",)),
+)  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``diskstore`` command."""
     parser = argparse.ArgumentParser(
@@ -59,117 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-
-    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+    for name, handler, help_text, arguments in _COMMANDS:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(handler=handler)
-        return sub
-
-    def directory(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("directory", metavar="DIR", help="the cache directory")
-
-    def namespace(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "--namespace",
-            metavar="NAME",
-            help="work in the namespace view NAME instead of the plain cache",
-        )
-
-    def as_json(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--json", action="store_true", help="print the result as JSON")
-
-    def literal(sub: argparse.ArgumentParser, what: str) -> None:
-        sub.add_argument(
-            "--literal",
-            action="store_true",
-            help=f"read {what} as a Python literal: 42, 1.5, b'raw', ('a', 1)",
-        )
-
-    command("demo", cmd_demo, "run a short tour of diskstore in a temporary directory")
-
-    sub = command("stats", cmd_stats, "show item count, disk usage, hits/misses and settings")
-    directory(sub)
-    as_json(sub)
-
-    sub = command("check", cmd_check, "verify the database and value files")
-    directory(sub)
-    sub.add_argument("--fix", action="store_true", help="repair what is found")
-    as_json(sub)
-
-    sub = command("clear", cmd_clear, "remove every item of the plain cache or of a namespace")
-    directory(sub)
-    namespace(sub)
-
-    sub = command("cull", cmd_cull, "remove expired items, then evict until size_limit fits")
-    directory(sub)
-
-    sub = command("expire", cmd_expire, "remove expired items")
-    directory(sub)
-
-    sub = command("evict", cmd_evict, "remove every item labelled TAG")
-    directory(sub)
-    sub.add_argument("tag", metavar="TAG", help="the tag (a string unless --literal)")
-    literal(sub, "TAG")
-    namespace(sub)
-
-    sub = command("delete", cmd_delete, "remove the item stored under KEY")
-    directory(sub)
-    sub.add_argument("key", metavar="KEY", help="the key (a string unless --literal)")
-    literal(sub, "KEY")
-    namespace(sub)
-
-    sub = command("get", cmd_get, "print (a summary of) the value stored under KEY")
-    directory(sub)
-    sub.add_argument("key", metavar="KEY", help="the key (a string unless --literal)")
-    literal(sub, "KEY")
-    sub.add_argument(
-        "--raw",
-        action="store_true",
-        help="write a str or bytes value as it is, for piping into a file",
-    )
-    sub.add_argument("--full", action="store_true", help="print the whole repr() of the value")
-    namespace(sub)
-    as_json(sub)
-
-    sub = command("keys", cmd_keys, "list keys in insertion order")
-    directory(sub)
-    sub.add_argument(
-        "pattern",
-        metavar="GLOB",
-        nargs="?",
-        help="list only keys matching this shell pattern (non-string keys match by repr)",
-    )
-    sub.add_argument("--limit", type=_non_negative_int, metavar="N", help="list at most N keys")
-    sub.add_argument(
-        "--inspect",
-        action="store_true",
-        help="list keys and metadata without the secret, loading no value",
-    )
-    namespace(sub)
-    as_json(sub)
-
-    sub = command("namespaces", cmd_namespaces, "list namespaces with their item counts")
-    directory(sub)
-    as_json(sub)
-
-    sub = command("functions", cmd_functions, "list memoized functions with result counts")
-    directory(sub)
-    as_json(sub)
-
-    sub = command("vacuum", cmd_vacuum, "rebuild the database file to give free pages back")
-    directory(sub)
-
-    sub = command("migrate", cmd_migrate, "copy a diskcache directory into a diskstore cache")
-    sub.add_argument("source", metavar="SOURCE", help="the diskcache directory")
-    sub.add_argument("directory", metavar="DIR", help="the diskstore cache (created if new)")
-    sub.add_argument(
-        "--trust",
-        action="store_true",
-        help="load diskcache's unsigned pickles (only if you trust whoever could write SOURCE)",
-    )
-
-    sub = command("version", cmd_version, "print the diskstore, Python and SQLite versions")
-    as_json(sub)
+        for argument in arguments:
+            names, options = _ARGUMENTS[argument]
+            sub.add_argument(*names, **options)
     return parser
 
 
@@ -196,12 +167,6 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     name = f"{PROG} {args.command}"
     try:
         return handler(args, stream)
-    except UsageError as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except NotFound as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
-        return EXIT_NO
     except BrokenPipeError:
         # The reader went away (``diskstore keys DIR | head``): stop quietly, and keep the
         # interpreter from complaining when it flushes stdout at exit.
@@ -209,12 +174,20 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return EXIT_NO
-    except SecretMismatchError as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        return EXIT_SECRET
-    except ReadOnlyError as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        return EXIT_NO
-    except (DiskStoreError, OSError) as exc:
-        print(f"{name}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_NO
+    except (UsageError, NotFound, DiskStoreError, OSError) as exc:
+        status, label = _failure(exc)
+        print(f"{name}: {label}{exc}", file=sys.stderr)
+        return status
+
+
+def _failure(exc: Exception) -> tuple[int, str]:
+    """The exit status for *exc*, and the label its message is printed with."""
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE, "error: "
+    if isinstance(exc, NotFound):
+        return EXIT_NO, ""
+    if isinstance(exc, SecretMismatchError):
+        return EXIT_SECRET, "error: "
+    if isinstance(exc, ReadOnlyError):
+        return EXIT_NO, "error: "
+    return EXIT_NO, f"error: {type(exc).__name__}: "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import TextIO
 
 from .. import _sql
@@ -65,18 +66,20 @@ def cmd_clear(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def cmd_cull(args: argparse.Namespace, out: TextIO) -> int:
-    with open_cache(args, read_only=False) as cache:
-        removed = cache.cull(retry=True)
-    print(f"removed {removed} item(s) (expired, or evicted to fit size_limit)", file=out)
-    return EXIT_OK
+def _removal(method: str, what: str) -> Callable[[argparse.Namespace, TextIO], int]:
+    """A command that runs the whole-cache removal *method* and reports how many it removed."""
+
+    def command(args: argparse.Namespace, out: TextIO) -> int:
+        with open_cache(args, read_only=False) as cache:
+            removed = getattr(cache, method)(retry=True)
+        print(f"removed {removed} {what}", file=out)
+        return EXIT_OK
+
+    return command
 
 
-def cmd_expire(args: argparse.Namespace, out: TextIO) -> int:
-    with open_cache(args, read_only=False) as cache:
-        removed = cache.expire(retry=True)
-    print(f"removed {removed} expired item(s)", file=out)
-    return EXIT_OK
+cmd_cull = _removal("cull", "item(s) (expired, or evicted to fit size_limit)")
+cmd_expire = _removal("expire", "expired item(s)")
 
 
 def cmd_evict(args: argparse.Namespace, out: TextIO) -> int:
