@@ -26,6 +26,9 @@ import diskstore
 pytest_plugins = ["_contract"]
 
 _RUN_DIR = tempfile.mkdtemp(prefix="diskstore-tests-")
+# Traversable but not listable by others, like /tmp for what matters here: the read-only
+# tests hand an unprivileged user a path below it (everything inside stays private).
+os.chmod(_RUN_DIR, 0o711)
 os.environ["TMPDIR"] = _RUN_DIR
 tempfile.tempdir = _RUN_DIR
 _CONFIG = tempfile.mkdtemp(prefix="diskstore-test-config-")

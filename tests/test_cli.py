@@ -471,3 +471,39 @@ def test_format_report_flags_an_out_of_order_queue() -> None:
     text = _demo.format_report(report)
     assert "out of order!" in text
     assert "Kept /tmp/x." in text
+
+
+# -- migrate --------------------------------------------------------------------------------
+def test_migrate_copies_a_diskcache_directory_only_with_trust(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import diskcache  # type: ignore[import-untyped]
+
+    old = str(tmp_path / "old")
+    with diskcache.Cache(old) as source:
+        source.set("greeting", "hello", tag="words")
+        source.set(("user", 42), {"name": "Ann"})
+    new = str(tmp_path / "new")
+    assert run("migrate", old, new) == (1, "")
+    err = capsys.readouterr().err
+    assert "UntrustedDataError" in err and "--trust" in err
+    assert run("migrate", old, new, "--trust") == (0, f"copied 2 item(s) from {old} into {new}\n")
+    with diskstore.Cache(new) as cache:
+        assert cache[("user", 42)] == {"name": "Ann"}
+    assert run("migrate", str(tmp_path / "nothing-here"), new)[0] == 2
+    assert "not a diskcache directory" in capsys.readouterr().err
+
+
+def test_cli_and_demo_do_not_import_each_other() -> None:
+    import ast
+
+    def imported(module: str) -> set[str]:
+        path = ROOT / "diskstore" / module
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module.lstrip("."))
+        return names
+
+    assert not {name for name in imported("_demo.py") if name.startswith("_cli")}

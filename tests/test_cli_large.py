@@ -181,3 +181,25 @@ def test_commands_that_change_the_cache(big: str, tmp_path: Path) -> None:
     status, out = run("vacuum", big)
     assert status == 0 and "volume" in out
     assert run_json("stats", big)["items"] == 0
+
+
+def test_migrate_copies_200000_diskcache_items_with_a_progress_bar(tmp_path: Path) -> None:
+    import diskcache  # type: ignore[import-untyped]
+
+    old = str(tmp_path / "old")
+    with diskcache.Cache(old) as source:
+        with source.transact():
+            for i in range(ITEMS):
+                source[f"key-{i}"] = i
+        source.set(("pickled", "key"), {"pickled": "value"}, tag="t")
+    new = str(tmp_path / "new")
+    argv = [sys.executable, "-m", "diskstore", "migrate", old, new, "--trust"]
+    status, output = _in_pseudo_terminal(argv)
+    text = output.decode("utf-8", "replace")
+    assert status == 0, text
+    assert "copying" in text and f"{ITEMS + 1}/{ITEMS + 1}" in text
+    assert f"copied {ITEMS + 1} item(s)" in text
+    with diskstore.Cache(new, read_only=True) as cache:
+        assert len(cache) == ITEMS + 1
+        assert cache["key-199999"] == 199999
+        assert cache.get(("pickled", "key"), tag=True) == ({"pickled": "value"}, "t")

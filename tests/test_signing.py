@@ -15,6 +15,7 @@ import os
 import re
 import sqlite3
 import stat
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -360,13 +361,26 @@ def test_a_cache_without_a_fingerprint_read_with_the_wrong_secret_deletes_nothin
 def test_a_corruption_warning_points_at_the_callers_line(cache: diskstore.Cache) -> None:
     cache.set("k", {"a": 1})
     update(cache, "k", value=flip(row(cache, "k")["value"], -1))
+    cache.set(Point(1), "under a pickled key")
+    with contextlib.closing(db(cache)) as con:
+        blob = con.execute("SELECT key FROM items WHERE raw = 0").fetchone()[0]
+        con.execute("UPDATE items SET key = ? WHERE raw = 0", (flip(blob, -1),))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        line = sys._getframe().f_lineno + 1
         cache.get("k")
-        cache["k"] if False else cache.get("k", expire_time=True, tag=True)
-        list(cache.iterkeys())
-    assert [w.category for w in caught] == [diskstore.CorruptionWarning] * 2
-    assert {w.filename for w in caught} == {__file__}
+        cache.get("k", expire_time=True, tag=True)
+        with pytest.raises(KeyError):
+            cache["k"]
+        assert list(cache) == ["k"]  # the damaged pickled key is skipped
+    assert [w.category for w in caught] == [diskstore.CorruptionWarning] * 4
+    assert [(w.filename, w.lineno) for w in caught] == [
+        (__file__, line),
+        (__file__, line + 1),
+        (__file__, line + 3),
+        (__file__, line + 4),
+    ]
+    assert len(cache) == 2  # a read deleted nothing
 
 
 def test_signed_entries_are_refused_when_signing_was_off(
