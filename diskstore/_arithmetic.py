@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _clock, _sql
-from ._base import CacheBase
+from ._base import CacheBase, _expired
 from ._disk import KIND_NATIVE
 from ._exceptions import CorruptionWarning, IntegrityError, warn_caller
 
@@ -37,7 +37,7 @@ class ArithmeticMixin(CacheBase):
                         self._shared.tier.discard((ns, db_key, raw))
                     return done[0][0]
             rows = con.execute(_sql.SELECT_FOR_WRITE, (ns, db_key, raw)).fetchall()
-            live = bool(rows) and (rows[0][3] is None or rows[0][3] > now)
+            live = bool(rows) and not _expired(rows[0][3], now)
             if live:
                 rowid, filename, size, _, _, mode, value, sig, vsize = rows[0]
                 if self._shared.tier is not None:

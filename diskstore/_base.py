@@ -46,6 +46,19 @@ def _sane_row(row: Any) -> bool:
     return type(row[1]) is int and (exp is None or type(exp) is float or type(exp) is int)
 
 
+def _expired(exp: Any, now: float) -> bool:
+    """Whether an ``expire_time`` column value means the entry is gone.
+
+    Anything but a number there was written by someone else, and reads as expired (a miss)
+    rather than raising ``TypeError`` in the comparison.
+    """
+    if exp is None:
+        return False
+    if type(exp) is float or type(exp) is int:
+        return bool(exp <= now)
+    return True
+
+
 def _check_expire(expire: Any, now: float) -> float | None:
     if expire is None:
         return None

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import _clock, _fingerprint, _memoize, _sql
 from ._arithmetic import ArithmeticMixin
-from ._base import _check_expire, _check_tag, _sane_row, _Shared
+from ._base import _check_expire, _check_tag, _expired, _sane_row, _Shared
 from ._bookkeeping import Bookkeeper
 from ._changes import open_counter
 from ._constants import ENOVAL
@@ -541,7 +541,7 @@ class Cache(
             con = conn.con
             assert con is not None
             rows = con.execute(_sql.SELECT_FOR_WRITE, (self._ns, db_key, raw)).fetchall()
-            if not rows or (rows[0][3] is not None and rows[0][3] <= now):
+            if not rows or _expired(rows[0][3], now):
                 return False
             con.execute(_sql.UPDATE_EXPIRE, (expire_time, rows[0][0]))
             if self._shared.tier is not None:
@@ -597,7 +597,7 @@ class Cache(
             if not rows:
                 return self._miss(default, expire_time, tag)
             rowid, filename, size, exp, tg, mode, value, sig, vsize = rows[0]
-            if exp is not None and exp <= now:
+            if _expired(exp, now):
                 return self._miss(default, expire_time, tag)  # left to expiry, as diskcache
             deleted = con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall()
             self._uncount(conn, deleted)

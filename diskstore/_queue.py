@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _clock, _sql
-from ._base import CacheBase, _check_expire, _check_tag
+from ._base import CacheBase, _check_expire, _check_tag, _expired
 from ._constants import QUEUE_START
 from ._exceptions import CorruptionWarning, IntegrityError, warn_caller
 
@@ -109,7 +109,7 @@ class QueueMixin(CacheBase):
                 if not rows:
                     return self._miss(default, expire_time, tag)
                 rowid, key, mode, value, filename, exp, tg, sig, vsize, size = rows[0]
-                expired = exp is not None and exp <= now
+                expired = _expired(exp, now)
                 if remove or expired:
                     self._uncount(conn, con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall())
                 if expired:
@@ -173,7 +173,7 @@ class QueueMixin(CacheBase):
                 if not rows:
                     raise KeyError("dictionary is empty")
                 rowid, db_key, raw, mode, value, filename, exp, tg, sig, vsize, size = rows[0]
-                if exp is not None and exp <= now:
+                if _expired(exp, now):
                     self._uncount(conn, con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall())
                     continue
                 try:
