@@ -507,3 +507,40 @@ def test_cli_and_demo_do_not_import_each_other() -> None:
         return names
 
     assert not {name for name in imported("_demo.py") if name.startswith("_cli")}
+
+
+# -- progress -------------------------------------------------------------------------------
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_draws_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from diskstore._cli._common import progress_bar
+
+    terminal, pipe = _Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        with progress_bar("working", 10, stream=stream) as progress:
+            progress(5, 10)
+            progress(10, 10)
+    assert "working" in terminal.getvalue() and "10/10" in terminal.getvalue()
+    assert pipe.getvalue() == ""
+
+
+def test_progress_without_tqdm_is_silent(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from diskstore._cli._common import progress_bar
+
+    real = importlib.import_module
+
+    def no_tqdm(name: str, package: str | None = None) -> object:
+        if name == "tqdm":
+            raise ImportError("tqdm is not installed")
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", no_tqdm)
+    terminal = _Terminal()
+    with progress_bar("working", 10, stream=terminal) as progress:
+        progress(10, 10)
+    assert terminal.getvalue() == ""
