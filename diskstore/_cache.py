@@ -188,21 +188,20 @@ class Cache(
         store.close_idle_connections()  # reopen with the merged pragmas
         self._store = store
         key = resolve_secret(secret) if disk.signed else None
-        if key is not None:
-            try:
-                _fingerprint.reconcile(store, key, secret, read_only=read_only)
-            except BaseException:
-                store.close()
-                raise
-        signer = Signer(key)
         options = {
             **loaded.disk_options(),
             **{name[len("disk_") :]: value for name, value in extra_disk.items()},
         }
         self._disk = _make_disk(disk, directory, options)
-        self._disk.attach(directory, signer=signer, fsync=loaded.sqlite_synchronous >= 2)
+        self._disk.attach(directory, signer=Signer(key), fsync=loaded.sqlite_synchronous >= 2)
         if self._disk.hooked:
             store.remove_hooked = self._disk.remove_hooked
+        if key is not None:
+            try:
+                _fingerprint.reconcile(store, key, secret, read_only=read_only, disk=self._disk)
+            except BaseException:
+                store.close()
+                raise
         policy = POLICIES[loaded.eviction_policy]
         store.changes = None if read_only else open_counter(directory)
         reserve = None

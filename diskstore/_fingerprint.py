@@ -16,7 +16,8 @@ import hmac
 import os
 
 from . import _sql
-from ._exceptions import SecretMismatchError
+from ._disk import Disk
+from ._exceptions import DiskStoreError, SecretMismatchError
 from ._signing import ENV_VAR, SecretArg, config_dir
 from ._store import Store
 
@@ -44,14 +45,36 @@ def _source(secret: SecretArg) -> str:
     return f"the secret file {config_dir() / 'secret'}"
 
 
-def reconcile(store: Store, key: bytes, secret: SecretArg, *, read_only: bool) -> None:
+def _signed_by(store: Store, disk: Disk) -> bool:
+    """Whether the cache's signed entries were signed with *disk*'s secret.
+
+    Checks one signed payload (a cache without any says yes: there is nothing to protect).
+    """
+    try:
+        rows = store.run(_sql.SELECT_SIGNED_SAMPLE, retry=True)
+    except DiskStoreError:  # a row that cannot even be read (text that is not UTF-8)
+        return False
+    if not rows:
+        return True
+    ns, db_key, raw, mode, value, filename, sig, vsize, size = rows[0]
+    try:
+        disk.payload(mode, filename, value, ns, db_key, bool(raw), sig, vsize, size)
+    except Exception:  # a probe: whatever stops the payload from verifying means "not ours"
+        return False
+    return True
+
+
+def reconcile(store: Store, key: bytes, secret: SecretArg, *, read_only: bool, disk: Disk) -> None:
     """Record *key*'s fingerprint in a cache that has none; refuse a cache made with another.
 
-    Raises :class:`SecretMismatchError` before anything is read or deleted.
+    Raises :class:`SecretMismatchError` before anything is read or deleted. A cache made
+    before fingerprints were recorded gets one only when its signed entries verify under
+    *key*, so a process with the wrong secret cannot stamp its own fingerprint on it and
+    lock the owner out.
     """
     mine = fingerprint(key)
     recorded = stored_fingerprint(store)
-    if recorded is None and not read_only:
+    if recorded is None and not read_only and _signed_by(store, disk):
         with store.write(retry=True, quiet=True) as conn:
             con = conn.con
             assert con is not None

@@ -83,6 +83,10 @@ UPSERT_SETTING = (
 )
 SELECT_SETTING = "SELECT value FROM settings WHERE name = ?"
 INSERT_SETTING_IF_ABSENT = "INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)"
+SELECT_SIGNED_SAMPLE = (  # 32: FLAG_SIGNED
+    "SELECT ns, key, raw, mode, value, filename, sig, vsize, size FROM items"
+    " WHERE mode & 32 LIMIT 1"
+)
 SELECT_NAMESPACE = "SELECT id FROM namespaces WHERE name = ?"
 SELECT_FUNCTION = "SELECT id FROM functions WHERE name = ?"
 INSERT_FUNCTION = "INSERT OR IGNORE INTO functions (name) VALUES (?)"

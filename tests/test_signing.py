@@ -346,7 +346,7 @@ def test_a_cache_without_a_fingerprint_read_with_the_wrong_secret_deletes_nothin
     _fill_with_right_secret(cache_dir)
     with contextlib.closing(sqlite3.connect(Path(cache_dir) / "diskstore.db")) as con, con:
         con.execute("DELETE FROM settings WHERE name = 'secret_fingerprint'")
-    with diskstore.Cache(cache_dir, disk=counting, secret=b"wrong", read_only=True) as cache:
+    with diskstore.Cache(cache_dir, disk=counting, secret=b"wrong") as cache:
         for key in WRONG_SECRET_VALUES:
             with pytest.warns(diskstore.CorruptionWarning, match=re.escape(repr(key))):
                 assert cache.get(key, "miss") == "miss"
@@ -355,7 +355,15 @@ def test_a_cache_without_a_fingerprint_read_with_the_wrong_secret_deletes_nothin
             assert list(cache) == [*WRONG_SECRET_VALUES, "native"]  # the pickled key is skipped
         assert cache["native"] == 5
     assert counting.calls == 0
+    # The wrong secret's fingerprint was not recorded: its entries did not verify under it.
+    with contextlib.closing(sqlite3.connect(Path(cache_dir) / "diskstore.db")) as con:
+        assert (
+            con.execute("SELECT value FROM settings WHERE name = 'secret_fingerprint'").fetchall()
+            == []
+        )
     _assert_right_secret_reads_everything(cache_dir, counting)
+    with pytest.raises(diskstore.SecretMismatchError):  # the right one was recorded
+        diskstore.Cache(cache_dir, secret=b"wrong")
 
 
 def test_a_corruption_warning_points_at_the_callers_line(cache: diskstore.Cache) -> None:
