@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from diskstore import _cli
 
 ITEMS = 200_000
 BIG_VALUE = "x" * 200_000
+SHORT_LIVED = 1.0  # seconds
 pytestmark = pytest.mark.timeout(600)
 
 
@@ -60,8 +62,9 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> str:
         square = cache.memoize(name="squares")(_square)
         for n in range(10):
             square(n)
-        for i in range(100):  # last: culling after a large write removes expired items
-            cache.set(f"short-lived-{i}", i, expire=0.001)
+        # Last, and expiring only after the fixture: sets remove items already expired.
+        for i in range(100):
+            cache.set(f"short-lived-{i}", i, expire=SHORT_LIVED)
     return directory
 
 
@@ -152,7 +155,7 @@ def test_check_shows_a_progress_bar_on_a_terminal(big: str) -> None:
     assert status == 0, output
     text = output.decode("utf-8", "replace")
     assert "checking" in text
-    every_row = ITEMS + 202 + 1 + 10  # the plain cache, a namespace, memoized results
+    every_row = ITEMS + 202 + 10 + 1  # the plain cache with memoized results, a namespace
     assert "100%" in text and f"{every_row}/{every_row}" in text
     assert "no problems found" in text
 
@@ -167,11 +170,14 @@ def test_check_prints_no_progress_in_a_pipe(big: str) -> None:
 
 
 def test_commands_that_change_the_cache(big: str, tmp_path: Path) -> None:
+    with diskstore.inspect_cache(big) as inspection:
+        last = max(e.expire_time or 0.0 for e in inspection.entries() if e.key == "short-lived-99")
+    time.sleep(max(0.0, last - time.time() + 0.05))  # let the short-lived items expire
+    assert run("expire", big) == (0, "removed 100 expired item(s)\n")
     assert run("delete", big, "key-3") == (0, "deleted 'key-3'\n")
     assert run("delete", big, "key-3")[0] == 1
     assert run("delete", big, "7", "--literal") == (0, "deleted 7\n")
     assert run("evict", big, "batch") == (0, "removed 100 item(s) tagged 'batch'\n")
-    assert run("expire", big) == (0, "removed 100 expired item(s)\n")
     status, out = run("cull", big)
     assert status == 0 and "removed 0 item(s)" in out
     assert run("check", big, "--fix") == (0, "no problems found\n")
