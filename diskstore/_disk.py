@@ -50,6 +50,7 @@ from ._keys import (
     signature_key,
 )
 from ._modes import (
+    DISKCACHE_MODE_SHIFT,
     FLAG_FILE,
     FLAG_OOB,
     FLAG_PINNED,
@@ -103,13 +104,17 @@ class Stored(NamedTuple):
     pending: PendingFile | None = None  # a value file to publish inside the transaction
 
 
+#: Every mode a row can hold: kind, flags, and a diskcache-style row's diskcache mode.
+_MODE_LIMIT = 1 << (DISKCACHE_MODE_SHIFT + 3)
+
+
 def _check_columns(mode: Any, filename: Any, sig: Any, vsize: Any, size: Any) -> None:
     """Refuse a row whose columns hold values of the wrong type or an impossible length.
 
     SQLite does not enforce column types, so anyone who can write to the database can put
     text where a length belongs; such a row must be a miss, not a ``TypeError`` in a reader.
     """
-    if type(mode) is not int or not 0 <= mode < 256:
+    if type(mode) is not int or not 0 <= mode < _MODE_LIMIT:
         raise IntegrityError(f"an entry has an invalid mode {mode!r}")
     if filename is not None and type(filename) is not str:
         raise IntegrityError("an entry's file name is not text")

@@ -133,6 +133,8 @@ def test_rows_and_files_of_hooks_are_signed(tmp_path: Path) -> None:
             assert cache.get("inline") is None
             assert cache.get("filed") is None
         assert [w.category for w in caught] == [diskstore.CorruptionWarning] * 2
+        assert len(cache) == 2  # a read deletes nothing; check(fix=True) does
+        cache.check(fix=True)
         assert len(cache) == 0
 
 
