@@ -136,6 +136,8 @@ def test_a_changed_byte_anywhere_is_a_miss(
     flip(path, offsets[where])
     with pytest.warns(diskstore.CorruptionWarning):
         assert cache.get("a", default="miss", mmap_mode=mmap_mode) == "miss"
+    assert "a" in cache  # a read deletes nothing; check(fix=True) does
+    cache.check(fix=True)
     assert "a" not in cache
 
 
