@@ -45,7 +45,7 @@ def run_check(cache: CacheBase, *, fix: bool, retry: bool) -> list[warnings.Warn
         for row in integrity:
             report(f"integrity check: {row[0]}", CorruptionWarning)
         if fix:
-            store.run("REINDEX", retry=True)
+            store.run(_sql.REINDEX, retry=True)
 
     with store.write(retry) as conn:
         con = conn.con
@@ -116,7 +116,7 @@ _UNDECODABLE = object()
 def _native_value(con: Any, rowid: int) -> Any:
     """Re-read a native value (read as bytes above) as itself; text must be UTF-8."""
     try:
-        return con.execute("SELECT value FROM items WHERE rowid = ?", (rowid,)).fetchone()[0]
+        return con.execute(_sql.SELECT_NATIVE_VALUE, (rowid,)).fetchone()[0]
     except sqlite3.OperationalError:
         return _UNDECODABLE
 

@@ -34,33 +34,39 @@ class IterationMixin(CacheBase):
         return self._iter_rowids_upto(reverse, last)
 
     def _iter_rowids_upto(self, reverse: bool, last: int) -> Iterator[Any]:
+        """Yield keys in rowid order up to rowid *last*, a chunk at a time, each chunk
+        resuming after the previous one (the statements stop at *last* themselves)."""
         ns = self._ns
-        if ns == 0:
-            sql = _sql.ITER_BACKWARD if reverse else _sql.ITER_FORWARD
+        if reverse:
+            sqls = (
+                (_sql.ITER_BACKWARD, _sql.ITER_BACKWARD_BYTES)
+                if ns == 0
+                else (_sql.ITER_BACKWARD_NS, _sql.ITER_BACKWARD_NS_BYTES)
+            )
+            limit: tuple[int, ...] = ()
+            bound = last + 1
         else:
-            sql = _sql.ITER_BACKWARD_NS if reverse else _sql.ITER_FORWARD_NS
-        bound = last + 1 if reverse else 0
+            sqls = (
+                (_sql.ITER_FORWARD, _sql.ITER_FORWARD_BYTES)
+                if ns == 0
+                else (_sql.ITER_FORWARD_NS, _sql.ITER_FORWARD_NS_BYTES)
+            )
+            limit = (last,)
+            bound = 0
+        view: tuple[int, ...] = () if ns == 0 else (ns,)
         while True:
-            params = (bound, _CHUNK) if ns == 0 else (ns, bound, _CHUNK)
+            params = (*view, bound, *limit, _CHUNK)
             try:
-                rows = self._store.run(sql, params, retry=True)
+                rows = self._store.run(sqls[0], params, retry=True)
             except DiskStoreError as exc:
                 if not _is_decode_error(exc.__cause__ or exc):
                     raise
-                rows = self._undecodable_chunk(reverse, bound)
-            if not reverse and rows and rows[-1][0] > last:
-                rows = [row for row in rows if row[0] <= last]
-                yield from self._keys_from(rows)
-                return
+                # A key whose text is not UTF-8: read this chunk with keys as bytes.
+                rows = self._decoded(self._store.run(sqls[1], params, retry=True))
             if not rows:
                 return
             yield from self._keys_from(rows)
             bound = rows[-1][0]
-
-    def _undecodable_chunk(self, reverse: bool, bound: int) -> list[Any]:
-        """Read a chunk holding a key whose text is not UTF-8, skipping that key."""
-        sql = _sql.ITER_BACKWARD_BYTES if reverse else _sql.ITER_FORWARD_BYTES
-        return self._decoded(self._store.run(sql, (self._ns, bound, _CHUNK), retry=True))
 
     def _decoded(self, rows: list[Any]) -> list[Any]:
         """Decode text keys read as bytes; a key that is not UTF-8 becomes ``None`` (skipped)."""
@@ -90,7 +96,7 @@ class IterationMixin(CacheBase):
     def iterkeys(self, reverse: bool = False) -> Iterator[Any]:
         """Iterate keys in database sort order (numbers, then text, then bytes/blobs)."""
         ns = self._ns
-        last: tuple[Any, Any] | None = None
+        last: tuple[Any, ...] | None = None
         while True:
             try:
                 if last is None:
@@ -103,16 +109,28 @@ class IterationMixin(CacheBase):
                 if not _is_decode_error(exc.__cause__ or exc):
                     raise
                 # A key that is not UTF-8 text: read the rest with keys as bytes.
-                sql = _sql.ITERKEYS_REST_BYTES_DESC if reverse else _sql.ITERKEYS_REST_BYTES
-                floor = last if last is not None else ((2**63, "") if reverse else (-(2**63), 0))
-                yield from self._keys_from(
-                    self._decoded(self._store.run(sql, (ns, *floor), retry=True))
-                )
+                yield from self._iterkeys_bytes(reverse, last)
                 return
             if not rows:
                 return
             yield from self._keys_from(rows)
             last = (rows[-1][0], rows[-1][1])
+
+    def _iterkeys_bytes(self, reverse: bool, last: tuple[Any, ...] | None) -> Iterator[Any]:
+        """Continue :meth:`iterkeys` after *last*, reading text keys as bytes, by chunks."""
+        ns = self._ns
+        resume = None if last is None else (*last, 0)
+        while True:
+            if resume is None:
+                sql = _sql.ITERKEYS_LAST_BYTES if reverse else _sql.ITERKEYS_FIRST_BYTES
+                rows = self._store.run(sql, (ns, _CHUNK), retry=True)
+            else:
+                sql = _sql.ITERKEYS_PREV_BYTES if reverse else _sql.ITERKEYS_NEXT_BYTES
+                rows = self._store.run(sql, (ns, *resume, _CHUNK), retry=True)
+            if not rows:
+                return
+            resume = tuple(rows[-1][1:])
+            yield from self._keys_from(self._decoded(rows))
 
     def __len__(self) -> int:
         """Number of items (of this namespace), read from a counter: O(1)."""

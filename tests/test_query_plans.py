@@ -1,0 +1,220 @@
+"""Query plans of every statement that reads or writes items, asserted with EXPLAIN QUERY PLAN.
+
+The plans are what keeps costs proportional to the work: a chunked scan must resume by
+rowid or by key without sorting (a temporary B-tree per chunk makes a whole scan
+quadratic), a point operation must search an index (never scan the table), and bulk
+removal must read its victims through an index or in one resumable pass. A plan
+regression therefore fails here, without timing anything.
+
+Every statement constant in ``diskstore._sql`` that names the ``items`` table must be
+classified below, so a new statement cannot go unchecked.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import diskstore
+from diskstore import _sql
+from diskstore._policies import POLICIES
+from diskstore._store import DB_NAME
+
+# Statements that touch one row through the key index or the rowid.
+POINT = {
+    "SELECT_ITEM": "items_key (ns=? AND key=? AND raw=?)",
+    "SELECT_ITEM_MAIN": "items_key (ns=? AND key=? AND raw=?)",
+    "SELECT_ROW_MODE": "items_key (ns=? AND key=? AND raw=?)",
+    "SELECT_FOR_WRITE": "items_key (ns=? AND key=? AND raw=?)",
+    "SELECT_EXISTS": "items_key (ns=? AND key=? AND raw=?)",
+    "INCR_NATIVE": "items_key (ns=? AND key=? AND raw=?)",
+    "DELETE_KEY": "items_key (ns=? AND key=? AND raw=?)",
+    "SELECT_ITEM_EXTRA": "INTEGER PRIMARY KEY (rowid=?)",
+    "SELECT_NATIVE_VALUE": "INTEGER PRIMARY KEY (rowid=?)",
+    "UPDATE_VALUE": "INTEGER PRIMARY KEY (rowid=?)",
+    "UPDATE_EXPIRE": "INTEGER PRIMARY KEY (rowid=?)",
+    "UNPIN": "INTEGER PRIMARY KEY (rowid=?)",
+    "DELETE_ROWID": "INTEGER PRIMARY KEY (rowid=?)",
+    "DELETE_ROWID_IF": "INTEGER PRIMARY KEY (rowid=?)",
+    "DELETE_ROWIDS": "INTEGER PRIMARY KEY (rowid=?)",
+    "TOUCH_ACCESS_TIME": "INTEGER PRIMARY KEY (rowid=?)",
+    "TOUCH_STORE_TIME": "INTEGER PRIMARY KEY (rowid=?)",
+    "TOUCH_ACCESS_COUNT": "INTEGER PRIMARY KEY (rowid=?)",
+    "SELECT_MAX_ROWID": "SEARCH items",
+    # Queue ends: the first or last key of a range of the key index.
+    "QUEUE_FIRST": "items_key (ns=? AND key>? AND key<?)",
+    "QUEUE_LAST": "items_key (ns=? AND key>? AND key<?)",
+    "QUEUE_ROW_FIRST": "items_key (ns=? AND key>? AND key<?)",
+    "QUEUE_ROW_LAST": "items_key (ns=? AND key>? AND key<?)",
+    "PEEKITEM_FIRST_NS": "items_ns (ns=?)",
+    "PEEKITEM_LAST_NS": "items_ns (ns=?)",
+}
+
+# peekitem on the plain cache walks the table from one end in rowid order and stops at the
+# first plain row. It is a scan only in name: without an index on plain rows (which every
+# set would pay for), this is the cheapest way to the oldest or newest plain row; it reads
+# past rows of other namespaces only where they sit at that end of the table.
+ROWID_WALKS = {
+    "PEEKITEM_FIRST": "SCAN items",
+    "PEEKITEM_LAST": "SCAN items",
+}
+
+# Chunked scans: each chunk resumes after the last row of the previous one.
+CHUNKED = {
+    "ITER_FORWARD": "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+    "ITER_BACKWARD": "INTEGER PRIMARY KEY (rowid<?)",
+    "ITER_FORWARD_BYTES": "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+    "ITER_BACKWARD_BYTES": "INTEGER PRIMARY KEY (rowid<?)",
+    "ITER_FORWARD_NS": "items_ns (ns=? AND rowid>? AND rowid<?)",
+    "ITER_BACKWARD_NS": "items_ns (ns=? AND rowid<?)",
+    "ITER_FORWARD_NS_BYTES": "items_ns (ns=? AND rowid>? AND rowid<?)",
+    "ITER_BACKWARD_NS_BYTES": "items_ns (ns=? AND rowid<?)",
+    "ITERKEYS_FIRST": "COVERING INDEX items_key (ns=?)",
+    "ITERKEYS_LAST": "COVERING INDEX items_key (ns=?)",
+    "ITERKEYS_NEXT": "COVERING INDEX items_key (ns=? AND (key,raw)>(?,?))",
+    "ITERKEYS_PREV": "COVERING INDEX items_key (ns=? AND (key,raw)<(?,?))",
+    "ITERKEYS_FIRST_BYTES": "COVERING INDEX items_key (ns=?)",
+    "ITERKEYS_LAST_BYTES": "COVERING INDEX items_key (ns=?)",
+    "ITERKEYS_NEXT_BYTES": "COVERING INDEX items_key (ns=? AND (key,raw)>(?,?))",
+    "ITERKEYS_PREV_BYTES": "COVERING INDEX items_key (ns=? AND (key,raw)<(?,?))",
+    "SELECT_SIGNED_CHUNK": "INTEGER PRIMARY KEY (rowid>?)",
+    # Bulk removal. Expired items come off the front of the expiry index; clear and evict
+    # without the tag index resume by rowid, so rows they skip are read once per call.
+    "SELECT_EXPIRED": "items_expire (expire_time>? AND expire_time<?)",
+    "SELECT_NS_ITEMS": "INTEGER PRIMARY KEY (rowid>?)",
+    "SELECT_NS_ITEMS_VIEW": "items_ns (ns=? AND rowid>?)",
+    "SELECT_TAGGED_SCAN": "INTEGER PRIMARY KEY (rowid>?)",
+    "SELECT_TAGGED_SCAN_VIEW": "items_ns (ns=? AND rowid>?)",
+}
+
+# Whole-namespace aggregates: one pass per namespace over the key index (check only).
+AGGREGATES = {"SELECT_ACTUAL_COUNTS": "items_key (ns=?)"}
+
+# Inserts have no plan to speak of (the unique index is probed by the insert itself).
+INSERTS = ("INSERT_ITEM", "UPSERT_ITEM")
+
+# Templates and statements checked by their own tests below; SELECT_INDEXES reads the
+# schema, not the table.
+SPECIAL = ("SELECT_TAGGED", "SELECT_EVICT", "_VICTIM", "SELECT_INDEXES")
+
+
+def _parameters(sql: str) -> int:
+    numbered = [int(n) for n in re.findall(r"\?(\d+)", sql)]
+    return max(numbered) if numbered else sql.count("?")
+
+
+def _plan(con: sqlite3.Connection, sql: str) -> list[str]:
+    rows = con.execute("EXPLAIN QUERY PLAN " + sql, [1] * _parameters(sql)).fetchall()
+    return [row[3] for row in rows]
+
+
+def _open(directory: Path, **settings: object) -> Iterator[sqlite3.Connection]:
+    cache = diskstore.Cache(str(directory), **settings)  # type: ignore[arg-type]
+    view = cache.namespace("view")
+    for number in range(50):
+        cache.set(number, number, tag=number % 3, expire=None if number % 2 else 60)
+        view.set(number, number, tag=number % 3)
+    cache.close()
+    con = sqlite3.connect(str(directory / DB_NAME))
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    yield from _open(tmp_path)
+
+
+@pytest.fixture
+def tagged_con(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    yield from _open(tmp_path, tag_index=True)
+
+
+def test_every_items_statement_is_classified() -> None:
+    classified = {*POINT, *ROWID_WALKS, *CHUNKED, *AGGREGATES, *INSERTS, *SPECIAL}
+    statements = {
+        name
+        for name, value in vars(_sql).items()
+        if name.isupper() or name == "_VICTIM"
+        if isinstance(value, str) and re.search(r"\bitems\b", value)
+        if not value.startswith(("CREATE", "DROP"))
+    }
+    assert statements - classified == set(), "classify the new statements in this module"
+    assert classified - statements == set(), "statements named here no longer exist"
+
+
+@pytest.mark.parametrize("name", sorted(POINT))
+def test_point_operations_search_an_index(con: sqlite3.Connection, name: str) -> None:
+    plan = _plan(con, getattr(_sql, name))
+    assert len(plan) == 1, plan
+    assert plan[0].startswith("SEARCH items"), plan
+    assert POINT[name] in plan[0], plan
+
+
+def test_overwrites_update_by_rowid(con: sqlite3.Connection) -> None:
+    for expire in (False, True):
+        for tag in (False, True):
+            for reset_count in (False, True):
+                plan = _plan(con, _sql.update_item(expire, tag, reset_count))
+                assert plan == ["SEARCH items USING INTEGER PRIMARY KEY (rowid=?)"]
+
+
+@pytest.mark.parametrize("name", sorted(ROWID_WALKS))
+def test_peekitem_walks_the_table_in_rowid_order(con: sqlite3.Connection, name: str) -> None:
+    assert _plan(con, getattr(_sql, name)) == [ROWID_WALKS[name]]
+
+
+@pytest.mark.parametrize("name", sorted(CHUNKED))
+def test_chunked_scans_resume_without_sorting(con: sqlite3.Connection, name: str) -> None:
+    plan = _plan(con, getattr(_sql, name))
+    assert not any("TEMP B-TREE" in step for step in plan), plan
+    assert len(plan) == 1, plan
+    assert plan[0].startswith("SEARCH items"), plan
+    assert CHUNKED[name] in plan[0], plan
+
+
+def test_check_counts_each_namespace_through_the_key_index(con: sqlite3.Connection) -> None:
+    plan = _plan(con, _sql.SELECT_ACTUAL_COUNTS)
+    assert not any("TEMP B-TREE" in step for step in plan), plan
+    assert any(AGGREGATES["SELECT_ACTUAL_COUNTS"] in step for step in plan), plan
+
+
+def test_evict_by_tag_searches_the_tag_index(tagged_con: sqlite3.Connection) -> None:
+    plan = _plan(tagged_con, _sql.SELECT_TAGGED)
+    assert plan == ["SEARCH items USING INDEX items_tag (ns=? AND tag=?)"]
+
+
+def test_evict_without_the_tag_index_is_one_resumable_pass(con: sqlite3.Connection) -> None:
+    # Without the index (the default), Cache.evict uses the *_SCAN statements, which resume
+    # by rowid (checked in CHUNKED); the indexed statement is never chosen then.
+    indexes = {row[0] for row in con.execute(_sql.SELECT_INDEXES)}
+    assert "items_tag" not in indexes
+
+
+@pytest.mark.parametrize(
+    "policy", sorted(name for name, p in POLICIES.items() if p.order_column is not None)
+)
+def test_culling_reads_victims_in_policy_index_order(tmp_path: Path, policy: str) -> None:
+    order = POLICIES[policy]
+    for connection in _open(tmp_path, eviction_policy=policy):
+        plan = _plan(connection, _sql.SELECT_EVICT.format(column=order.order_column))
+        assert plan == [f"SCAN items USING INDEX {order.index_name}"]
+
+
+def test_tagged_evict_statement_matches_the_setting(tmp_path: Path) -> None:
+    with diskstore.Cache(str(tmp_path / "plain")) as plain:
+        plain.set("a", 1, tag="t")
+        plain.set("b", 2, tag="u")
+        assert plain.evict("t") == 1
+        assert list(plain) == ["b"]
+    with diskstore.Cache(str(tmp_path / "indexed"), tag_index=True) as indexed:
+        indexed.set("a", 1, tag="t")
+        indexed.set("b", 2, tag="u")
+        assert indexed.evict("t") == 1
+        assert list(indexed) == ["b"]
