@@ -32,10 +32,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO, ClassVar, NamedTuple
-
-import cloudpickle
-import zstandard
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, NamedTuple
 
 from . import _oob
 from ._constants import UNKNOWN
@@ -117,6 +114,33 @@ def _signature_suffix(vsize: int) -> bytes:
     return _SIG_SUFFIX.pack(vsize)
 
 
+if TYPE_CHECKING:
+    import zstandard
+
+_CLOUDPICKLE_DUMPS: Any = None
+_ZSTANDARD: Any = None
+
+
+def _zstd() -> Any:
+    """The zstandard module, imported on first (de)compression: it costs a tenth of
+    ``import diskstore`` and caches of small values never need it."""
+    global _ZSTANDARD
+    if _ZSTANDARD is None:
+        import zstandard
+
+        _ZSTANDARD = zstandard
+    return _ZSTANDARD
+
+
+def _cloudpickle_dumps() -> Any:
+    """``cloudpickle.dumps``, imported on the first pickle (it is a third of import time)."""
+    global _CLOUDPICKLE_DUMPS
+    import cloudpickle
+
+    _CLOUDPICKLE_DUMPS = cloudpickle.dumps
+    return _CLOUDPICKLE_DUMPS
+
+
 class Disk(DiskcacheHooks):
     """Stores keys and values in rows and files; pickles with cloudpickle, signed.
 
@@ -179,7 +203,7 @@ class Disk(DiskcacheHooks):
     # -- serializer hooks -------------------------------------------------------------------
     def dumps(self, obj: Any) -> bytes:
         """Serialize a value or key that has no native or canonical form."""
-        return bytes(cloudpickle.dumps(obj, protocol=self.pickle_protocol))
+        return bytes((_CLOUDPICKLE_DUMPS or _cloudpickle_dumps())(obj, self.pickle_protocol))
 
     def loads(self, data: bytes) -> Any:
         """Inverse of :meth:`dumps`; only ever called on verified payloads."""
@@ -252,7 +276,7 @@ class Disk(DiskcacheHooks):
         local = self._local
         compressor: zstandard.ZstdCompressor | None = getattr(local, "compressor", None)
         if compressor is None:
-            compressor = zstandard.ZstdCompressor(level=self.compress_level, write_checksum=True)
+            compressor = _zstd().ZstdCompressor(level=self.compress_level, write_checksum=True)
             local.compressor = compressor
         return compressor
 
@@ -270,7 +294,7 @@ class Disk(DiskcacheHooks):
         local = self._local
         decompressor: zstandard.ZstdDecompressor | None = getattr(local, "decompressor", None)
         if decompressor is None:
-            decompressor = zstandard.ZstdDecompressor()
+            decompressor = _zstd().ZstdDecompressor()
             local.decompressor = decompressor
         return decompressor
 
@@ -587,12 +611,13 @@ class Disk(DiskcacheHooks):
             if len(data) != vsize:
                 raise IntegrityError(f"payload holds {len(data)} bytes, expected {vsize}")
             return data
+        zstd = _zstd()
         try:
-            declared = zstandard.frame_content_size(data)
+            declared = zstd.frame_content_size(data)
             if declared not in (vsize, -1):
                 raise IntegrityError(f"compressed payload declares {declared} bytes, not {vsize}")
             out = self._decompressor().decompress(data, max_output_size=vsize)
-        except zstandard.ZstdError as exc:
+        except zstd.ZstdError as exc:
             raise IntegrityError(f"compressed payload is damaged: {exc}") from exc
         if len(out) != vsize:
             raise IntegrityError(f"payload decompressed to {len(out)} bytes, expected {vsize}")
@@ -612,7 +637,7 @@ class Disk(DiskcacheHooks):
                 handle.close()
                 raise
             handle.seek(0)
-        reader = zstandard.ZstdDecompressor().stream_reader(handle, closefd=True)
+        reader = _zstd().ZstdDecompressor().stream_reader(handle, closefd=True)
         return io.BufferedReader(reader)
 
     def _verify_file(
