@@ -41,6 +41,7 @@ WORKLOADS = (
     "redis",
     "large_values",
     "memoize_heavy",
+    "import",
 )
 OPS = {
     "mixed": {"get", "set", "delete"},
@@ -57,10 +58,11 @@ OPS = {
     "redis": {"get", "set", "memoize_hit", "near_get"},
     "large_values": {"set_bytes_1mb", "get_bytes_1mb", "set_array_1mb", "get_array_1mb"},
     "memoize_heavy": {"small_hit", "small_miss", "array_hit", "array_miss", "array_mmap_hit"},
+    "import": {"import"},
 }
 # Operations diskcache has no equivalent of (joblib and diskstore map arrays; diskcache not).
 DISKSTORE_ONLY = {("memoize_heavy", "array_mmap_hit"), ("memoize_heavy", "array_mmap_hit_first")}
-TARGET_COUNT = 16
+TARGET_COUNT = 17
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
