@@ -8,7 +8,13 @@ from typing import Any
 
 from . import _sql
 from ._base import _CHUNK, CacheBase, _is_decode_error
+from ._disk import Disk
 from ._exceptions import CorruptionWarning, DiskStoreError, IntegrityError
+
+#: Rows per chunk of a rowid scan: small for the first chunk, so that taking one key is
+#: cheap, then growing to this, which halves the per-key cost of a long scan.
+_SCAN_CHUNK = 1000
+_SKIP = object()
 
 
 class IterationMixin(CacheBase):
@@ -16,16 +22,23 @@ class IterationMixin(CacheBase):
 
     def _keys_from(self, rows: list[Any]) -> Iterator[Any]:
         for row in rows:
-            if row[-2] is None:  # skipped by _undecodable_chunk
-                continue
-            try:
-                yield self._disk.get(row[-2], row[-1])
-            except IntegrityError as exc:
-                warnings.warn(
-                    f"skipped a cache key in {self._directory}: {exc}",
-                    CorruptionWarning,
-                    stacklevel=3,
-                )
+            key = self._load_key(row[-2], row[-1])
+            if key is not _SKIP:
+                yield key
+
+    def _load_key(self, db_key: Any, raw: Any) -> Any:
+        """The key stored as ``(db_key, raw)``, or ``_SKIP`` (with a warning) if it is bad."""
+        if db_key is None:  # undecodable text, already reported by _decoded
+            return _SKIP
+        try:
+            return self._disk.get(db_key, raw)
+        except IntegrityError as exc:
+            warnings.warn(
+                f"skipped a cache key in {self._directory}: {exc}",
+                CorruptionWarning,
+                stacklevel=4,
+            )
+            return _SKIP
 
     def _iter_rowids(self, reverse: bool) -> Iterator[Any]:
         # Keys inserted after iteration starts are not yielded (as in diskcache): they get
@@ -54,8 +67,12 @@ class IterationMixin(CacheBase):
             limit = (last,)
             bound = 0
         view: tuple[int, ...] = () if ns == 0 else (ns,)
+        # Raw keys (str, bytes, numbers) are stored as themselves: unless a Disk subclass
+        # reads keys its own way, they are yielded without a call per key.
+        as_stored = type(self._disk).get is Disk.get
+        chunk = _CHUNK
         while True:
-            params = (*view, bound, *limit, _CHUNK)
+            params = (*view, bound, *limit, chunk)
             try:
                 rows = self._store.run(sqls[0], params, retry=True)
             except DiskStoreError as exc:
@@ -65,8 +82,15 @@ class IterationMixin(CacheBase):
                 rows = self._decoded(self._store.run(sqls[1], params, retry=True))
             if not rows:
                 return
-            yield from self._keys_from(rows)
+            for _rowid, db_key, raw in rows:
+                if raw and as_stored and db_key is not None:
+                    yield db_key
+                else:
+                    key = self._load_key(db_key, raw)
+                    if key is not _SKIP:
+                        yield key
             bound = rows[-1][0]
+            chunk = min(chunk * 2, _SCAN_CHUNK)
 
     def _decoded(self, rows: list[Any]) -> list[Any]:
         """Decode text keys read as bytes; a key that is not UTF-8 becomes ``None`` (skipped)."""

@@ -216,3 +216,29 @@ def test_plot_refuses_a_file_that_is_not_results(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "format" in done.stderr
     assert not image.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_growth_workload_measures_every_operation_at_every_size(tmp_path: Path) -> None:
+    output, image = tmp_path / "growth.json", tmp_path / "growth.png"
+    done = _harness(
+        "-m", "benchmarks.growth", "--smoke", "--output", str(output), "--plot", str(image),
+        "--tmpdir", str(tmp_path), home=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, f"growth failed:\n{done.stdout}\n{done.stderr}"
+    run = json.loads(output.read_text(encoding="utf-8"))
+    sizes = run["meta"]["sizes"]
+    assert sizes == sorted(sizes) and len(sizes) >= 2
+    operations = {"get", "set", "delete", "len", "iteration", "check", "expire", "cull", "evict"}
+    for size in sizes:
+        for engine in ("diskstore", "diskcache"):
+            measured = run["results"][str(size)][engine]
+            assert operations <= set(measured), (size, engine)
+            assert all(measured[op] > 0 for op in operations), (size, engine, measured)
+            assert 0 < measured["items"] <= size
+            assert measured["bytes_per_item"] > 0
+    labels = [target["label"] for target in run["targets"]]
+    assert any(label.startswith("iteration per item") for label in labels)
+    assert any("resident memory" in label for label in labels)
+    assert image.read_bytes().startswith(PNG_SIGNATURE)
