@@ -89,10 +89,16 @@ CHUNKED = {
     "SELECT_NS_ITEMS_VIEW": "items_ns (ns=? AND rowid>?)",
     "SELECT_TAGGED_SCAN": "INTEGER PRIMARY KEY (rowid>?)",
     "SELECT_TAGGED_SCAN_VIEW": "items_ns (ns=? AND rowid>?)",
+    # A memoized function's results (cache_clear) come off the front of its index.
+    "SELECT_FUNCTION_CHUNK": "items_fn (fn=? AND ns=?)",
 }
 
-# Whole-namespace aggregates: one pass per namespace over the key index (check only).
-AGGREGATES = {"SELECT_ACTUAL_COUNTS": "items_key (ns=?)"}
+# Aggregates: check counts each namespace over the key index; a memoized function's
+# cache_info() counts its results over the function index.
+AGGREGATES = {
+    "SELECT_ACTUAL_COUNTS": "items_key (ns=?)",
+    "COUNT_FUNCTION_ITEMS": "items_fn (fn=? AND ns=?)",
+}
 
 # Inserts have no plan to speak of (the unique index is probed by the insert itself).
 INSERTS = ("INSERT_ITEM", "UPSERT_ITEM")
@@ -179,10 +185,11 @@ def test_chunked_scans_resume_without_sorting(con: sqlite3.Connection, name: str
     assert CHUNKED[name] in plan[0], plan
 
 
-def test_check_counts_each_namespace_through_the_key_index(con: sqlite3.Connection) -> None:
-    plan = _plan(con, _sql.SELECT_ACTUAL_COUNTS)
+@pytest.mark.parametrize("name", sorted(AGGREGATES))
+def test_aggregates_read_through_an_index(con: sqlite3.Connection, name: str) -> None:
+    plan = _plan(con, getattr(_sql, name))
     assert not any("TEMP B-TREE" in step for step in plan), plan
-    assert any(AGGREGATES["SELECT_ACTUAL_COUNTS"] in step for step in plan), plan
+    assert any(AGGREGATES[name] in step for step in plan), plan
 
 
 def test_evict_by_tag_searches_the_tag_index(tagged_con: sqlite3.Connection) -> None:
