@@ -120,41 +120,33 @@ class IterationMixin(CacheBase):
     def iterkeys(self, reverse: bool = False) -> Iterator[Any]:
         """Iterate keys in database sort order (numbers, then text, then bytes/blobs)."""
         ns = self._ns
-        last: tuple[Any, ...] | None = None
+        if reverse:
+            plain = (_sql.ITERKEYS_LAST, _sql.ITERKEYS_PREV)
+            as_bytes = (_sql.ITERKEYS_LAST_BYTES, _sql.ITERKEYS_PREV_BYTES)
+        else:
+            plain = (_sql.ITERKEYS_FIRST, _sql.ITERKEYS_NEXT)
+            as_bytes = (_sql.ITERKEYS_FIRST_BYTES, _sql.ITERKEYS_NEXT_BYTES)
+        sqls = plain
+        resume: tuple[Any, ...] | None = None  # (key, raw), plus is_text when read as bytes
         while True:
+            params = (ns, _CHUNK) if resume is None else (ns, *resume, _CHUNK)
             try:
-                if last is None:
-                    sql = _sql.ITERKEYS_LAST if reverse else _sql.ITERKEYS_FIRST
-                    rows = self._store.run(sql, (ns, _CHUNK), retry=True)
-                else:
-                    sql = _sql.ITERKEYS_PREV if reverse else _sql.ITERKEYS_NEXT
-                    rows = self._store.run(sql, (ns, *last, _CHUNK), retry=True)
+                rows = self._store.run(sqls[resume is not None], params, retry=True)
             except DiskStoreError as exc:
-                if not _is_decode_error(exc.__cause__ or exc):
+                if sqls is as_bytes or not _is_decode_error(exc.__cause__ or exc):
                     raise
-                # A key that is not UTF-8 text: read the rest with keys as bytes.
-                yield from self._iterkeys_bytes(reverse, last)
-                return
+                # A key that is not UTF-8 text: go on with text keys read as bytes.
+                sqls = as_bytes
+                resume = None if resume is None else (*resume, 0)
+                continue
             if not rows:
                 return
-            yield from self._keys_from(rows)
-            last = (rows[-1][0], rows[-1][1])
-
-    def _iterkeys_bytes(self, reverse: bool, last: tuple[Any, ...] | None) -> Iterator[Any]:
-        """Continue :meth:`iterkeys` after *last*, reading text keys as bytes, by chunks."""
-        ns = self._ns
-        resume = None if last is None else (*last, 0)
-        while True:
-            if resume is None:
-                sql = _sql.ITERKEYS_LAST_BYTES if reverse else _sql.ITERKEYS_FIRST_BYTES
-                rows = self._store.run(sql, (ns, _CHUNK), retry=True)
+            if sqls is plain:
+                resume = (rows[-1][0], rows[-1][1])
             else:
-                sql = _sql.ITERKEYS_PREV_BYTES if reverse else _sql.ITERKEYS_NEXT_BYTES
-                rows = self._store.run(sql, (ns, *resume, _CHUNK), retry=True)
-            if not rows:
-                return
-            resume = tuple(rows[-1][1:])
-            yield from self._keys_from(self._decoded(rows))
+                resume = tuple(rows[-1][1:])
+                rows = self._decoded(rows)
+            yield from self._keys_from(rows)
 
     def __len__(self) -> int:
         """Number of items (of this namespace), read from a counter: O(1)."""
