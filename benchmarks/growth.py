@@ -6,8 +6,9 @@ turns operation by operation (who goes first alternates):
 
 * ``get``, ``set`` (new keys), ``delete`` (those keys) and ``len``: per call, the median of
   a sample of calls;
-* ``iteration``: one full ``for key in cache``, per item;
-* ``check``: one full ``check()``, per item in the cache;
+* ``iteration``: full ``for key in cache`` passes, per item (the median of at least three,
+  the engines alternating pass by pass);
+* ``check``: full ``check()`` passes, per item in the cache, likewise;
 * ``expire``, ``cull``, ``evict``: one call removing a known batch of items (expired
   items; items evicted to fit a lowered ``size_limit``; items with one tag), per item
   removed; ``evict_absent`` is ``evict`` of a tag no item has, per call.
@@ -113,10 +114,17 @@ def _measure(engine: str, cache: Any, size: int, sample: int, op: str, rng: rand
             return times
 
         return _per_call(lens)
-    if op in ("iteration", "check"):
-        # Whole passes, repeated on small caches so that one pass is not a few milliseconds.
-        times = []
-        for _ in range(max(1, min(5, 200_000 // size))):
+    return _removal(cache, sample, op)
+
+
+def _whole_passes(caches: dict[str, Any], size: int, op: str) -> dict[str, float]:
+    """Time whole passes (iteration or check), the engines alternating pass by pass, so
+    that a slow patch of machine time lands on both; microseconds per item, the median."""
+    passes = max(3, min(7, 300_000 // size))
+    times: dict[str, list[int]] = {engine: [] for engine in caches}
+    for number in range(passes):
+        for engine in ENGINES if number % 2 == 0 else ENGINES[::-1]:
+            cache = caches[engine]
             with quiet_gc():
                 start = clock()
                 if op == "iteration":
@@ -125,9 +133,8 @@ def _measure(engine: str, cache: Any, size: int, sample: int, op: str, rng: rand
                         raise RuntimeError(f"{engine} iterated {seen} of {size} items")
                 else:
                     cache.check()
-                times.append(clock() - start)
-        return median(times) / 1000 / size
-    return _removal(cache, sample, op)
+                times[engine].append(clock() - start)
+    return {engine: median(found) / 1000 / size for engine, found in times.items()}
 
 
 def _removal(cache: Any, sample: int, op: str) -> float:
@@ -218,6 +225,10 @@ def run_size(size: int, candidate: str, root: Path, seed: int) -> dict[str, dict
             caches[engine] = engines.open_store(engine, directories[engine], candidate)
             _fill(caches[engine], size, random.Random(seed))
         for number, op in enumerate(OPS + EXTRA_OPS):
+            if op in ("iteration", "check"):
+                for engine, cost in _whole_passes(caches, size, op).items():
+                    found[engine][op] = cost
+                continue
             order = ENGINES if number % 2 == 0 else ENGINES[::-1]
             for engine in order:
                 rng = random.Random(seed + number)
