@@ -289,12 +289,12 @@ ITERKEYS_LAST_BYTES = (
 )
 ITERKEYS_NEXT_BYTES = (
     f"SELECT rowid, {_SAFE_KEY} FROM items"
-    " WHERE ns = ?1 AND (key, raw) > (iif(?4, CAST(?2 AS TEXT), ?2), ?3)"
+    " WHERE ns = ?1 AND (key, raw) > (CASE WHEN ?4 THEN CAST(?2 AS TEXT) ELSE ?2 END, ?3)"
     " ORDER BY key, raw LIMIT ?5"
 )
 ITERKEYS_PREV_BYTES = (
     f"SELECT rowid, {_SAFE_KEY} FROM items"
-    " WHERE ns = ?1 AND (key, raw) < (iif(?4, CAST(?2 AS TEXT), ?2), ?3)"
+    " WHERE ns = ?1 AND (key, raw) < (CASE WHEN ?4 THEN CAST(?2 AS TEXT) ELSE ?2 END, ?3)"
     " ORDER BY key DESC, raw DESC LIMIT ?5"
 )
 ITERKEYS_FIRST = "SELECT key, raw FROM items WHERE ns = ? ORDER BY key, raw LIMIT ?"

@@ -225,3 +225,117 @@ def test_tagged_evict_statement_matches_the_setting(tmp_path: Path) -> None:
         indexed.set("b", 2, tag="u")
         assert indexed.evict("t") == 1
         assert list(indexed) == ["b"]
+
+
+# -- what actually runs ---------------------------------------------------------------------
+# The plans above are asserted per constant; this checks that the statements the package
+# runs are those constants (or expansions of its templates), so no statement escapes them.
+
+
+class _RecordingCursor(sqlite3.Cursor):
+    seen: set[str] = set()
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+        _RecordingCursor.seen.add(sql)
+        return super().execute(sql, *args)  # type: ignore[arg-type]
+
+    def executemany(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+        _RecordingCursor.seen.add(sql)
+        return super().executemany(sql, *args)  # type: ignore[arg-type]
+
+
+class _RecordingConnection(sqlite3.Connection):
+    def cursor(self, factory: object = _RecordingCursor) -> sqlite3.Cursor:  # type: ignore[override]
+        return super().cursor(factory)  # type: ignore[call-overload,no-any-return]
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+        return self.cursor().execute(sql, *args)
+
+    def executemany(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+        return self.cursor().executemany(sql, *args)
+
+
+def _expansions() -> dict[str, str]:
+    """Every statement text the package may run, mapped to the constant it comes from."""
+    known: dict[str, str] = {
+        value: name
+        for name, value in vars(_sql).items()
+        if name.isupper() and isinstance(value, str)
+    }
+    for policy in POLICIES.values():
+        if policy.order_column is not None:
+            column, index = policy.order_column, policy.index_name
+            known[_sql.SELECT_EVICT.format(column=column)] = "SELECT_EVICT"
+            known[_sql.CREATE_POLICY_INDEX.format(name=index, column=column)] = "DDL"
+            known[_sql.DROP_INDEX.format(name=index)] = "DDL"
+    for expire in (False, True):
+        for tag in (False, True):
+            for reset in (False, True):
+                known[_sql.update_item(expire, tag, reset)] = "update_item"
+    for statements in _sql.MIGRATIONS:
+        known.update(dict.fromkeys(statements, "DDL"))
+    return known
+
+
+_TEMPLATED = re.compile(r"(PRAGMA \w+( = \S+)?|(SAVEPOINT|RELEASE|ROLLBACK TO) sp\d+)")
+
+
+def test_every_statement_run_is_a_classified_constant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect = sqlite3.connect
+
+    def recording_connect(*args: object, **kwargs: object) -> sqlite3.Connection:
+        kwargs["factory"] = _RecordingConnection
+        return connect(*args, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+    monkeypatch.setattr(sqlite3, "connect", recording_connect)
+    _RecordingCursor.seen = set()
+    for settings in ({}, {"tag_index": True, "eviction_policy": "least-recently-used"}):
+        directory = tmp_path / str(len(settings))
+        with diskstore.Cache(str(directory), **settings) as cache:  # type: ignore[arg-type]
+            view = cache.namespace("view")
+            for target in (cache, view):
+                for number in range(250):
+                    target.set(number, {"n": number}, tag=number % 3, expire=3600)
+                target.set("text", "value")
+                target.add("added", 1)
+                target.incr("counter")
+                assert target.get(5) == {"n": 5}
+                assert 5 in target
+                target.touch(5, expire=7200)
+                assert target.pop(6) == {"n": 6}
+                del target[7]
+                assert list(target)[:2] == [0, 1] and next(reversed(target)) == "counter"
+                assert next(iter(target.iterkeys())) == 0
+                assert next(iter(target.iterkeys(reverse=True))) == "text"
+                target.peekitem()
+                target.peekitem(last=False)
+                target.push("queued")
+                target.pull()
+                assert target.evict(1) > 0
+                target.expire(now=4e9)
+                assert len(target) >= 0
+                target.clear()
+            cache.stats()
+            cache.reset("size_limit", 100_000)
+            for number in range(400):
+                cache.set(f"fill{number}", b"x" * 500)
+            cache.cull()
+            cache.check()
+            cache.reset("tag_index", not settings)
+    known = _expansions()
+    unknown = sorted(
+        sql for sql in _RecordingCursor.seen if sql not in known and not _TEMPLATED.fullmatch(sql)
+    )
+    assert unknown == [], "statements run that are not named constants of diskstore._sql"
+    classified = {*POINT, *ROWID_WALKS, *CHUNKED, *AGGREGATES, *INSERTS, *SPECIAL}
+    unplanned = sorted(
+        known[sql]
+        for sql in _RecordingCursor.seen
+        if sql in known and re.search(r"\bitems\b", sql)
+        if not sql.startswith(("CREATE", "DROP", "ALTER"))
+        if known[sql] not in classified and known[sql] != "update_item"
+    )
+    assert unplanned == [], "statements run whose plans this module does not assert"
+    assert len(_RecordingCursor.seen) > 40  # the workload did reach the statements
