@@ -28,12 +28,12 @@ from diskstore._store import DB_NAME
 POINT = {
     "SELECT_ITEM": "items_key (ns=? AND key=? AND raw=?)",
     "SELECT_ITEM_MAIN": "items_key (ns=? AND key=? AND raw=?)",
+    "SELECT_ITEM_FULL": "items_key (ns=? AND key=? AND raw=?)",
     "SELECT_ROW_MODE": "items_key (ns=? AND key=? AND raw=?)",
     "SELECT_FOR_WRITE": "items_key (ns=? AND key=? AND raw=?)",
     "SELECT_EXISTS": "items_key (ns=? AND key=? AND raw=?)",
     "INCR_NATIVE": "items_key (ns=? AND key=? AND raw=?)",
     "DELETE_KEY": "items_key (ns=? AND key=? AND raw=?)",
-    "SELECT_ITEM_EXTRA": "INTEGER PRIMARY KEY (rowid=?)",
     "SELECT_NATIVE_VALUE": "INTEGER PRIMARY KEY (rowid=?)",
     "UPDATE_VALUE": "INTEGER PRIMARY KEY (rowid=?)",
     "UPDATE_EXPIRE": "INTEGER PRIMARY KEY (rowid=?)",
@@ -45,6 +45,8 @@ POINT = {
     "TOUCH_STORE_TIME": "INTEGER PRIMARY KEY (rowid=?)",
     "TOUCH_ACCESS_COUNT": "INTEGER PRIMARY KEY (rowid=?)",
     "SELECT_MAX_ROWID": "SEARCH items",
+    # The earliest expiry: the first entry of the expiry index.
+    "SELECT_NEXT_EXPIRY": "COVERING INDEX items_expire",
     # Queue ends: the first or last key of a range of the key index.
     "QUEUE_FIRST": "items_key (ns=? AND key>? AND key<?)",
     "QUEUE_LAST": "items_key (ns=? AND key>? AND key<?)",
