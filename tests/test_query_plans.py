@@ -36,6 +36,7 @@ POINT = {
     "DELETE_KEY": "items_key (ns=? AND key=? AND raw=?)",
     "SELECT_NATIVE_VALUE": "INTEGER PRIMARY KEY (rowid=?)",
     "UPDATE_VALUE": "INTEGER PRIMARY KEY (rowid=?)",
+    "UPDATE_STORED": "INTEGER PRIMARY KEY (rowid=?)",
     "UPDATE_EXPIRE": "INTEGER PRIMARY KEY (rowid=?)",
     "UNPIN": "INTEGER PRIMARY KEY (rowid=?)",
     "DELETE_ROWID": "INTEGER PRIMARY KEY (rowid=?)",
