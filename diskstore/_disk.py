@@ -117,7 +117,6 @@ def _signature_suffix(vsize: int) -> bytes:
 if TYPE_CHECKING:
     import zstandard
 
-_CLOUDPICKLE_DUMPS: Any = None
 _ZSTANDARD: Any = None
 
 
@@ -130,15 +129,6 @@ def _zstd() -> Any:
 
         _ZSTANDARD = zstandard
     return _ZSTANDARD
-
-
-def _cloudpickle_dumps() -> Any:
-    """``cloudpickle.dumps``, imported on the first pickle (it is a third of import time)."""
-    global _CLOUDPICKLE_DUMPS
-    import cloudpickle
-
-    _CLOUDPICKLE_DUMPS = cloudpickle.dumps
-    return _CLOUDPICKLE_DUMPS
 
 
 class Disk(DiskcacheHooks):
@@ -203,7 +193,7 @@ class Disk(DiskcacheHooks):
     # -- serializer hooks -------------------------------------------------------------------
     def dumps(self, obj: Any) -> bytes:
         """Serialize a value or key that has no native or canonical form."""
-        return bytes((_CLOUDPICKLE_DUMPS or _cloudpickle_dumps())(obj, self.pickle_protocol))
+        return bytes(_oob.cloudpickle_dumps()(obj, self.pickle_protocol))
 
     def loads(self, data: bytes) -> Any:
         """Inverse of :meth:`dumps`; only ever called on verified payloads."""

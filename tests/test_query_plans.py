@@ -32,6 +32,7 @@ POINT = {
     "SELECT_ROW_MODE": "items_key (ns=? AND key=? AND raw=?)",
     "SELECT_FOR_WRITE": "items_key (ns=? AND key=? AND raw=?)",
     "SELECT_EXISTS": "items_key (ns=? AND key=? AND raw=?)",
+    "SELECT_STORE_TIME": "items_key (ns=? AND key=? AND raw=?)",
     "INCR_NATIVE": "items_key (ns=? AND key=? AND raw=?)",
     "DELETE_KEY": "items_key (ns=? AND key=? AND raw=?)",
     "SELECT_NATIVE_VALUE": "INTEGER PRIMARY KEY (rowid=?)",
