@@ -274,7 +274,7 @@ class Disk(DiskcacheHooks):
         local = self._local
         compressor: zstandard.ZstdCompressor | None = getattr(local, "threaded", None)
         if compressor is None:
-            compressor = zstandard.ZstdCompressor(
+            compressor = _zstd().ZstdCompressor(
                 level=self.compress_level, write_checksum=True, threads=-1
             )
             local.threaded = compressor
