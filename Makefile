@@ -41,9 +41,11 @@ docs: $(STAMP)
 
 bench: $(STAMP) redis-server
 	$(PY) -m benchmarks
+	$(PY) -m benchmarks.growth
 
 bench-quick: $(STAMP)
 	$(PY) -m benchmarks --quick
+	$(PY) -m benchmarks.growth --quick
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -33,6 +33,8 @@ class Scale:
     large_mb: tuple[int, ...]  # value sizes of large_values (1000: one GiB, full run only)
     large_rounds: int
     heavy_array_mb: int  # the array result of memoize_heavy
+    #: Cache sizes the growth workload (``python -m benchmarks.growth``) measures.
+    growth_sizes: tuple[int, ...]
 
 
 FULL = Scale(
@@ -56,6 +58,7 @@ FULL = Scale(
     large_mb=(10, 100, 1000),
     large_rounds=5,
     heavy_array_mb=100,
+    growth_sizes=(10_000, 100_000, 1_000_000),
 )
 
 QUICK = Scale(
@@ -79,6 +82,7 @@ QUICK = Scale(
     large_mb=(10, 100),
     large_rounds=3,
     heavy_array_mb=100,
+    growth_sizes=(10_000, 100_000),
 )
 
 SMOKE = Scale(
@@ -102,6 +106,7 @@ SMOKE = Scale(
     large_mb=(1,),
     large_rounds=2,
     heavy_array_mb=2,
+    growth_sizes=(200, 2000),
 )
 
 SCALES = {scale.name: scale for scale in (FULL, QUICK, SMOKE)}

@@ -65,6 +65,7 @@ TARGETS = (
     Target("1 MB JSON-like get", "value_json_1mb", "get", "p50", 0.6),
     Target("bytes on disk, 1 MB JSON-like", "value_json_1mb", "bytes_on_disk", METRIC, 0.33),
     Target("bytes on disk, 100 KB JSON-like", "disk_json_100kb", "bytes_on_disk", METRIC, 0.33),
+    Target("import time", "import", "import", "p50", 1.5),
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks import extras, heavy, parallel, remote, single
+from benchmarks import extras, heavy, parallel, remote, single, startup
 from benchmarks.context import Context
 from benchmarks.results import WorkloadResult
 
@@ -43,6 +43,7 @@ WORKLOADS = (
     Workload("redis", remote.redis_workload),
     Workload("large_values", heavy.large_values),
     Workload("memoize_heavy", heavy.memoize_heavy),
+    Workload("import", startup.import_time),
 )
 NAMES = tuple(workload.name for workload in WORKLOADS)
 

@@ -5,8 +5,10 @@ A drop-in successor to diskcache: ``import diskstore as diskcache`` keeps code w
 
 from __future__ import annotations
 
+import importlib
+import typing
+
 from . import core as core  # the diskcache.core names, as diskstore.core
-from ._async import AsyncCache
 from ._cache import Cache
 from ._constants import ENOVAL, UNKNOWN
 from ._disk import Disk, JSONDisk
@@ -30,14 +32,48 @@ from ._exceptions import (
     UntrustedDataError,
 )
 from ._inspect import CacheInspection, EntryInfo, OpaqueKey, inspect_cache
-from ._install import install_as_diskcache
-from ._memoize import CacheInfo, memoize
 from ._policies import EVICTION_POLICY, EvictionPolicy
 from ._settings import DEFAULT_SETTINGS
-from .fanout import FanoutCache
-from .persistent import Deque, Index
-from .recipes import Averager, BoundedSemaphore, Lock, RLock, barrier, memoize_stampede, throttle
-from .tasks import TaskCache, TaskEntry
+
+if typing.TYPE_CHECKING:
+    from ._async import AsyncCache
+    from ._install import install_as_diskcache
+    from ._memoize import CacheInfo, memoize
+    from .fanout import FanoutCache
+    from .persistent import Deque, Index
+    from .recipes import (
+        Averager,
+        BoundedSemaphore,
+        Lock,
+        RLock,
+        barrier,
+        memoize_stampede,
+        throttle,
+    )
+    from .tasks import TaskCache, TaskEntry
+
+# Loaded on first use, so that ``import diskstore`` costs only what a plain cache needs
+# (asyncio alone would double it). ``DjangoCache`` is not in ``__all__``: a star import
+# must not import Django.
+_LAZY = {
+    "AsyncCache": "._async",
+    "Averager": ".recipes",
+    "BoundedSemaphore": ".recipes",
+    "CacheInfo": "._memoize",
+    "Deque": ".persistent",
+    "DjangoCache": ".djangocache",
+    "FanoutCache": ".fanout",
+    "Index": ".persistent",
+    "Lock": ".recipes",
+    "RLock": ".recipes",
+    "TaskCache": ".tasks",
+    "TaskEntry": ".tasks",
+    "barrier": ".recipes",
+    "install_as_diskcache": "._install",
+    "memoize": "._memoize",
+    "memoize_stampede": ".recipes",
+    "throttle": ".recipes",
+}
 
 __version__ = "0.1.0"
 """The installed diskstore version."""
@@ -92,10 +128,14 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """Import ``DjangoCache`` on first use, so that ``import diskstore`` never imports Django."""
-    if name == "DjangoCache":
-        from .djangocache import DjangoCache
+def __getattr__(name: str) -> typing.Any:
+    """Import a lazily loaded name on first access (``DjangoCache`` never imports Django
+    until it is asked for)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
 
-        return DjangoCache
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

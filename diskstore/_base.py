@@ -299,8 +299,9 @@ class CacheBase:
         for ns, (count, size) in per_ns.items():
             con.execute(_sql.ADD_COUNTS, (count, size, ns))
 
-    def _delete_chunk(self, select: str, params: tuple[Any, ...], retry: bool) -> int:
-        """Delete the rows one *select* picks, in one transaction; return how many.
+    def _delete_chunk(self, select: str, params: tuple[Any, ...], retry: bool) -> tuple[int, int]:
+        """Delete the rows one *select* picks, in one transaction; return how many and the
+        last rowid picked (where a resuming statement goes on).
 
         *select* returns ``(rowid, ns, filename, size)`` rows.
         """
@@ -311,7 +312,7 @@ class CacheBase:
             if rows:
                 con.executemany(_sql.DELETE_ROWIDS, [(row[0],) for row in rows])
                 self._uncount(conn, [row[1:] for row in rows])
-        return len(rows)
+        return len(rows), rows[-1][0] if rows else 0
 
     def _cull(self, now: float, limit: int | None, retry: bool) -> int:
         """Remove expired items, then evict until the volume fits; at most *limit* items.
@@ -325,7 +326,7 @@ class CacheBase:
         try:
             while removed < budget:
                 batch = int(min(_CHUNK, budget - removed))
-                count = self._delete_chunk(_sql.SELECT_EXPIRED, (now, batch), retry)
+                count, _ = self._delete_chunk(_sql.SELECT_EXPIRED, (now, batch), retry)
                 if not count:
                     break
                 removed += count
@@ -353,7 +354,7 @@ class CacheBase:
                 items = self._total_count()
                 need = max(1, math.ceil(over / max(volume / max(items, 1), 1)))
                 batch = int(min(_CHUNK, need, budget - removed))
-                count = self._delete_chunk(select, (*params, batch), retry)
+                count, _ = self._delete_chunk(select, (*params, batch), retry)
                 if not count:
                     break
                 removed += count

@@ -14,9 +14,9 @@ import math
 import os
 import sqlite3
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import _clock, _fingerprint, _memoize, _sql
+from . import _clock, _fingerprint, _sql
 from ._arithmetic import ArithmeticMixin
 from ._base import _check_expire, _check_tag, _expired, _sane_row, _Shared
 from ._bookkeeping import Bookkeeper
@@ -48,6 +48,9 @@ from ._settings import DEFAULT_SETTINGS, METADATA, NAMES, Settings, check_names,
 from ._signing import SecretArg, Signer, resolve_secret
 from ._store import Store
 from ._tiered import TieredReadMixin
+
+if TYPE_CHECKING:
+    from . import _memoize
 
 
 def expand_directory(directory: str | os.PathLike[str]) -> str:
@@ -110,6 +113,23 @@ def _make_disk(disk: type[Disk], directory: str, options: dict[str, Any]) -> Dis
 
 #: Id of a namespace that does not exist (no row ever has it): an always-empty view.
 _NO_NAMESPACE = -1
+
+
+class _LazyFunction:
+    """A method whose module is imported on first access (memoize pulls in inspect,
+    hashing and cloudpickle, which a cache that never memoizes does not need)."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self._module = module
+        self._name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        import importlib
+
+        function = getattr(importlib.import_module(self._module, __package__), self._name)
+        if owner is not None:
+            setattr(owner, self._name, function)  # later lookups skip the descriptor
+        return function.__get__(instance, owner)
 
 
 class Cache(
@@ -682,4 +702,7 @@ class Cache(
 
     # -- memoize ----------------------------------------------------------------------------
     #: ``@cache.memoize(...)`` caches a function's results here (see :func:`diskstore.memoize`).
-    memoize = _memoize.memoize
+    if TYPE_CHECKING:
+        memoize = _memoize.memoize
+    else:
+        memoize = _LazyFunction("._memoize", "memoize")

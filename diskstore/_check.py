@@ -53,7 +53,7 @@ def run_check(
         for row in integrity:
             report(f"integrity check: {row[0]}", CorruptionWarning)
         if fix:
-            store.run("REINDEX", retry=True)
+            store.run(_sql.REINDEX, retry=True)
 
     with store.write(retry) as conn:
         con = conn.con
@@ -129,7 +129,7 @@ _UNDECODABLE = object()
 def _native_value(con: Any, rowid: int) -> Any:
     """Re-read a native value (read as bytes above) as itself; text must be UTF-8."""
     try:
-        return con.execute("SELECT value FROM items WHERE rowid = ?", (rowid,)).fetchone()[0]
+        return con.execute(_sql.SELECT_NATIVE_VALUE, (rowid,)).fetchone()[0]
     except sqlite3.OperationalError:
         return _UNDECODABLE
 

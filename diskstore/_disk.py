@@ -32,9 +32,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO, ClassVar, NamedTuple
-
-import zstandard
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, NamedTuple
 
 from . import _oob
 from ._constants import UNKNOWN
@@ -70,7 +68,6 @@ from ._modes import (
     MODE_RAW,
     MODE_TEXT,
 )
-from ._pickling import pickle_dumps
 from ._signing import TAG_SIZE, Signer
 
 # Keys SQLite cannot store natively are blobs that start with 0xFF, so they sort after the
@@ -139,6 +136,23 @@ def _signature_suffix(vsize: int) -> bytes:
     return _SIG_SUFFIX.pack(vsize)
 
 
+if TYPE_CHECKING:
+    import zstandard
+
+_ZSTANDARD: Any = None
+
+
+def _zstd() -> Any:
+    """The zstandard module, imported on first (de)compression: it costs a tenth of
+    ``import diskstore`` and caches of small values never need it."""
+    global _ZSTANDARD
+    if _ZSTANDARD is None:
+        import zstandard
+
+        _ZSTANDARD = zstandard
+    return _ZSTANDARD
+
+
 class Disk(DiskcacheHooks):
     """Stores keys and values in rows and files; pickles with cloudpickle, signed.
 
@@ -201,6 +215,8 @@ class Disk(DiskcacheHooks):
     # -- serializer hooks -------------------------------------------------------------------
     def dumps(self, obj: Any) -> bytes:
         """Serialize a value or key that has no native or canonical form."""
+        from ._pickling import pickle_dumps  # loads cloudpickle on first use
+
         return pickle_dumps(obj, protocol=self.pickle_protocol)
 
     def loads(self, data: bytes) -> Any:
@@ -276,7 +292,7 @@ class Disk(DiskcacheHooks):
         local = self._local
         compressor: zstandard.ZstdCompressor | None = getattr(local, "compressor", None)
         if compressor is None:
-            compressor = zstandard.ZstdCompressor(level=self.compress_level, write_checksum=True)
+            compressor = _zstd().ZstdCompressor(level=self.compress_level, write_checksum=True)
             local.compressor = compressor
         return compressor
 
@@ -284,7 +300,7 @@ class Disk(DiskcacheHooks):
         local = self._local
         compressor: zstandard.ZstdCompressor | None = getattr(local, "threaded", None)
         if compressor is None:
-            compressor = zstandard.ZstdCompressor(
+            compressor = _zstd().ZstdCompressor(
                 level=self.compress_level, write_checksum=True, threads=-1
             )
             local.threaded = compressor
@@ -294,7 +310,7 @@ class Disk(DiskcacheHooks):
         local = self._local
         decompressor: zstandard.ZstdDecompressor | None = getattr(local, "decompressor", None)
         if decompressor is None:
-            decompressor = zstandard.ZstdDecompressor()
+            decompressor = _zstd().ZstdDecompressor()
             local.decompressor = decompressor
         return decompressor
 
@@ -620,12 +636,13 @@ class Disk(DiskcacheHooks):
             if len(data) != vsize:
                 raise IntegrityError(f"payload holds {len(data)} bytes, expected {vsize}")
             return data
+        zstd = _zstd()
         try:
-            declared = zstandard.frame_content_size(data)
+            declared = zstd.frame_content_size(data)
             if declared not in (vsize, -1):
                 raise IntegrityError(f"compressed payload declares {declared} bytes, not {vsize}")
             out = self._decompressor().decompress(data, max_output_size=vsize)
-        except zstandard.ZstdError as exc:
+        except zstd.ZstdError as exc:
             raise IntegrityError(f"compressed payload is damaged: {exc}") from exc
         if len(out) != vsize:
             raise IntegrityError(f"payload decompressed to {len(out)} bytes, expected {vsize}")
@@ -645,7 +662,7 @@ class Disk(DiskcacheHooks):
                 handle.close()
                 raise
             handle.seek(0)
-        reader = zstandard.ZstdDecompressor().stream_reader(handle, closefd=True)
+        reader = _zstd().ZstdDecompressor().stream_reader(handle, closefd=True)
         return io.BufferedReader(reader)
 
     def _verify_file(

@@ -88,7 +88,7 @@ class FunctionsMixin(CacheBase):
         removed = 0
         try:
             while True:
-                count = self._freeing(
+                count, _ = self._freeing(
                     lambda: self._delete_chunk(
                         _sql.SELECT_FUNCTION_CHUNK, (fn, self._ns, _CHUNK), retry
                     )

@@ -7,7 +7,13 @@ from typing import Any
 
 from . import _sql
 from ._base import _CHUNK, CacheBase, _is_decode_error
+from ._disk import Disk
 from ._exceptions import CorruptionWarning, DiskStoreError, IntegrityError, warn_caller
+
+#: Rows per chunk of a rowid scan: small for the first chunk, so that taking one key is
+#: cheap, then growing to this, which halves the per-key cost of a long scan.
+_SCAN_CHUNK = 1000
+_SKIP = object()
 
 
 class IterationMixin(CacheBase):
@@ -15,15 +21,19 @@ class IterationMixin(CacheBase):
 
     def _keys_from(self, rows: list[Any]) -> Iterator[Any]:
         for row in rows:
-            if row[-2] is None:  # skipped by _undecodable_chunk
-                continue
-            try:
-                yield self._disk.get(row[-2], row[-1])
-            except IntegrityError as exc:
-                warn_caller(
-                    f"skipped a cache key in {self._directory}: {exc}",
-                    CorruptionWarning,
-                )
+            key = self._load_key(row[-2], row[-1])
+            if key is not _SKIP:
+                yield key
+
+    def _load_key(self, db_key: Any, raw: Any) -> Any:
+        """The key stored as ``(db_key, raw)``, or ``_SKIP`` (with a warning) if it is bad."""
+        if db_key is None:  # undecodable text, already reported by _decoded
+            return _SKIP
+        try:
+            return self._disk.get(db_key, raw)
+        except IntegrityError as exc:
+            warn_caller(f"skipped a cache key in {self._directory}: {exc}", CorruptionWarning)
+            return _SKIP
 
     def _iter_rowids(self, reverse: bool) -> Iterator[Any]:
         # Keys inserted after iteration starts are not yielded (as in diskcache): they get
@@ -32,33 +42,50 @@ class IterationMixin(CacheBase):
         return self._iter_rowids_upto(reverse, last)
 
     def _iter_rowids_upto(self, reverse: bool, last: int) -> Iterator[Any]:
+        """Yield keys in rowid order up to rowid *last*, a chunk at a time, each chunk
+        resuming after the previous one (the statements stop at *last* themselves)."""
         ns = self._ns
-        if ns == 0:
-            sql = _sql.ITER_BACKWARD if reverse else _sql.ITER_FORWARD
+        if reverse:
+            sqls = (
+                (_sql.ITER_BACKWARD, _sql.ITER_BACKWARD_BYTES)
+                if ns == 0
+                else (_sql.ITER_BACKWARD_NS, _sql.ITER_BACKWARD_NS_BYTES)
+            )
+            limit: tuple[int, ...] = ()
+            bound = last + 1
         else:
-            sql = _sql.ITER_BACKWARD_NS if reverse else _sql.ITER_FORWARD_NS
-        bound = last + 1 if reverse else 0
+            sqls = (
+                (_sql.ITER_FORWARD, _sql.ITER_FORWARD_BYTES)
+                if ns == 0
+                else (_sql.ITER_FORWARD_NS, _sql.ITER_FORWARD_NS_BYTES)
+            )
+            limit = (last,)
+            bound = 0
+        view: tuple[int, ...] = () if ns == 0 else (ns,)
+        # Raw keys (str, bytes, numbers) are stored as themselves: unless a Disk subclass
+        # reads keys its own way, they are yielded without a call per key.
+        as_stored = type(self._disk).get is Disk.get
+        chunk = _CHUNK
         while True:
-            params = (bound, _CHUNK) if ns == 0 else (ns, bound, _CHUNK)
+            params = (*view, bound, *limit, chunk)
             try:
-                rows = self._store.run(sql, params, retry=True)
+                rows = self._store.run(sqls[0], params, retry=True)
             except DiskStoreError as exc:
                 if not _is_decode_error(exc.__cause__ or exc):
                     raise
-                rows = self._undecodable_chunk(reverse, bound)
-            if not reverse and rows and rows[-1][0] > last:
-                rows = [row for row in rows if row[0] <= last]
-                yield from self._keys_from(rows)
-                return
+                # A key whose text is not UTF-8: read this chunk with keys as bytes.
+                rows = self._decoded(self._store.run(sqls[1], params, retry=True))
             if not rows:
                 return
-            yield from self._keys_from(rows)
+            for _rowid, db_key, raw in rows:
+                if raw and as_stored and db_key is not None:
+                    yield db_key
+                else:
+                    key = self._load_key(db_key, raw)
+                    if key is not _SKIP:
+                        yield key
             bound = rows[-1][0]
-
-    def _undecodable_chunk(self, reverse: bool, bound: int) -> list[Any]:
-        """Read a chunk holding a key whose text is not UTF-8, skipping that key."""
-        sql = _sql.ITER_BACKWARD_BYTES if reverse else _sql.ITER_FORWARD_BYTES
-        return self._decoded(self._store.run(sql, (self._ns, bound, _CHUNK), retry=True))
+            chunk = min(chunk * 2, _SCAN_CHUNK)
 
     def _decoded(self, rows: list[Any]) -> list[Any]:
         """Decode text keys read as bytes; a key that is not UTF-8 becomes ``None`` (skipped)."""
@@ -87,29 +114,33 @@ class IterationMixin(CacheBase):
     def iterkeys(self, reverse: bool = False) -> Iterator[Any]:
         """Iterate keys in database sort order (numbers, then text, then bytes/blobs)."""
         ns = self._ns
-        last: tuple[Any, Any] | None = None
+        if reverse:
+            plain = (_sql.ITERKEYS_LAST, _sql.ITERKEYS_PREV)
+            as_bytes = (_sql.ITERKEYS_LAST_BYTES, _sql.ITERKEYS_PREV_BYTES)
+        else:
+            plain = (_sql.ITERKEYS_FIRST, _sql.ITERKEYS_NEXT)
+            as_bytes = (_sql.ITERKEYS_FIRST_BYTES, _sql.ITERKEYS_NEXT_BYTES)
+        sqls = plain
+        resume: tuple[Any, ...] | None = None  # (key, raw), plus is_text when read as bytes
         while True:
+            params = (ns, _CHUNK) if resume is None else (ns, *resume, _CHUNK)
             try:
-                if last is None:
-                    sql = _sql.ITERKEYS_LAST if reverse else _sql.ITERKEYS_FIRST
-                    rows = self._store.run(sql, (ns, _CHUNK), retry=True)
-                else:
-                    sql = _sql.ITERKEYS_PREV if reverse else _sql.ITERKEYS_NEXT
-                    rows = self._store.run(sql, (ns, *last, _CHUNK), retry=True)
+                rows = self._store.run(sqls[resume is not None], params, retry=True)
             except DiskStoreError as exc:
-                if not _is_decode_error(exc.__cause__ or exc):
+                if sqls is as_bytes or not _is_decode_error(exc.__cause__ or exc):
                     raise
-                # A key that is not UTF-8 text: read the rest with keys as bytes.
-                sql = _sql.ITERKEYS_REST_BYTES_DESC if reverse else _sql.ITERKEYS_REST_BYTES
-                floor = last if last is not None else ((2**63, "") if reverse else (-(2**63), 0))
-                yield from self._keys_from(
-                    self._decoded(self._store.run(sql, (ns, *floor), retry=True))
-                )
-                return
+                # A key that is not UTF-8 text: go on with text keys read as bytes.
+                sqls = as_bytes
+                resume = None if resume is None else (*resume, 0)
+                continue
             if not rows:
                 return
+            if sqls is plain:
+                resume = (rows[-1][0], rows[-1][1])
+            else:
+                resume = tuple(rows[-1][1:])
+                rows = self._decoded(rows)
             yield from self._keys_from(rows)
-            last = (rows[-1][0], rows[-1][1])
 
     def __len__(self) -> int:
         """Number of items (of this namespace), read from a counter: O(1)."""

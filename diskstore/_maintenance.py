@@ -21,32 +21,53 @@ from ._settings import METADATA, Settings, check_names, normalize
 class MaintenanceMixin(CacheBase):
     """Maintenance operations of :class:`~diskstore.Cache`."""
 
-    def _remove_batches(self, select: str, params: tuple[Any, ...], retry: bool) -> int:
+    def _remove_batches(
+        self, select: str, params: tuple[Any, ...], retry: bool, *, resume: bool = False
+    ) -> int:
         """Delete rows chosen by *select* (which takes a trailing LIMIT) in batches.
 
+        With *resume*, *select* also takes the rowid to resume after (just before the
+        LIMIT), so rows it passes over without picking are read once, not once per batch.
         A ``Timeout`` part-way carries the number already removed, as in diskcache.
         """
         removed = 0
+        after: tuple[int, ...] = (0,) if resume else ()
         try:
-            while count := self._delete_chunk(select, (*params, _CHUNK), retry):
+            while True:
+                count, last = self._delete_chunk(select, (*params, *after, _CHUNK), retry)
+                if not count:
+                    break
                 removed += count
+                if resume:
+                    after = (last,)
         except Timeout as exc:
             raise Timeout(removed) from exc
         return removed
 
     def clear(self, retry: bool = False) -> int:
         """Remove every item (of this namespace); return how many were removed."""
+        params: tuple[Any, ...] = ()
         if self._ns == 0:
-            return self._freeing(lambda: self._remove_batches(_sql.SELECT_NS_ITEMS, (), retry))
-        view = (self._ns,)
-        return self._freeing(lambda: self._remove_batches(_sql.SELECT_NS_ITEMS_VIEW, view, retry))
+            select = _sql.SELECT_NS_ITEMS
+        else:
+            select, params = _sql.SELECT_NS_ITEMS_VIEW, (self._ns,)
+        return self._freeing(lambda: self._remove_batches(select, params, retry, resume=True))
 
     def evict(self, tag: Any, retry: bool = False) -> int:
-        """Remove every item (of this namespace) labelled *tag*; return how many."""
+        """Remove every item (of this namespace) labelled *tag*; return how many.
+
+        With the tag index (``tag_index=True``) this searches the index; without it, it
+        reads the namespace's rows once, in rowid order.
+        """
         tag = _check_tag(tag)
-        return self._freeing(
-            lambda: self._remove_batches(_sql.SELECT_TAGGED, (self._ns, tag), retry)
-        )
+        params: tuple[Any, ...]
+        if self._shared.settings.tag_index:
+            select, params, resume = _sql.SELECT_TAGGED, (self._ns, tag), False
+        elif self._ns == 0:
+            select, params, resume = _sql.SELECT_TAGGED_SCAN, (tag,), True
+        else:
+            select, params, resume = _sql.SELECT_TAGGED_SCAN_VIEW, (self._ns, tag), True
+        return self._freeing(lambda: self._remove_batches(select, params, retry, resume=resume))
 
     def expire(self, now: float | None = None, retry: bool = False) -> int:
         """Remove every expired item (in the whole directory); return how many."""

@@ -21,7 +21,6 @@ so ``cache_clear()`` and ``cache_info().currsize`` go through an index; on anoth
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import math
@@ -471,6 +470,8 @@ def _async_wrapper(memo: _Memo) -> Callable[..., Any]:
     call = _refresh.call_async
 
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import asyncio  # loaded by then: asyncio is running this coroutine
+
         key = build(args, kwargs)
         value = await asyncio.to_thread(memo.lookup, key)
         if value is ENOVAL:

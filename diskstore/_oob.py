@@ -21,7 +21,6 @@ rehashing the buffer chunks of a file this process already verified (see
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import mmap
 import os
@@ -35,7 +34,6 @@ from typing import Any
 
 from ._exceptions import IntegrityError
 from ._files import FileStore
-from ._pickling import pickle_dumps
 
 MAGIC = b"DSOOB\x00\x01\x00"
 _HEAD = struct.Struct(">8sIIQ")  # magic, buffer count, reserved, stream length
@@ -55,6 +53,20 @@ Buffer = bytes | bytearray | memoryview
 Check = Callable[[list[bytes | None]], None]
 
 
+_CLOUDPICKLE_DUMPS: Any = None
+
+
+def cloudpickle_dumps() -> Any:
+    """``cloudpickle.dumps``, imported on the first pickle: it is a large share of
+    ``import diskstore``, and a cache of plain values never needs it."""
+    global _CLOUDPICKLE_DUMPS
+    if _CLOUDPICKLE_DUMPS is None:
+        import cloudpickle
+
+        _CLOUDPICKLE_DUMPS = cloudpickle.dumps
+    return _CLOUDPICKLE_DUMPS
+
+
 def dumps(obj: Any, protocol: int) -> tuple[bytes, list[memoryview]]:
     """Pickle *obj*, keeping contiguous buffers of ``INBAND_MAX`` bytes or more out of band."""
     buffers: list[memoryview] = []
@@ -68,6 +80,8 @@ def dumps(obj: Any, protocol: int) -> tuple[bytes, list[memoryview]]:
             return True
         buffers.append(view)
         return False
+
+    from ._pickling import pickle_dumps  # loads cloudpickle on first use
 
     stream = pickle_dumps(obj, protocol=protocol, buffer_callback=keep_apart)
     return bytes(stream), buffers
@@ -187,6 +201,8 @@ def chunk_digests(
         for index in wanted:
             digests[index] = digest(index)
         return digests
+    import concurrent.futures  # only large values hash in parallel
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         for index, value in zip(wanted, pool.map(digest, wanted), strict=True):
             digests[index] = value

@@ -160,7 +160,7 @@ class QueueMixin(CacheBase):
         ns = self._ns
         if ns == 0:
             sql = _sql.PEEKITEM_LAST if last else _sql.PEEKITEM_FIRST
-            params: tuple[Any, ...] = (0,)
+            params: tuple[Any, ...] = ()
         else:
             sql = _sql.PEEKITEM_LAST_NS if last else _sql.PEEKITEM_FIRST_NS
             params = (ns,)

@@ -9,7 +9,6 @@ text. A misspelt name raises instead of being stored.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import pickle
 import types
@@ -66,6 +65,8 @@ def check_names(settings: Mapping[str, Any]) -> None:
     """Raise :class:`SettingsError` for a name that is not a setting, suggesting the closest."""
     for name in settings:
         if name not in DEFAULT_SETTINGS:
+            import difflib  # only for the error message
+
             close = difflib.get_close_matches(str(name), NAMES, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise SettingsError(f"unknown setting {name!r}{hint}")

@@ -30,18 +30,21 @@ itself.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import threading
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-import filelock
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._backend import FlightLock, LockFactory
 from ._constants import ENOVAL
+
+if TYPE_CHECKING:
+    # asyncio and filelock load on first use: a plain ``import diskstore`` needs neither.
+    import asyncio
+
+    import filelock
 
 __all__ = ["SingleFlight"]
 
@@ -100,6 +103,8 @@ class FileFlightLock:
 
     def acquire(self, timeout: float | None) -> bool:
         """Take the lock file; False when waiting timed out or the directory is unusable."""
+        import filelock
+
         try:
             os.makedirs(self.lock_dir, mode=_LOCK_DIR_MODE, exist_ok=True)
             lock = filelock.FileLock(self.ident, mode=_LOCK_FILE_MODE, thread_local=False)
@@ -225,6 +230,8 @@ class SingleFlight:
         The shared task is shielded, so cancelling one caller neither cancels the
         computation the others wait for nor leaks its lock.
         """
+        import asyncio
+
         loop = asyncio.get_running_loop()
         with self._mutex:
             flights = self._loop_flights.get(loop)
@@ -268,6 +275,8 @@ class SingleFlight:
     async def _lead_async(
         self, token: str, lookup: Callable[[], Any], compute: Callable[[], Awaitable[T]]
     ) -> tuple[Any, bool]:
+        import asyncio
+
         lock = await self._acquire_async(token)
         try:
             if lock is not None:
@@ -283,6 +292,8 @@ class SingleFlight:
 
     async def _acquire_async(self, token: str) -> FlightLock | None:
         """Wait for the key's lock in a worker thread, never blocking the event loop."""
+        import asyncio
+
         if self._locks is None:
             return None
         handoff = _Handoff()

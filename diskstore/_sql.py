@@ -235,56 +235,73 @@ QUEUE_ROW_LAST = (
     "SELECT rowid, key, mode, value, filename, expire_time, tag, sig, vsize, size FROM items"
     " WHERE ns = ? AND raw = 1 AND key > ? AND key < ? ORDER BY key DESC LIMIT 1"
 )
+# The plain cache's rows are found by walking the table itself in rowid order (NOT INDEXED:
+# the key index would find them too, but then sort them in a temporary B-tree, reading every
+# plain row for one item). The walk stops at the first plain row at that end of the table.
 PEEKITEM_FIRST = (
     "SELECT rowid, key, raw, mode, value, filename, expire_time, tag, sig, vsize, size"
-    " FROM items WHERE ns = ? ORDER BY rowid LIMIT 1"
+    " FROM items NOT INDEXED WHERE ns = 0 ORDER BY rowid LIMIT 1"
 )
 PEEKITEM_LAST = (
     "SELECT rowid, key, raw, mode, value, filename, expire_time, tag, sig, vsize, size"
-    " FROM items WHERE ns = ? ORDER BY rowid DESC LIMIT 1"
+    " FROM items NOT INDEXED WHERE ns = 0 ORDER BY rowid DESC LIMIT 1"
 )
 PEEKITEM_FIRST_NS = PEEKITEM_FIRST.replace(
-    "WHERE ns = ?", "INDEXED BY items_ns WHERE ns = ? AND ns != 0"
+    "NOT INDEXED WHERE ns = 0", "INDEXED BY items_ns WHERE ns = ? AND ns != 0"
 )
 PEEKITEM_LAST_NS = PEEKITEM_LAST.replace(
-    "WHERE ns = ?", "INDEXED BY items_ns WHERE ns = ? AND ns != 0"
+    "NOT INDEXED WHERE ns = 0", "INDEXED BY items_ns WHERE ns = ? AND ns != 0"
 )
 
 # -- iteration (chunked, so no statement stays open between yields) -----------------------
-SELECT_MAX_ROWID = "SELECT coalesce(max(rowid), 0) FROM items"
-# ``+ns`` keeps SQLite from reading the plain cache through the (ns, key, raw) index and
-# sorting all of it by rowid for every chunk (quadratic in the cache's size): the rowid range
-# is walked in the table itself, skipping the few rows of other namespaces.
+# Each chunk resumes after the last rowid seen, so a whole iteration reads every row once:
+# the plain cache walks the table by rowid, a view walks its partial index, which SQLite
+# keeps in (ns, rowid) order. Neither needs a sort. A forward iteration stops at the largest
+# rowid that existed when it started (the parameter after the resume point), so it does not
+# yield keys inserted after it began; a backward one starts just above that rowid.
 ITER_FORWARD = (
-    "SELECT rowid, key, raw FROM items WHERE +ns = 0 AND rowid > ? ORDER BY rowid LIMIT ?"
+    "SELECT rowid, key, raw FROM items NOT INDEXED"
+    " WHERE ns = 0 AND rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
 )
 ITER_BACKWARD = (
-    "SELECT rowid, key, raw FROM items WHERE +ns = 0 AND rowid < ? ORDER BY rowid DESC LIMIT ?"
+    "SELECT rowid, key, raw FROM items NOT INDEXED"
+    " WHERE ns = 0 AND rowid < ? ORDER BY rowid DESC LIMIT ?"
 )
 ITER_FORWARD_NS = (
     "SELECT rowid, key, raw FROM items INDEXED BY items_ns"
-    " WHERE ns = ? AND ns != 0 AND rowid > ? ORDER BY rowid LIMIT ?"
+    " WHERE ns = ? AND ns != 0 AND rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
 )
 ITER_BACKWARD_NS = (
     "SELECT rowid, key, raw FROM items INDEXED BY items_ns"
     " WHERE ns = ? AND ns != 0 AND rowid < ? ORDER BY rowid DESC LIMIT ?"
 )
+#: The largest rowid in use: where an iteration that starts now stops.
+SELECT_MAX_ROWID = "SELECT coalesce(max(rowid), 0) FROM items"
 # Reading keys when one may not be UTF-8 text: text keys come back as bytes (decoded in
-# Python, where a bad one can be skipped), every other key as itself.
+# Python, where a bad one can be skipped), every other key as itself. Same plans as above.
 _SAFE_KEY = "CASE WHEN typeof(key) = 'text' THEN CAST(key AS BLOB) ELSE key END, raw,"
 _SAFE_KEY += " typeof(key) = 'text'"
-ITER_FORWARD_BYTES = (
-    f"SELECT rowid, {_SAFE_KEY} FROM items WHERE ns = ? AND rowid > ? ORDER BY rowid LIMIT ?"
+ITER_FORWARD_BYTES = ITER_FORWARD.replace("rowid, key, raw", f"rowid, {_SAFE_KEY}")
+ITER_BACKWARD_BYTES = ITER_BACKWARD.replace("rowid, key, raw", f"rowid, {_SAFE_KEY}")
+ITER_FORWARD_NS_BYTES = ITER_FORWARD_NS.replace("rowid, key, raw", f"rowid, {_SAFE_KEY}")
+ITER_BACKWARD_NS_BYTES = ITER_BACKWARD_NS.replace("rowid, key, raw", f"rowid, {_SAFE_KEY}")
+# The same in key order. The resume point of a text key is bound as bytes (the fourth
+# parameter says so) and cast back to text, so a key that is not UTF-8 can be passed.
+ITERKEYS_FIRST_BYTES = (
+    f"SELECT rowid, {_SAFE_KEY} FROM items WHERE ns = ? ORDER BY key, raw LIMIT ?"
 )
-ITER_BACKWARD_BYTES = (
-    f"SELECT rowid, {_SAFE_KEY} FROM items WHERE ns = ? AND rowid < ? ORDER BY rowid DESC LIMIT ?"
+ITERKEYS_LAST_BYTES = (
+    f"SELECT rowid, {_SAFE_KEY} FROM items WHERE ns = ? ORDER BY key DESC, raw DESC LIMIT ?"
 )
-ITERKEYS_REST_BYTES = (
-    f"SELECT rowid, {_SAFE_KEY} FROM items WHERE ns = ? AND (key, raw) > (?, ?) ORDER BY key, raw"
+ITERKEYS_NEXT_BYTES = (
+    f"SELECT rowid, {_SAFE_KEY} FROM items"
+    " WHERE ns = ?1 AND (key, raw) > (CASE WHEN ?4 THEN CAST(?2 AS TEXT) ELSE ?2 END, ?3)"
+    " ORDER BY key, raw LIMIT ?5"
 )
-ITERKEYS_REST_BYTES_DESC = (
-    f"SELECT rowid, {_SAFE_KEY} FROM items WHERE ns = ? AND (key, raw) < (?, ?)"
-    " ORDER BY key DESC, raw DESC"
+ITERKEYS_PREV_BYTES = (
+    f"SELECT rowid, {_SAFE_KEY} FROM items"
+    " WHERE ns = ?1 AND (key, raw) < (CASE WHEN ?4 THEN CAST(?2 AS TEXT) ELSE ?2 END, ?3)"
+    " ORDER BY key DESC, raw DESC LIMIT ?5"
 )
 ITERKEYS_FIRST = "SELECT key, raw FROM items WHERE ns = ? ORDER BY key, raw LIMIT ?"
 ITERKEYS_NEXT = (
@@ -297,6 +314,9 @@ ITERKEYS_PREV = (
 )
 
 # -- bulk removal: each returns what must be unlinked and uncounted -----------------------
+# Statements whose victims are not deleted from the front of an index resume after the last
+# rowid seen (their last parameter before LIMIT), so rows they pass over are read once per
+# call, not once per chunk.
 #: What a culling query returns for each victim.
 VICTIM_FIELDS = "rowid, ns, filename, size"
 _VICTIM = f"SELECT {VICTIM_FIELDS} FROM items"
@@ -304,9 +324,20 @@ SELECT_NEXT_EXPIRY = "SELECT min(expire_time) FROM items WHERE expire_time IS NO
 SELECT_EXPIRED = (
     _VICTIM + " WHERE expire_time IS NOT NULL AND expire_time < ? ORDER BY expire_time LIMIT ?"
 )
+# With the tag index: a search of it. Without it (the default, as in diskcache, so that
+# tagged writes pay no index update), one walk of the namespace's rows in rowid order.
 SELECT_TAGGED = _VICTIM + " WHERE ns = ? AND tag = ? LIMIT ?"
-SELECT_NS_ITEMS = _VICTIM + " WHERE ns = 0 LIMIT ?"
-SELECT_NS_ITEMS_VIEW = _VICTIM + " INDEXED BY items_ns WHERE ns = ? AND ns != 0 LIMIT ?"
+SELECT_TAGGED_SCAN = (
+    _VICTIM + " NOT INDEXED WHERE ns = 0 AND tag = ? AND rowid > ? ORDER BY rowid LIMIT ?"
+)
+SELECT_TAGGED_SCAN_VIEW = (
+    _VICTIM + " INDEXED BY items_ns WHERE ns = ? AND ns != 0 AND tag = ? AND rowid > ?"
+    " ORDER BY rowid LIMIT ?"
+)
+SELECT_NS_ITEMS = _VICTIM + " NOT INDEXED WHERE ns = 0 AND rowid > ? ORDER BY rowid LIMIT ?"
+SELECT_NS_ITEMS_VIEW = (
+    _VICTIM + " INDEXED BY items_ns WHERE ns = ? AND ns != 0 AND rowid > ? ORDER BY rowid LIMIT ?"
+)
 SELECT_EVICT = _VICTIM + " WHERE mode & ? = 0 ORDER BY {column} LIMIT ?"
 DELETE_ROWIDS = "DELETE FROM items WHERE rowid = ?"
 
@@ -318,25 +349,26 @@ DROP_INDEX = "DROP INDEX IF EXISTS {name}"
 SELECT_INDEXES = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items'"
 
 # -- check --------------------------------------------------------------------------------
-SELECT_FILES = "SELECT rowid, ns, filename, size, mode FROM items WHERE filename IS NOT NULL"
+REINDEX = "REINDEX"
+SELECT_NATIVE_VALUE = "SELECT value FROM items WHERE rowid = ?"
 SELECT_SIGNED_CHUNK = (
     f"SELECT rowid, ns, {_SAFE_KEY}, mode, CAST(value AS BLOB), filename, sig, vsize, size"
-    " FROM items WHERE rowid > ? ORDER BY rowid LIMIT ?"
+    " FROM items NOT INDEXED WHERE rowid > ? ORDER BY rowid LIMIT ?"
 )
 
 # -- inspection without the secret (diskstore.inspect_cache) -------------------------------
 # Text is read as bytes, so a key or tag that is not UTF-8 is shown rather than fatal.
 _INSPECT_COLUMNS = (
-    "SELECT i.rowid, i.ns, typeof(i.key),"
-    " CASE WHEN typeof(i.key) = 'text' THEN CAST(i.key AS BLOB) ELSE i.key END,"
-    " i.raw, i.store_time,"
-    " i.expire_time, i.access_time, i.access_count,"
-    " typeof(i.tag), CASE WHEN typeof(i.tag) = 'text' THEN CAST(i.tag AS BLOB) ELSE i.tag END,"
-    " i.mode, i.size, i.vsize, length(i.value)"
-    " FROM items i"
+    "SELECT rowid, ns, typeof(key),"
+    " CASE WHEN typeof(key) = 'text' THEN CAST(key AS BLOB) ELSE key END,"
+    " raw, store_time,"
+    " expire_time, access_time, access_count,"
+    " typeof(tag), CASE WHEN typeof(tag) = 'text' THEN CAST(tag AS BLOB) ELSE tag END,"
+    " mode, size, vsize, length(value)"
+    " FROM items"
 )
-INSPECT_CHUNK = _INSPECT_COLUMNS + " WHERE i.rowid > ? ORDER BY i.rowid LIMIT ?"
-INSPECT_CHUNK_NS = _INSPECT_COLUMNS + " WHERE +i.ns = ? AND i.rowid > ? ORDER BY i.rowid LIMIT ?"
+INSPECT_CHUNK = _INSPECT_COLUMNS + " WHERE rowid > ? ORDER BY rowid LIMIT ?"
+INSPECT_CHUNK_NS = _INSPECT_COLUMNS + " WHERE +ns = ? AND rowid > ? ORDER BY rowid LIMIT ?"
 INSPECT_NAMESPACES = "SELECT id, name, count, size FROM namespaces ORDER BY id"
 
 # -- reading a diskcache directory (diskstore._migrate); its table is named Cache ----------

@@ -9,6 +9,7 @@ collection that silently lost items would be wrong, not merely slower.
 
 from __future__ import annotations
 
+import itertools
 import operator
 import os
 import sys
@@ -339,7 +340,8 @@ class Deque(Sequence[Any]):
         """Remove the first item equal to ``value``; :class:`ValueError` if there is none."""
         cache = self._cache
         with cache.transact(retry=True):
-            for key, item in list(self._items()):
+            # Walked, not listed: memory stays bounded however long the deque is.
+            for key, item in self._items():
                 if item is value or item == value:
                     try:
                         del cache[key]
@@ -352,8 +354,9 @@ class Deque(Sequence[Any]):
         """Reverse the items in place, atomically."""
         cache = self._cache
         with cache.transact(retry=True):
-            keys = list(cache.iterkeys())
-            for low, high in zip(keys[: len(keys) // 2], reversed(keys), strict=False):
+            # Two cursors meeting in the middle: memory stays bounded however long it is.
+            pairs = zip(cache.iterkeys(), cache.iterkeys(reverse=True), strict=False)
+            for low, high in itertools.islice(pairs, len(cache) // 2):
                 low_value = cache.get(low, default=ENOVAL, retry=True)
                 high_value = cache.get(high, default=ENOVAL, retry=True)
                 cache.set(low, high_value, retry=True)

@@ -327,7 +327,7 @@ class TaskCache:
         found: list[TaskEntry] = []
         for name in self._task_names(task_name):
             namespace = self._namespace(name)
-            for key in list(namespace):
+            for key in namespace:
                 if not (isinstance(key, tuple) and len(key) == 3 and key[0] == "meta"):
                     continue
                 _, version, digest = key

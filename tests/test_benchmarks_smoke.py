@@ -41,6 +41,7 @@ WORKLOADS = (
     "redis",
     "large_values",
     "memoize_heavy",
+    "import",
 )
 OPS = {
     "mixed": {"get", "set", "delete"},
@@ -57,10 +58,11 @@ OPS = {
     "redis": {"get", "set", "memoize_hit", "near_get"},
     "large_values": {"set_bytes_1mb", "get_bytes_1mb", "set_array_1mb", "get_array_1mb"},
     "memoize_heavy": {"small_hit", "small_miss", "array_hit", "array_miss", "array_mmap_hit"},
+    "import": {"import"},
 }
 # Operations diskcache has no equivalent of (joblib and diskstore map arrays; diskcache not).
 DISKSTORE_ONLY = {("memoize_heavy", "array_mmap_hit"), ("memoize_heavy", "array_mmap_hit_first")}
-TARGET_COUNT = 16
+TARGET_COUNT = 17
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -214,3 +216,29 @@ def test_plot_refuses_a_file_that_is_not_results(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "format" in done.stderr
     assert not image.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_growth_workload_measures_every_operation_at_every_size(tmp_path: Path) -> None:
+    output, image = tmp_path / "growth.json", tmp_path / "growth.png"
+    done = _harness(
+        "-m", "benchmarks.growth", "--smoke", "--output", str(output), "--plot", str(image),
+        "--tmpdir", str(tmp_path), home=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, f"growth failed:\n{done.stdout}\n{done.stderr}"
+    run = json.loads(output.read_text(encoding="utf-8"))
+    sizes = run["meta"]["sizes"]
+    assert sizes == sorted(sizes) and len(sizes) >= 2
+    operations = {"get", "set", "delete", "len", "iteration", "check", "expire", "cull", "evict"}
+    for size in sizes:
+        for engine in ("diskstore", "diskcache"):
+            measured = run["results"][str(size)][engine]
+            assert operations <= set(measured), (size, engine)
+            assert all(measured[op] > 0 for op in operations), (size, engine, measured)
+            assert 0 < measured["items"] <= size
+            assert measured["bytes_per_item"] > 0
+    labels = [target["label"] for target in run["targets"]]
+    assert any(label.startswith("iteration per item") for label in labels)
+    assert any("resident memory" in label for label in labels)
+    assert image.read_bytes().startswith(PNG_SIGNATURE)

@@ -193,6 +193,6 @@ def test_rows_read_back_after_reopening(tmp_path: Path) -> None:
 def _keys(directory: Path) -> list[Any]:
     con = sqlite3.connect(directory / "diskstore.db")
     try:
-        return [row[1] for row in con.execute(_sql.ITER_FORWARD, (0, 10))]
+        return [row[1] for row in con.execute(_sql.ITER_FORWARD, (0, 2**63 - 1, 10))]
     finally:
         con.close()

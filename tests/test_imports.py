@@ -1,0 +1,78 @@
+"""``import diskstore`` loads only what a plain cache needs; the rest loads on first use.
+
+asyncio alone used to double the import time of every program that imports diskstore,
+whether or not it ever touched ``AsyncCache``. Each check runs in a fresh interpreter,
+since this test process has long since imported everything.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import diskstore
+
+#: Modules a plain ``import diskstore`` must not load.
+DEFERRED = (
+    "asyncio",
+    "cloudpickle",
+    "filelock",
+    "zstandard",
+    "diskstore._async",
+    "diskstore._cli",
+    "diskstore._memoize",
+    "diskstore.fanout",
+    "diskstore.persistent",
+    "diskstore.recipes",
+    "diskstore.tasks",
+)
+
+
+def _loaded_after(code: str) -> set[str]:
+    program = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(json.loads(done.stdout))
+
+
+def test_import_defers_async_tasks_recipes_cli_and_serializers() -> None:
+    loaded = _loaded_after("import diskstore")
+    assert "diskstore._cache" in loaded
+    assert loaded.isdisjoint(DEFERRED), sorted(loaded & set(DEFERRED))
+
+
+def test_a_plain_cache_of_small_values_needs_none_of_them(tmp_path: object) -> None:
+    loaded = _loaded_after(
+        "import diskstore\n"
+        f"with diskstore.Cache({str(tmp_path)!r}) as cache:\n"
+        "    cache.set('key', 'value')\n"
+        "    assert cache.get('key') == 'value'\n"
+        "    assert list(cache) == ['key']\n"
+    )
+    assert loaded.isdisjoint(DEFERRED), sorted(loaded & set(DEFERRED))
+
+
+@pytest.mark.parametrize(
+    ("name", "module"),
+    [("AsyncCache", "diskstore._async"), ("memoize", "diskstore._memoize")],
+)
+def test_a_deferred_name_loads_on_first_access(name: str, module: str) -> None:
+    loaded = _loaded_after(f"import diskstore\ndiskstore.{name}")
+    assert module in loaded
+
+
+def test_deferred_names_resolve_and_stay_resolved() -> None:
+    for name in diskstore.__all__:
+        assert name in dir(diskstore)
+        first = getattr(diskstore, name)
+        assert getattr(diskstore, name) is first
+    assert diskstore.Cache.memoize is diskstore.memoize
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="'nothing_here'"):
+        diskstore.nothing_here  # noqa: B018
