@@ -26,7 +26,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from . import _clock
 from ._constants import ENOVAL
-from ._exceptions import CacheClosedError
+from ._exceptions import CacheClosedError, DiskStoreError
 from ._funckey import KeyBuilder
 
 P = ParamSpec("P")
@@ -551,9 +551,9 @@ def memoize_stampede(
 
                 def refresh() -> None:
                     pair = timed(*args, **kwargs)
-                    # The owner may close the cache while this runs; the refresh is
-                    # best-effort, so a closed cache simply ends it.
-                    with contextlib.suppress(CacheClosedError):
+                    # Best effort: the owner may close an AsyncCache or remove the cache
+                    # directory while this runs, which simply ends the refresh.
+                    with contextlib.suppress(CacheClosedError, DiskStoreError, OSError):
                         store(key, pair)
 
                 thread_name = f"{REFRESH_THREAD_PREFIX}{base}"

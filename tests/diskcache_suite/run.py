@@ -125,6 +125,7 @@ def main(argv: list[str]) -> int:
             f"docs/tutorial.rst is not in the release sdist (set {TUTORIAL_VARIABLE})"
         )
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", "."]
+    args += ["-p", "no:hypothesispytest"]  # the suite does not use hypothesis
     for node in sorted(deselect):
         args += ["--deselect", node]
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
