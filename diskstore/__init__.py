@@ -11,7 +11,7 @@ import typing
 from . import core as core  # the diskcache.core names, as diskstore.core
 from ._cache import Cache
 from ._constants import ENOVAL, UNKNOWN
-from ._disk import Disk, JSONDisk
+from ._disk import Disk
 from ._exceptions import (
     CacheClosedError,
     CorruptionWarning,
@@ -32,6 +32,7 @@ from ._exceptions import (
     UntrustedDataError,
 )
 from ._inspect import CacheInspection, EntryInfo, OpaqueKey, inspect_cache
+from ._jsondisk import JSONDisk
 from ._policies import EVICTION_POLICY, EvictionPolicy
 from ._settings import DEFAULT_SETTINGS
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from . import _clock, _sql
 from ._base import CacheBase, _expired
-from ._disk import KIND_NATIVE
 from ._exceptions import CorruptionWarning, IntegrityError, warn_caller
+from ._modes import KIND_NATIVE
 
 
 class ArithmeticMixin(CacheBase):

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from . import _clock, _sql
 from ._bookkeeping import Bookkeeper
-from ._disk import FLAG_PINNED, Disk, Stored
+from ._disk import Disk, Stored
 from ._exceptions import (
     CorruptionWarning,
     IntegrityError,
@@ -23,6 +23,7 @@ from ._exceptions import (
     warn_caller,
 )
 from ._memory import MemoryTier
+from ._modes import FLAG_PINNED
 from ._policies import POLICIES
 from ._reserve import Reserve
 from ._settings import Settings

@@ -22,17 +22,11 @@ from ._base import _check_expire, _check_tag, _expired, _sane_row, _Shared
 from ._bookkeeping import Bookkeeper
 from ._changes import open_counter
 from ._constants import ENOVAL
-from ._disk import (
-    FLAG_FILE,
-    FLAG_PINNED,
-    MMAP_MODES,
-    Disk,
-)
+from ._disk import MMAP_MODES, Disk
 from ._exceptions import (
     CorruptionWarning,
     IntegrityError,
     ReadOnlyError,
-    StorageError,
     warn_caller,
 )
 from ._functions import FunctionsMixin
@@ -40,11 +34,13 @@ from ._iteration import IterationMixin
 from ._maintenance import MaintenanceMixin
 from ._memory import MemoryTier
 from ._migrate import warn_if_diskcache_directory
+from ._modes import FLAG_FILE, FLAG_PINNED
 from ._policies import POLICIES
 from ._queue import QueueMixin
 from ._reserve import Reserve
 from ._schema import open_database
 from ._settings import DEFAULT_SETTINGS, METADATA, NAMES, Settings, check_names, normalize
+from ._setup import make_directories, make_disk
 from ._signing import SecretArg, Signer, resolve_secret
 from ._store import Store
 from ._tiered import TieredReadMixin
@@ -62,28 +58,6 @@ def expand_directory(directory: str | os.PathLike[str]) -> str:
     return os.path.abspath(os.path.expandvars(os.path.expanduser(os.fspath(directory))))
 
 
-def _make_directories(directory: str) -> None:
-    """Create *directory* and any missing parents, each private to the user (0700)."""
-    missing = []
-    path = directory
-    while not os.path.isdir(path):
-        missing.append(path)
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    for path in reversed(missing):
-        try:
-            os.makedirs(path, 0o700)  # one level at a time, so each is private
-        except FileExistsError:
-            if not os.path.isdir(path):
-                raise
-        except OSError as exc:
-            raise StorageError(
-                exc.errno or errno.EACCES, f"cannot create cache directory {directory!r}: {exc}"
-            ) from exc
-
-
 class _Quiet:
     """Stands in for the bookkeeper where a read must not count as a hit or miss."""
 
@@ -91,24 +65,6 @@ class _Quiet:
 
 
 _QUIET: Any = _Quiet()
-
-
-def _make_disk(disk: type[Disk], directory: str, options: dict[str, Any]) -> Disk:
-    """Construct *disk* with the ``disk_*`` options its constructor accepts.
-
-    A subclass written for diskcache may take only diskcache's arguments; the options it
-    does not take are set as attributes by ``Disk.attach``.
-    """
-    import inspect
-
-    parameters = inspect.signature(disk.__init__).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        options = {name: value for name, value in options.items() if name in parameters}
-    instance = disk(directory, **options)
-    for name, value in options.items():
-        if not hasattr(instance, name):
-            setattr(instance, name, value)
-    return instance
 
 
 #: Id of a namespace that does not exist (no row ever has it): an always-empty view.
@@ -179,7 +135,7 @@ class Cache(
             directory = tempfile.mkdtemp(prefix="diskstore-")
         directory = expand_directory(directory)
         if not read_only:
-            _make_directories(directory)
+            make_directories(directory)
             if not os.access(directory, os.W_OK | os.X_OK):
                 raise ReadOnlyError(
                     f"cache directory {directory!r} is not writable; "
@@ -212,7 +168,7 @@ class Cache(
             **loaded.disk_options(),
             **{name[len("disk_") :]: value for name, value in extra_disk.items()},
         }
-        self._disk = _make_disk(disk, directory, options)
+        self._disk = make_disk(disk, directory, options)
         self._disk.attach(directory, signer=Signer(key), fsync=loaded.sqlite_synchronous >= 2)
         if self._disk.hooked:
             store.remove_hooked = self._disk.remove_hooked

@@ -18,13 +18,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _sql
-from ._disk import KIND_DISKCACHE, KIND_MASK, KIND_NATIVE
 from ._exceptions import (
     CorruptionWarning,
     IntegrityError,
     UnknownFileWarning,
 )
 from ._files import NAME_PATTERN, TEMP_PATTERN
+from ._modes import KIND_DISKCACHE, KIND_MASK, KIND_NATIVE
 
 if TYPE_CHECKING:
     from ._base import CacheBase

@@ -24,7 +24,6 @@ import concurrent.futures
 import functools
 import hmac
 import io
-import json
 import math
 import mmap
 import pickle
@@ -55,18 +54,11 @@ from ._modes import (
     FLAG_SIGNED,
     FLAG_ZSTD,
     KIND_BYTES,
-    KIND_CUSTOM,
     KIND_DISKCACHE,
-    KIND_JSON,
     KIND_MASK,
     KIND_NATIVE,
     KIND_PICKLE,
     KIND_TEXT,
-    MODE_BINARY,
-    MODE_NONE,
-    MODE_PICKLE,
-    MODE_RAW,
-    MODE_TEXT,
 )
 from ._signing import TAG_SIZE, Signer
 
@@ -691,59 +683,3 @@ def _spread_sample(data: Any) -> Any:
     third = _SAMPLE // 3
     middle = len(data) // 2
     return data[:third] + data[middle : middle + third] + data[-third:]
-
-
-def _json_dumps(obj: Any) -> bytes:
-    try:
-        import orjson
-    except ImportError:
-        return json.dumps(obj, separators=(",", ":")).encode("utf-8")
-    try:
-        return bytes(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS))
-    except TypeError:
-        return json.dumps(obj, separators=(",", ":")).encode("utf-8")
-
-
-class JSONDisk(Disk):
-    """A serializer that never unpickles: values are JSON, keys use the canonical encoding.
-
-    Safe for directories that others can write to. Values must be JSON-serializable (tuples
-    come back as lists, as with ``json``); keys may be any nesting of ``None``, ``bool``,
-    numbers, strings, bytes, tuples, lists, sets and dicts.
-    """
-
-    kind: ClassVar[int] = KIND_JSON
-    signed: ClassVar[bool] = False
-
-    def dumps(self, obj: Any) -> bytes:
-        return _json_dumps(obj)
-
-    def loads(self, data: bytes) -> Any:
-        return json.loads(data)
-
-    def _serialize_key(self, key: Any) -> bytes:
-        raise TypeError(f"JSONDisk cannot store a key of type {type(key).__name__!r}")
-
-
-__all__ = [
-    "FLAG_FILE",
-    "FLAG_PINNED",
-    "FLAG_SIGNED",
-    "FLAG_ZSTD",
-    "KIND_BYTES",
-    "KIND_CUSTOM",
-    "KIND_DISKCACHE",
-    "KIND_JSON",
-    "KIND_MASK",
-    "KIND_NATIVE",
-    "KIND_PICKLE",
-    "KIND_TEXT",
-    "MODE_BINARY",
-    "MODE_NONE",
-    "MODE_PICKLE",
-    "MODE_RAW",
-    "MODE_TEXT",
-    "Disk",
-    "JSONDisk",
-    "Stored",
-]

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import _sql
-from ._disk import (
+from ._fingerprint import stored_fingerprint
+from ._keys import decode_canonical
+from ._modes import (
     FLAG_FILE,
     FLAG_SIGNED,
     FLAG_ZSTD,
@@ -28,8 +30,6 @@ from ._disk import (
     KIND_PICKLE,
     KIND_TEXT,
 )
-from ._fingerprint import stored_fingerprint
-from ._keys import decode_canonical
 from ._schema import open_database
 from ._settings import Settings
 from ._store import Store

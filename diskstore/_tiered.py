@@ -7,9 +7,9 @@ from typing import Any
 
 from . import _clock, _sql
 from ._base import CacheBase, _sane_row
-from ._disk import FLAG_FILE, FLAG_PINNED, KIND_BYTES, KIND_MASK, KIND_TEXT
 from ._exceptions import IntegrityError
 from ._memory import TierEntry, entry_size
+from ._modes import FLAG_FILE, FLAG_PINNED, KIND_BYTES, KIND_MASK, KIND_TEXT
 
 
 class TieredReadMixin(CacheBase):

@@ -20,8 +20,9 @@ from typing import Any
 
 from ._cache import Cache
 from ._constants import ENOVAL, UNKNOWN
-from ._disk import Disk, JSONDisk
+from ._disk import Disk
 from ._exceptions import EmptyDirWarning, Timeout, UnknownFileWarning
+from ._jsondisk import JSONDisk
 from ._modes import MODE_BINARY, MODE_NONE, MODE_PICKLE, MODE_RAW, MODE_TEXT
 from ._policies import EVICTION_POLICY
 from ._settings import DEFAULT_SETTINGS

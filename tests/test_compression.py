@@ -20,7 +20,7 @@ import pytest
 import zstandard
 
 import diskstore
-from diskstore._disk import (
+from diskstore._modes import (
     FLAG_FILE,
     FLAG_SIGNED,
     FLAG_ZSTD,

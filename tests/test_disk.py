@@ -34,7 +34,9 @@ import numpy as np
 import pytest
 
 import diskstore
-from diskstore._disk import (
+from diskstore._disk import Disk
+from diskstore._jsondisk import JSONDisk
+from diskstore._modes import (
     FLAG_FILE,
     FLAG_SIGNED,
     FLAG_ZSTD,
@@ -45,8 +47,6 @@ from diskstore._disk import (
     KIND_NATIVE,
     KIND_PICKLE,
     KIND_TEXT,
-    Disk,
-    JSONDisk,
 )
 
 # Settings that place every payload in a row, or in a file, with compression on or off.

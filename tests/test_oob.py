@@ -23,8 +23,8 @@ from _cache_support import mapped_from
 
 import diskstore
 from diskstore import _oob
-from diskstore._disk import FLAG_FILE, FLAG_OOB, FLAG_SIGNED, KIND_PICKLE
 from diskstore._exceptions import IntegrityError
+from diskstore._modes import FLAG_FILE, FLAG_OOB, FLAG_SIGNED, KIND_PICKLE
 
 # Enough to span several hash chunks and to take the threaded path, yet quick to write.
 BIG = (_oob.PARALLEL_MIN + 3 * _oob.HASH_CHUNK + 12345) // 8

@@ -23,7 +23,10 @@ from typing import Any
 import pytest
 
 import diskstore
-from diskstore._disk import (
+from diskstore._disk import Disk, Stored
+from diskstore._fingerprint import fingerprint
+from diskstore._keys import encode_canonical
+from diskstore._modes import (
     FLAG_FILE,
     FLAG_SIGNED,
     FLAG_ZSTD,
@@ -31,11 +34,7 @@ from diskstore._disk import (
     KIND_MASK,
     KIND_PICKLE,
     KIND_TEXT,
-    Disk,
-    Stored,
 )
-from diskstore._fingerprint import fingerprint
-from diskstore._keys import encode_canonical
 from diskstore._signing import Signer
 
 QUEUE_KEY = 500_000_000_000_000

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 import diskstore
-from diskstore._disk import FLAG_FILE, FLAG_SIGNED, FLAG_ZSTD, KIND_MASK, KIND_PICKLE, Disk
+from diskstore._disk import Disk
+from diskstore._modes import FLAG_FILE, FLAG_SIGNED, FLAG_ZSTD, KIND_MASK, KIND_PICKLE
 from diskstore._signing import ENV_VAR, TAG_SIZE, Signer, config_dir, resolve_secret
 
 SPAWN = multiprocessing.get_context("spawn")

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._disk import KIND_NATIVE, Disk
+from .._disk import Disk
 from .._exceptions import IntegrityError
 from .._keys import decode_canonical, encode_canonical
+from .._modes import KIND_NATIVE
 
 __all__ = ["Codec", "Fields"]
 

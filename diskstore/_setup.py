@@ -1,0 +1,49 @@
+"""Preparing a cache's directory and constructing its serializer."""
+
+from __future__ import annotations
+
+import errno
+import inspect
+import os
+from typing import Any
+
+from ._disk import Disk
+from ._exceptions import StorageError
+
+
+def make_directories(directory: str) -> None:
+    """Create *directory* and any missing parents, each private to the user (0700)."""
+    missing = []
+    path = directory
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for path in reversed(missing):
+        try:
+            os.makedirs(path, 0o700)  # one level at a time, so each is private
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+        except OSError as exc:
+            raise StorageError(
+                exc.errno or errno.EACCES, f"cannot create cache directory {directory!r}: {exc}"
+            ) from exc
+
+
+def make_disk(disk: type[Disk], directory: str, options: dict[str, Any]) -> Disk:
+    """Construct *disk* with the ``disk_*`` options its constructor accepts.
+
+    A subclass written for diskcache may take only diskcache's arguments; the options it
+    does not take are set as attributes by ``Disk.attach``.
+    """
+    parameters = inspect.signature(disk.__init__).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        options = {name: value for name, value in options.items() if name in parameters}
+    instance = disk(directory, **options)
+    for name, value in options.items():
+        if not hasattr(instance, name):
+            setattr(instance, name, value)
+    return instance
