@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import _clock, _sql
+from . import _sql
 from ._bookkeeping import Bookkeeper
 from ._disk import Disk, Stored
 from ._exceptions import (
@@ -256,7 +256,7 @@ class CacheBase:
         conn.created.append(pending.name)
         return stored._replace(pending=None)
 
-    def _after_write(self, stored: Stored, expire_time: float | None = None) -> None:
+    def _after_write(self, stored: Stored, expire_time: float | None, now: float) -> None:
         """Account written bytes; cull when a size probe is due or an item has expired.
 
         The earliest expiry this process knows of is kept in memory, so removing expired
@@ -270,7 +270,7 @@ class CacheBase:
         shared.written += approx
         if expire_time is not None and expire_time < shared.next_expiry:
             shared.next_expiry = expire_time
-        expired = shared.next_expiry <= _clock.now()
+        expired = shared.next_expiry <= now
         if shared.written >= shared.probe_every or stored.size or expired:
             settings = shared.settings
             if not settings.cull_limit:
@@ -280,7 +280,7 @@ class CacheBase:
             shared.written = 0
             # Best effort: the write succeeded; a busy database defers culling to the next probe.
             with contextlib.suppress(Timeout):
-                self._cull(_clock.now(), settings.cull_limit * writes, retry=False)
+                self._cull(now, settings.cull_limit * writes, retry=False)
 
     def _uncount(self, conn: Conn, rows: list[Any]) -> None:
         """Update counts for deleted rows ``(ns, filename, size)`` and schedule their files."""

@@ -504,7 +504,7 @@ class Cache(
             elif not stored_it and stored.filename is not None:
                 self._store.remove_files([stored.filename])  # a hook's file nobody took
         if stored_it:
-            self._after_write(stored, expire_time)
+            self._after_write(stored, expire_time, now)
         return stored_it
 
     def touch(self, key: Any, expire: float | None = None, retry: bool = False) -> bool:

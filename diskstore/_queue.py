@@ -17,17 +17,23 @@ _QUEUE_SIDES = ("back", "front")
 _INT_QUEUE = (0, 999_999_999_999_999)
 
 
-def _check_side(side: Any) -> str:
+def check_side(side: Any) -> str:
+    """*side* if it names an end of a queue (shared with the Redis backend's queues)."""
     if side not in _QUEUE_SIDES:
         raise ValueError(f"side must be 'back' or 'front', not {side!r}")
     return str(side)
 
 
-def _queue_bounds(prefix: Any) -> tuple[Any, Any]:
-    if prefix is None:
-        return _INT_QUEUE
-    if not isinstance(prefix, str):
+def check_prefix(prefix: Any) -> str | None:
+    """*prefix* if it can name a queue: ``None`` or a str."""
+    if prefix is not None and not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str or None, not {type(prefix).__name__}")
+    return prefix
+
+
+def _queue_bounds(prefix: Any) -> tuple[Any, Any]:
+    if check_prefix(prefix) is None:
+        return _INT_QUEUE
     return f"{prefix}-000000000000000", f"{prefix}-999999999999999"
 
 
@@ -54,7 +60,7 @@ class QueueMixin(CacheBase):
 
         Keys count from 500000000000000 (``"prefix-500000000000000"`` with a prefix).
         """
-        side = _check_side(side)
+        side = check_side(side)
         low, high = _queue_bounds(prefix)
         now = _clock.now()
         expire_time = _check_expire(expire, now)
@@ -83,7 +89,7 @@ class QueueMixin(CacheBase):
             finally:
                 if stored.pending is not None:
                     self._disk.files.discard(stored.pending)
-        self._after_write(stored, expire_time)
+        self._after_write(stored, expire_time, now)
         return db_key
 
     def _queue_take(
@@ -96,7 +102,7 @@ class QueueMixin(CacheBase):
         retry: bool,
         remove: bool,
     ) -> Any:
-        side = _check_side(side)
+        side = check_side(side)
         low, high = _queue_bounds(prefix)
         sql = _sql.QUEUE_ROW_FIRST if side == "front" else _sql.QUEUE_ROW_LAST
         ns = self._ns

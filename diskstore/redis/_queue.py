@@ -16,25 +16,12 @@ import redis.exceptions as rex
 
 from .._constants import ENOVAL, QUEUE_START
 from .._exceptions import IntegrityError, UnsupportedError
+from .._queue import check_prefix, check_side
 from ._base import RedisBase, shaped
 from ._codec import decode_expire, decode_tag
 from ._connection import translate
 
 __all__ = ["QueueMixin"]
-
-_SIDES = ("back", "front")
-
-
-def _check_side(side: Any) -> str:
-    if side not in _SIDES:
-        raise ValueError(f"side must be 'back' or 'front', not {side!r}")
-    return str(side)
-
-
-def _check_prefix(prefix: Any) -> str | None:
-    if prefix is not None and not isinstance(prefix, str):
-        raise TypeError(f"prefix must be a str or None, not {type(prefix).__name__}")
-    return prefix
 
 
 class QueueMixin(RedisBase):
@@ -60,8 +47,8 @@ class QueueMixin(RedisBase):
         retry: bool = False,
     ) -> Any:
         """Append *value* to the queue named by *prefix*; return its generated key."""
-        side = _check_side(side)
-        prefix = _check_prefix(prefix)
+        side = check_side(side)
+        prefix = check_prefix(prefix)
         index = self._index(prefix)
         script = self._shared.scripts["PUSH"]
         try:
@@ -94,8 +81,8 @@ class QueueMixin(RedisBase):
         self, prefix: str | None, default: Any, side: str, expire_time: bool, tag: bool,
         remove: bool,
     ) -> Any:  # fmt: skip
-        side = _check_side(side)
-        index = self._index(_check_prefix(prefix))
+        side = check_side(side)
+        index = self._index(check_prefix(prefix))
         script = self._shared.scripts["POP_QUEUE"]
         while True:
             try:
