@@ -131,9 +131,9 @@ class CacheInspection:
         last = 0
         while True:
             if namespace is None:
-                rows = self._store.run(_sql.INSPECT_CHUNK, (last, _CHUNK), retry=True)
+                rows = self._store.scan(_sql.INSPECT_CHUNK, (last, _CHUNK), retry=True)
             else:
-                rows = self._store.run(_sql.INSPECT_CHUNK_NS, (ids[0], last, _CHUNK), retry=True)
+                rows = self._store.scan(_sql.INSPECT_CHUNK_NS, (ids[0], last, _CHUNK), retry=True)
             if not rows:
                 return
             last = rows[-1][0]

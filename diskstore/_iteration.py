@@ -69,12 +69,12 @@ class IterationMixin(CacheBase):
         while True:
             params = (*view, bound, *limit, chunk)
             try:
-                rows = self._store.run(sqls[0], params, retry=True)
+                rows = self._store.scan(sqls[0], params, retry=True)
             except DiskStoreError as exc:
                 if not _is_decode_error(exc.__cause__ or exc):
                     raise
                 # A key whose text is not UTF-8: read this chunk with keys as bytes.
-                rows = self._decoded(self._store.run(sqls[1], params, retry=True))
+                rows = self._decoded(self._store.scan(sqls[1], params, retry=True))
             if not rows:
                 return
             for _rowid, db_key, raw in rows:
@@ -125,7 +125,7 @@ class IterationMixin(CacheBase):
         while True:
             params = (ns, _CHUNK) if resume is None else (ns, *resume, _CHUNK)
             try:
-                rows = self._store.run(sqls[resume is not None], params, retry=True)
+                rows = self._store.scan(sqls[resume is not None], params, retry=True)
             except DiskStoreError as exc:
                 if sqls is as_bytes or not _is_decode_error(exc.__cause__ or exc):
                     raise

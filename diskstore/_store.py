@@ -149,6 +149,8 @@ _FORKED_WRITERS: set[str] = set()
 # every open and close holds this lock, and so does the fork (see _before_fork).
 _sqlite_lock = threading.RLock()
 FORK_WAIT = 10.0
+#: Page cache of a scan connection (see ``Store.scan``), in KiB.
+SCAN_CACHE_KIB = 1024
 SETUP_PATIENCE = 60.0
 
 
@@ -432,6 +434,52 @@ class Store:
             return self.query(conn, sql, params, retry=retry)
         finally:
             conn.depth -= 1
+
+    def scan(self, sql: str, params: Sequence[Any] = (), *, retry: bool = False) -> list[Any]:
+        """Run one chunk of a long read-only scan (iteration) on this thread's scan connection.
+
+        A pass over every item touches every page of the database. Read through the
+        connection that serves point operations, it would fill that connection's page cache
+        and memory map (tens of MiB that stay resident) and push out the pages gets keep
+        reusing. The scan connection has a small page cache and no memory map, so a pass
+        costs the process about ``SCAN_CACHE_KIB`` whatever the size of the cache. Inside
+        a transaction the scan reads through the transaction's connection, to see its writes.
+        """
+        main = self.enter()
+        try:
+            if main.txn:
+                return self.query(main, sql, params, retry=retry)
+            conn = self._scan_conn()
+            conn.depth += 1
+            try:
+                return self.query(conn, sql, params, retry=retry)
+            finally:
+                conn.depth -= 1
+        finally:
+            main.depth -= 1
+
+    def _scan_conn(self) -> Conn:
+        conn: Conn | None = getattr(self._local, "scan", None)
+        if conn is not None and conn.con is not None:
+            return conn
+        try:
+            with _sqlite_lock:
+                con = self._open()
+                try:
+                    con.execute(_sql.PRAGMA_SET.format(name="cache_size", value=-SCAN_CACHE_KIB))
+                    con.execute(_sql.PRAGMA_SET.format(name="mmap_size", value=0)).fetchall()
+                except BaseException:
+                    con.close()
+                    raise
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+        if conn is None:
+            conn = self._local.scan = Conn(con)
+            with self._lock:
+                self._conns.add(conn)
+        else:
+            conn.con, conn.cur = con, con.cursor()
+        return conn
 
     # -- transactions -----------------------------------------------------------------------
     def begin(

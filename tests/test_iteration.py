@@ -9,12 +9,16 @@ and while the cache changes underneath.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import subprocess
+import sys
 import warnings
 
 import pytest
 
 import diskstore
+from diskstore import _store
 from diskstore._base import _CHUNK
 from diskstore._store import DB_NAME
 
@@ -126,3 +130,78 @@ def test_deque_remove_and_reverse_over_many_chunks(cache_dir: str) -> None:
     deque.remove(COUNT // 2)
     assert COUNT // 2 not in list(deque)
     assert len(deque) == COUNT - 1
+
+
+class TestScanConnection:
+    """Iteration reads through a connection of its own (see ``Store.scan``)."""
+
+    def test_scans_read_with_a_small_cache_and_no_memory_map(self, cache: diskstore.Cache) -> None:
+        cache.set("a", 1)
+        assert list(cache) == ["a"]
+        scan = cache._store._local.scan.con
+        assert scan is not cache._store._local.conn.con
+        assert scan.execute("PRAGMA mmap_size").fetchone()[0] == 0
+        assert scan.execute("PRAGMA cache_size").fetchone()[0] == -_store.SCAN_CACHE_KIB
+        main = cache._store._local.conn.con
+        assert main.execute("PRAGMA mmap_size").fetchone()[0] == cache.sqlite_mmap_size
+
+    def test_iteration_inside_a_transaction_sees_its_writes(self, cache: diskstore.Cache) -> None:
+        cache.set("old", 0)
+        with cache.transact():
+            cache.set("new", 1)
+            del cache["old"]
+            assert list(cache) == ["new"]
+            assert list(cache.iterkeys()) == ["new"]
+        assert list(reversed(cache)) == ["new"]
+
+    def test_close_closes_the_scan_connection(self, cache: diskstore.Cache) -> None:
+        cache.set("a", 1)
+        list(cache)
+        record = cache._store._local.scan
+        cache.close()
+        assert record.con is None
+        assert list(cache) == ["a"]  # reopened on use
+
+    def test_a_forked_child_opens_its_own(self, cache: diskstore.Cache) -> None:
+        cache.set("a", 1)
+        list(cache)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit status
+            try:
+                os._exit(0 if list(cache) == ["a"] and list(cache.iterkeys()) == ["a"] else 1)
+            finally:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert list(cache) == ["a"]
+
+    @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads /proc")
+    def test_a_pass_over_every_item_leaves_the_process_small(self, cache_dir: str) -> None:
+        # The database is about 9 MB, under the default 64 MiB memory map and 32 MiB page
+        # cache: read through the point-operation connection, a pass would map or cache all
+        # of it. Through the scan connection it costs about SCAN_CACHE_KIB.
+        with diskstore.Cache(cache_dir) as cache:
+            for start in range(0, 30_000, 1000):
+                with cache.transact():
+                    for number in range(start, start + 1000):
+                        cache.set(f"key-{number:06d}", bytes(200))
+        database = os.path.getsize(os.path.join(cache_dir, DB_NAME))
+        assert database > 6 * 2**20
+        program = (
+            "import os, sys, diskstore\n"
+            "page = os.sysconf('SC_PAGE_SIZE')\n"
+            "def rss():\n"
+            "    with open('/proc/self/statm') as f:\n"
+            "        return int(f.read().split()[1]) * page\n"
+            "cache = diskstore.Cache(sys.argv[1])\n"
+            "cache.get('key-000000')\n"
+            "before = rss()\n"
+            "assert sum(1 for _ in cache) == 30_000\n"
+            "assert sum(1 for _ in cache.iterkeys()) == 30_000\n"
+            "print(rss() - before)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", program, cache_dir], capture_output=True, text=True, check=True
+        )
+        grown = int(done.stdout.strip())
+        assert grown < database / 3, (grown, database)
