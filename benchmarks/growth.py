@@ -11,7 +11,11 @@ turns operation by operation (who goes first alternates):
 * ``check``: full ``check()`` passes, per item in the cache, likewise;
 * ``expire``, ``cull``, ``evict``: one call removing a known batch of items (expired
   items; items evicted to fit a lowered ``size_limit``; items with one tag), per item
-  removed; ``evict_absent`` is ``evict`` of a tag no item has, per call.
+  removed; ``evict_absent`` is ``evict`` of a tag no item has, per call;
+* ``get_sqlite``: the floor under ``get``, the same keys looked up by a bare ``sqlite3``
+  connection to the engine's own database file, with the engine's memory-map and page-cache
+  sizes and its own key lookup statement, no Python layer: how much of ``get``'s growth is
+  SQLite's.
 
 Resident memory while iterating is measured in a fresh process per engine (the largest
 growth of its resident set over what it was just before the iteration; Linux only), so
@@ -29,6 +33,7 @@ import os
 import random
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -43,6 +48,7 @@ from benchmarks.context import disk_usage
 from benchmarks.engines import DISKCACHE, DISKSTORE
 from benchmarks.scale import FULL, QUICK, SMOKE, Scale
 from benchmarks.timing import quiet_gc
+from diskstore._store import DB_NAME
 
 clock = time.perf_counter_ns
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -54,7 +60,9 @@ FLAT_LIMIT = 1.5
 RSS_LIMIT_MB = 50.0
 FILL_BATCH = 1000
 OPS = ("get", "set", "delete", "len", "iteration", "check", "expire", "cull", "evict")
-EXTRA_OPS = ("evict_absent",)
+EXTRA_OPS = ("evict_absent", "get_sqlite")
+#: Measuring order: the floor right after ``get``, before anything removes items.
+ORDER = ("get", "get_sqlite", *OPS[1:], "evict_absent")
 
 
 def _key(index: int) -> str:
@@ -114,7 +122,44 @@ def _measure(engine: str, cache: Any, size: int, sample: int, op: str, rng: rand
             return times
 
         return _per_call(lens)
+    if op == "get_sqlite":
+        return _sqlite_gets(engine, cache, [_key(rng.randrange(size)) for _ in range(sample)])
     return _removal(cache, sample, op)
+
+
+#: Each engine's own key lookup, as its ``get`` runs it (diskstore's plain namespace).
+_LOOKUPS = {
+    DISKSTORE: "SELECT rowid, mode, value, expire_time FROM items WHERE ns = 0 AND key = ? AND raw = ?",
+    DISKCACHE: (
+        "SELECT rowid, mode, value, expire_time, filename FROM Cache WHERE key = ? AND raw = ?"
+    ),
+}
+
+
+def _sqlite_gets(engine: str, cache: Any, keys: list[str]) -> float:
+    """Median microseconds of a bare lookup of each key in the engine's database file."""
+    name = DB_NAME if engine == DISKSTORE else "cache.db"
+    database = os.path.join(cache.directory, name)
+    params = [cache._disk.put(key) for key in keys]
+    mmap, pages = cache.sqlite_mmap_size, cache.sqlite_cache_size
+    con = sqlite3.connect(database, isolation_level=None)
+    try:
+        con.execute(f"PRAGMA mmap_size = {int(mmap)}")
+        con.execute(f"PRAGMA cache_size = {int(pages)}")
+        sql = _LOOKUPS[engine]
+
+        def gets() -> list[int]:
+            times = []
+            for found in params:
+                start = clock()
+                if not con.execute(sql, found).fetchall():
+                    raise RuntimeError(f"{engine}: a filled key is missing from its database")
+                times.append(clock() - start)
+            return times
+
+        return _per_call(gets)
+    finally:
+        con.close()
 
 
 def _whole_passes(caches: dict[str, Any], size: int, op: str) -> dict[str, float]:
@@ -224,7 +269,7 @@ def run_size(size: int, candidate: str, root: Path, seed: int) -> dict[str, dict
             directories[engine] = Path(tempfile.mkdtemp(prefix=f"{engine}-{size}-", dir=root))
             caches[engine] = engines.open_store(engine, directories[engine], candidate)
             _fill(caches[engine], size, random.Random(seed))
-        for number, op in enumerate(OPS + EXTRA_OPS):
+        for number, op in enumerate(ORDER):
             if op in ("iteration", "check"):
                 for engine, cost in _whole_passes(caches, size, op).items():
                     found[engine][op] = cost
@@ -392,6 +437,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for verdict in run["targets"]:
         mark = "met" if verdict["met"] else "MISSED"
         print(f"{verdict['label']}: {verdict['value']} ({verdict['bound']}) {mark}")
+    sizes = sorted(results, key=int)
+    for engine in ENGINES:
+        first, last = results[sizes[0]][engine], results[sizes[-1]][engine]
+        print(
+            f"{engine} get and its bare SQLite lookup per call, {sizes[-1]} / {sizes[0]} items:"
+            f" {last['get'] / first['get']:.3f} and {last['get_sqlite'] / first['get_sqlite']:.3f}"
+        )
     print(f"results written to {output}")
     if args.plot is not None:
         plot(run, args.plot)

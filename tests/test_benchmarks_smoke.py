@@ -230,7 +230,8 @@ def test_growth_workload_measures_every_operation_at_every_size(tmp_path: Path) 
     run = json.loads(output.read_text(encoding="utf-8"))
     sizes = run["meta"]["sizes"]
     assert sizes == sorted(sizes) and len(sizes) >= 2
-    operations = {"get", "set", "delete", "len", "iteration", "check", "expire", "cull", "evict"}
+    operations = {"get", "get_sqlite", "set", "delete", "len", "iteration", "check", "expire"}
+    operations |= {"cull", "evict", "evict_absent"}
     for size in sizes:
         for engine in ("diskstore", "diskcache"):
             measured = run["results"][str(size)][engine]
