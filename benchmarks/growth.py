@@ -12,10 +12,10 @@ turns operation by operation (who goes first alternates):
 * ``expire``, ``cull``, ``evict``: one call removing a known batch of items (expired
   items; items evicted to fit a lowered ``size_limit``; items with one tag), per item
   removed; ``evict_absent`` is ``evict`` of a tag no item has, per call;
-* ``get_sqlite``: the floor under ``get``, the same keys looked up by a bare ``sqlite3``
-  connection to the engine's own database file, with the engine's memory-map and page-cache
-  sizes and its own key lookup statement, no Python layer: how much of ``get``'s growth is
-  SQLite's.
+* ``get_sqlite``: the floor under ``get``: the keys ``get`` reads are looked up again, in
+  passes alternating with ``get``'s, by a bare ``sqlite3`` connection to the engine's own
+  database file, with the engine's memory-map and page-cache sizes, its own key lookup
+  statement and no Python layer: how much of ``get``'s growth is SQLite's.
 
 Resident memory while iterating is measured in a fresh process per engine (the largest
 growth of its resident set over what it was just before the iteration; Linux only), so
@@ -61,8 +61,7 @@ RSS_LIMIT_MB = 50.0
 FILL_BATCH = 1000
 OPS = ("get", "set", "delete", "len", "iteration", "check", "expire", "cull", "evict")
 EXTRA_OPS = ("evict_absent", "get_sqlite")
-#: Measuring order: the floor right after ``get``, before anything removes items.
-ORDER = ("get", "get_sqlite", *OPS[1:], "evict_absent")
+ORDER = (*OPS, "evict_absent")
 
 
 def _key(index: int) -> str:
@@ -85,18 +84,6 @@ def _per_call(calls: Callable[[], list[int]]) -> float:
 
 def _measure(engine: str, cache: Any, size: int, sample: int, op: str, rng: random.Random) -> float:
     """Run one operation's measurement on a cache of ``size`` items; return microseconds."""
-    if op == "get":
-        keys = [_key(rng.randrange(size)) for _ in range(sample)]
-
-        def gets() -> list[int]:
-            times = []
-            for key in keys:
-                start = clock()
-                cache.get(key)
-                times.append(clock() - start)
-            return times
-
-        return _per_call(gets)
     if op in ("set", "delete"):
         keys = [f"new-{index:09d}" for index in range(sample)]
         value = rng.randbytes(40)
@@ -122,8 +109,6 @@ def _measure(engine: str, cache: Any, size: int, sample: int, op: str, rng: rand
             return times
 
         return _per_call(lens)
-    if op == "get_sqlite":
-        return _sqlite_gets(engine, cache, [_key(rng.randrange(size)) for _ in range(sample)])
     return _removal(cache, sample, op)
 
 
@@ -136,28 +121,39 @@ _LOOKUPS = {
 }
 
 
-def _sqlite_gets(engine: str, cache: Any, keys: list[str]) -> float:
-    """Median microseconds of a bare lookup of each key in the engine's database file."""
+_ROUNDS = 3
+
+
+def _gets(engine: str, cache: Any, keys: list[str]) -> dict[str, float]:
+    """Median microseconds of ``get`` and of a bare lookup of the same keys.
+
+    The keys are read by ``cache.get``, then looked up by a bare ``sqlite3`` connection to
+    the engine's database file (same memory-map and page-cache sizes), in alternating
+    passes, so that both see the same stretch of machine load. Each pass runs alone, so
+    neither pollutes the other's processor caches call by call.
+    """
     name = DB_NAME if engine == DISKSTORE else "cache.db"
-    database = os.path.join(cache.directory, name)
     params = [cache._disk.put(key) for key in keys]
-    mmap, pages = cache.sqlite_mmap_size, cache.sqlite_cache_size
-    con = sqlite3.connect(database, isolation_level=None)
+    con = sqlite3.connect(os.path.join(cache.directory, name), isolation_level=None)
     try:
-        con.execute(f"PRAGMA mmap_size = {int(mmap)}")
-        con.execute(f"PRAGMA cache_size = {int(pages)}")
+        con.execute(f"PRAGMA mmap_size = {int(cache.sqlite_mmap_size)}")
+        con.execute(f"PRAGMA cache_size = {int(cache.sqlite_cache_size)}")
         sql = _LOOKUPS[engine]
-
-        def gets() -> list[int]:
-            times = []
-            for found in params:
-                start = clock()
-                if not con.execute(sql, found).fetchall():
-                    raise RuntimeError(f"{engine}: a filled key is missing from its database")
-                times.append(clock() - start)
-            return times
-
-        return _per_call(gets)
+        cur = con.cursor()
+        gets: list[int] = []
+        lookups: list[int] = []
+        with quiet_gc():
+            for _ in range(_ROUNDS):
+                for key in keys:
+                    start = clock()
+                    cache.get(key)
+                    gets.append(clock() - start)
+                for found in params:
+                    start = clock()
+                    if not cur.execute(sql, found).fetchall():
+                        raise RuntimeError(f"{engine}: a filled key is missing from its database")
+                    lookups.append(clock() - start)
+        return {"get": median(gets) / 1000, "get_sqlite": median(lookups) / 1000}
     finally:
         con.close()
 
@@ -277,6 +273,10 @@ def run_size(size: int, candidate: str, root: Path, seed: int) -> dict[str, dict
             order = ENGINES if number % 2 == 0 else ENGINES[::-1]
             for engine in order:
                 rng = random.Random(seed + number)
+                if op == "get":
+                    keys = [_key(rng.randrange(size)) for _ in range(sample)]
+                    found[engine].update(_gets(engine, caches[engine], keys))
+                    continue
                 found[engine][op] = _measure(engine, caches[engine], size, sample, op, rng)
     finally:
         for cache in caches.values():
