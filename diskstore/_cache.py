@@ -34,7 +34,7 @@ from ._iteration import IterationMixin
 from ._maintenance import MaintenanceMixin
 from ._memory import MemoryTier
 from ._migrate import warn_if_diskcache_directory
-from ._modes import FLAG_FILE, FLAG_PINNED
+from ._modes import FLAG_FILE, FLAG_OOB, FLAG_PINNED, KIND_MASK
 from ._policies import POLICIES
 from ._queue import QueueMixin
 from ._reserve import Reserve
@@ -69,6 +69,8 @@ _QUIET: Any = _Quiet()
 
 #: Id of a namespace that does not exist (no row ever has it): an always-empty view.
 _NO_NAMESPACE = -1
+#: A mode whose bits under this mask equal the Disk's kind is an inline payload it reads.
+_KIND_AND_SLOW_FLAGS = KIND_MASK | FLAG_FILE | FLAG_PINNED | FLAG_OOB
 
 
 class _LazyFunction:
@@ -327,6 +329,24 @@ class Cache(
                 if bookkeeper.active:
                     bookkeeper.hit(rowid, _clock.now())
                 return value
+            disk = self._disk
+            # An inline payload of the Disk's own kind (a small pickle): read it here too.
+            if (
+                exp is None
+                and type(mode) is int
+                and mode & _KIND_AND_SLOW_FLAGS == disk.kind
+                and mode >= 0
+                and disk.fast_inline
+            ):
+                try:
+                    value = disk.fetch_inline(mode, value, ns, db_key, raw)
+                except IntegrityError:
+                    pass  # read once more below, which reports the damage
+                else:
+                    bookkeeper = shared.bookkeeper
+                    if bookkeeper.active:
+                        bookkeeper.hit(rowid, _clock.now())
+                    return value
         return self._get_plain(key, db_key, raw, default, read, expire_time, tag, retry, rows)
 
     def _get_plain(

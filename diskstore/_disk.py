@@ -47,7 +47,6 @@ from ._keys import (
     signature_key,
 )
 from ._modes import (
-    DISKCACHE_MODE_SHIFT,
     FLAG_FILE,
     FLAG_OOB,
     FLAG_PINNED,
@@ -59,6 +58,8 @@ from ._modes import (
     KIND_NATIVE,
     KIND_PICKLE,
     KIND_TEXT,
+    MODE_LIMIT,
+    check_columns,
 )
 from ._signing import TAG_SIZE, Signer
 
@@ -93,27 +94,6 @@ class Stored(NamedTuple):
     pending: PendingFile | None = None  # a value file to publish inside the transaction
 
 
-#: Every mode a row can hold: kind, flags, and a diskcache-style row's diskcache mode.
-_MODE_LIMIT = 1 << (DISKCACHE_MODE_SHIFT + 3)
-
-
-def _check_columns(mode: Any, filename: Any, sig: Any, vsize: Any, size: Any) -> None:
-    """Refuse a row whose columns hold values of the wrong type or an impossible length.
-
-    SQLite does not enforce column types, so anyone who can write to the database can put
-    text where a length belongs; such a row must be a miss, not a ``TypeError`` in a reader.
-    """
-    if type(mode) is not int or not 0 <= mode < _MODE_LIMIT:
-        raise IntegrityError(f"an entry has an invalid mode {mode!r}")
-    if filename is not None and type(filename) is not str:
-        raise IntegrityError("an entry's file name is not text")
-    if sig is not None and type(sig) is not bytes:
-        raise IntegrityError("an entry's signature is not bytes")
-    for name, length in (("vsize", vsize), ("size", size)):
-        if type(length) is not int or not 0 <= length <= INT64_MAX:
-            raise IntegrityError(f"an entry's {name} is invalid: {length!r}")
-
-
 def _signature_prefix(ns: int, sigkey: bytes, mode: int) -> bytes:
     """What a tag covers before the payload: the row (namespace, key) and its encoding.
 
@@ -126,6 +106,20 @@ def _signature_prefix(ns: int, sigkey: bytes, mode: int) -> bytes:
 
 def _signature_suffix(vsize: int) -> bytes:
     return _SIG_SUFFIX.pack(vsize)
+
+
+def _split_inline(mode: int, value: Any) -> tuple[bytes, int, bytes]:
+    """An inline ``value`` column as (payload, decoded length, tag; empty when unsigned)."""
+    if value is not None and type(value) is not bytes:
+        raise IntegrityError(f"an encoded payload is stored as {type(value).__name__}")
+    data = value if value is not None else b""
+    start = _INLINE_HEAD.size + (TAG_SIZE if mode & FLAG_SIGNED else 0)
+    if len(data) < start:
+        raise IntegrityError("inline payload is shorter than its header")
+    (vsize,) = _INLINE_HEAD.unpack_from(data)
+    if vsize > INT64_MAX:  # no payload is that long; it would not even sign
+        raise IntegrityError(f"inline payload declares an impossible length {vsize}")
+    return data[start:], vsize, data[_INLINE_HEAD.size : start]
 
 
 if TYPE_CHECKING:
@@ -159,9 +153,17 @@ class Disk(DiskcacheHooks):
     #: Whether the class overrides diskcache's hooks, so rows go through them.
     hooked: ClassVar[bool] = False
 
+    #: Whether ``Cache.get`` may read an inline payload through :meth:`fetch_inline`
+    #: (false when a subclass reads rows its own way).
+    fast_inline: ClassVar[bool] = True
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.hooked = any(getattr(cls, name) is not getattr(Disk, name) for name in HOOKS)
+        cls.fast_inline = all(
+            getattr(cls, name) is getattr(Disk, name)
+            for name in ("fetch_row", "payload", "fetch_inline", "_decode")
+        )
 
     def __init__(
         self,
@@ -548,7 +550,7 @@ class Disk(DiskcacheHooks):
         With *mmap_mode*, the out-of-band buffers of a pickled value (numpy arrays) are
         mapped from the value file instead of read into memory.
         """
-        _check_columns(mode, filename, sig, vsize, size)
+        check_columns(mode, filename, sig, vsize, size)
         kind = mode & KIND_MASK
         if kind == KIND_NATIVE:
             return value
@@ -588,7 +590,7 @@ class Disk(DiskcacheHooks):
 
         An out-of-band entry's payload is its whole value file.
         """
-        _check_columns(mode, filename, sig, vsize, size)
+        check_columns(mode, filename, sig, vsize, size)
         kind = mode & KIND_MASK
         if mode & FLAG_OOB:
             if filename is None:
@@ -600,28 +602,37 @@ class Disk(DiskcacheHooks):
                 raise IntegrityError("a file-backed entry has no file name")
             data = self.files.read(filename, size)
         else:
-            if value is not None and not isinstance(value, bytes):
-                raise IntegrityError(f"an encoded payload is stored as {type(value).__name__}")
-            data = value if value is not None else b""
-            start = _INLINE_HEAD.size + (TAG_SIZE if mode & FLAG_SIGNED else 0)
-            if len(data) < start:
-                raise IntegrityError("inline payload is shorter than its header")
-            (vsize,) = _INLINE_HEAD.unpack_from(data)
-            if vsize > INT64_MAX:  # no payload is that long; it would not even sign
-                raise IntegrityError(f"inline payload declares an impossible length {vsize}")
-            if mode & FLAG_SIGNED:
-                sig = data[_INLINE_HEAD.size : start]
-            data = data[start:]
+            data, vsize, inline_sig = _split_inline(mode, value)
+            sig = inline_sig if mode & FLAG_SIGNED else sig
         raw_kind = kind in (KIND_BYTES, KIND_TEXT)
         if not raw_kind and kind != self.kind:
             raise IntegrityError(f"entry was written by another serializer (kind {kind})")
         if self._signing and (not raw_kind or mode & FLAG_ZSTD):
-            if not mode & FLAG_SIGNED:
-                raise IntegrityError("refusing to load an unsigned payload")
-            prefix = _signature_prefix(ns, signature_key(db_key, raw), mode)
-            if not self.signer.verify_parts((prefix, data, _signature_suffix(vsize)), sig):
-                raise IntegrityError("payload failed signature verification")
+            self._verify(mode, data, ns, db_key, raw, sig, vsize)
         return self._decode(mode, data, vsize)
+
+    def fetch_inline(self, mode: int, value: Any, ns: int, db_key: Any, raw: bool) -> Any:
+        """The value of a row whose payload of this Disk's kind is inline in ``value``.
+
+        ``Cache.get``'s common path for pickled values: the checks of :meth:`fetch_row`
+        for that one case, without its dispatch. The caller has seen that *mode* is an
+        ``int`` of this kind without the file, pinned or out-of-band flags.
+        """
+        if mode >= MODE_LIMIT:
+            raise IntegrityError(f"an entry has an invalid mode {mode!r}")
+        data, vsize, sig = _split_inline(mode, value)
+        if self.signed and self.signer.enabled:
+            self._verify(mode, data, ns, db_key, raw, sig, vsize)
+        return self.loads(self._decode(mode, data, vsize))
+
+    def _verify(
+        self, mode: int, data: bytes, ns: int, db_key: Any, raw: bool, sig: Any, vsize: int
+    ) -> None:
+        if not mode & FLAG_SIGNED:
+            raise IntegrityError("refusing to load an unsigned payload")
+        prefix = _signature_prefix(ns, signature_key(db_key, raw), mode)
+        if not self.signer.verify_parts((prefix, data, _signature_suffix(vsize)), sig):
+            raise IntegrityError("payload failed signature verification")
 
     def _decode(self, mode: int, data: bytes, vsize: int) -> bytes:
         if not mode & FLAG_ZSTD:

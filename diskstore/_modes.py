@@ -7,6 +7,11 @@ encoding, so entries written under other settings or serializers keep reading co
 
 from __future__ import annotations
 
+from typing import Any
+
+from ._exceptions import IntegrityError
+from ._keys import INT64_MAX
+
 # diskcache's modes, which a diskcache-style ``store`` returns and ``fetch`` takes.
 MODE_NONE = 0
 MODE_RAW = 1
@@ -31,3 +36,24 @@ FLAG_PINNED = 64  # exempt from eviction until read once (not part of the signat
 FLAG_OOB = 128  # a pickle with raw out-of-band buffers, signed by chunk (see diskstore._oob)
 #: Where a diskcache-style row keeps diskcache's mode.
 DISKCACHE_MODE_SHIFT = 8
+
+
+#: Every mode a row can hold: kind, flags, and a diskcache-style row's diskcache mode.
+MODE_LIMIT = 1 << (DISKCACHE_MODE_SHIFT + 3)
+
+
+def check_columns(mode: Any, filename: Any, sig: Any, vsize: Any, size: Any) -> None:
+    """Refuse a row whose columns hold values of the wrong type or an impossible length.
+
+    SQLite does not enforce column types, so anyone who can write to the database can put
+    text where a length belongs; such a row must be a miss, not a ``TypeError`` in a reader.
+    """
+    if type(mode) is not int or not 0 <= mode < MODE_LIMIT:
+        raise IntegrityError(f"an entry has an invalid mode {mode!r}")
+    if filename is not None and type(filename) is not str:
+        raise IntegrityError("an entry's file name is not text")
+    if sig is not None and type(sig) is not bytes:
+        raise IntegrityError("an entry's signature is not bytes")
+    for name, length in (("vsize", vsize), ("size", size)):
+        if type(length) is not int or not 0 <= length <= INT64_MAX:
+            raise IntegrityError(f"an entry's {name} is invalid: {length!r}")

@@ -716,3 +716,56 @@ def test_process_resources_are_refused_as_values_and_keys(cache_dir: str, make: 
         close = getattr(resource, "close", None)
         if close is not None:
             close()
+
+
+class TestInlineReadPath:
+    """``Cache.get`` reads a small payload of the Disk's own kind through ``fetch_inline``."""
+
+    def test_only_a_disk_that_reads_rows_its_own_way_leaves_it(self) -> None:
+        class Msg(Disk):
+            def loads(self, data: bytes) -> Any:
+                return ("loaded", pickle.loads(data))
+
+        class OwnRows(Disk):
+            def payload(self, *args: Any, **kwargs: Any) -> bytes:
+                return super().payload(*args, **kwargs)
+
+        assert Disk.fast_inline and Msg.fast_inline and JSONDisk.fast_inline
+        assert not OwnRows.fast_inline
+
+    def test_a_subclass_loads_is_used(self, cache_dir: str) -> None:
+        class Tagged(Disk):
+            def loads(self, data: bytes) -> Any:
+                return ("loaded", pickle.loads(data))
+
+        with diskstore.Cache(cache_dir, disk=Tagged) as cache:
+            cache.set("k", {"a": 1})
+            assert cache.get("k") == ("loaded", {"a": 1})
+
+    def test_a_subclass_reading_rows_its_own_way_is_called(self, cache_dir: str) -> None:
+        calls = []
+
+        class OwnRows(Disk):
+            def fetch_row(self, mode: int, *args: Any, **kwargs: Any) -> Any:
+                calls.append(mode)
+                return super().fetch_row(mode, *args, **kwargs)
+
+        with diskstore.Cache(cache_dir, disk=OwnRows) as cache:
+            cache.set("k", {"a": 1})
+            assert cache.get("k") == {"a": 1}
+        assert len(calls) == 1
+
+    def test_a_damaged_inline_pickle_is_one_miss_with_one_warning(self, cache_dir: str) -> None:
+        with diskstore.Cache(cache_dir) as cache:
+            cache.set("k", {"a": 1})
+            cache.set("other", [1, 2])
+        with sqlite3.connect(os.path.join(cache_dir, "diskstore.db")) as con:
+            (value,) = con.execute("SELECT value FROM items WHERE key = 'k'").fetchone()
+            damaged = value[:-1] + bytes([value[-1] ^ 1])
+            con.execute("UPDATE items SET value = ? WHERE key = 'k'", (damaged,))
+        with diskstore.Cache(cache_dir, statistics=True) as cache:
+            with pytest.warns(diskstore.CorruptionWarning) as caught:
+                assert cache.get("k", "missing") == "missing"
+            assert len(caught) == 1 and "'k'" in str(caught[0].message)
+            assert cache.get("other") == [1, 2]
+            assert cache.stats() == (1, 1)
