@@ -31,6 +31,7 @@ from ._exceptions import (
     UnsupportedError,
     UntrustedDataError,
 )
+from ._functions import FunctionStats
 from ._inspect import CacheInspection, EntryInfo, OpaqueKey, inspect_cache
 from ._jsondisk import JSONDisk
 from ._policies import EVICTION_POLICY, EvictionPolicy
@@ -101,6 +102,7 @@ __all__ = [
     "EvictionPolicy",
     "FanoutCache",
     "ForkedTransactionError",
+    "FunctionStats",
     "Index",
     "IntegrityError",
     "JSONDisk",

@@ -13,7 +13,10 @@ backend's internals, so a new backend needs nothing but these methods:
 - ``_memo_store``/``_memo_lookup``/``_memo_count``/``_memo_clear``, which store memoized
   results as ordinary items that also record their function, so ``cache_clear()`` need not
   scan (optional: see :mod:`diskstore._functions` and :mod:`diskstore.redis._functions`;
-  without them memoize uses ``set``/``get`` and scans the keys).
+  without them memoize uses ``set``/``get`` and scans the keys);
+- ``_memo_calls(name)``, the counter of a memoized function's hits and misses that the
+  backend writes back, so that every process's calls add up (optional: without it they
+  stay in the process, in ``cache_info()``).
 """
 
 from __future__ import annotations

@@ -1,12 +1,20 @@
-"""Per-process bookkeeping that would otherwise cost a write: statistics, access and store times.
+"""Per-process bookkeeping that would otherwise cost a write: statistics, access and store
+times, and the hit and miss counts of memoized functions.
 
 diskcache turns every ``get`` into a write transaction when statistics are on or the policy
 is least-recently/frequently-used, and every overwrite rewrites its timestamps (a page write
 and an index update). Here reads and overwrites only record the event in memory; the records
 are written back in one transaction at least every second (by the next operation, or by a
 background thread when none comes), before culling, when ``stats()`` is read, on close, and
-at interpreter exit. Counters and eviction order are therefore
-exact up to the last flush (at most about a second), and nothing is lost on a clean close.
+at interpreter exit. Counters and eviction order are therefore exact up to the last flush
+(at most about a second), and nothing is lost on a clean close.
+
+Memoized functions count their calls into a :class:`~diskstore._hooks.CallCounts` per
+function name, which this object hands out and keeps. Each flush takes what they counted
+since the last one and adds it to the ``functions`` table, one row per name, in the same
+transaction as the rest: a memoize hit stays an increment in memory however many processes
+call the function.
+
 A forked child starts with empty buffers: what they held is the parent's to write back, and
 writing it from both processes would count it twice.
 """
@@ -23,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from . import _sql
 from ._exceptions import DiskStoreError, Timeout
+from ._hooks import CallCounts
 from ._policies import EvictionPolicy
 
 if TYPE_CHECKING:
@@ -92,6 +101,8 @@ class Bookkeeper:
         self.misses = 0
         self._access: dict[int, float] = {}
         self._stored: dict[int, float] = {}
+        #: Memoized functions' calls to write back, by name (see calls_of).
+        self._calls: dict[str, CallCounts] = {}
         self._last_flush = time.monotonic()
         self.configure(statistics=statistics, policy=policy)
         _registry.add(self)
@@ -140,24 +151,52 @@ class Bookkeeper:
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
             self.flush(best_effort=True)
 
+    def calls_of(self, name: str) -> CallCounts | None:
+        """Where memoized function *name* counts the calls that every flush writes back.
+
+        None for a read-only cache: it writes nothing, so the counts stay in the process.
+        """
+        if self._read_only:
+            return None
+        with self._lock:
+            counts = self._calls.get(name)
+            if counts is None:
+                counts = self._calls[name] = CallCounts(name)
+        _ensure_flusher()
+        return counts
+
     def stores_pending(self) -> bool:
         """Whether overwrites' store times wait in memory (see ``Cache.stored_at``)."""
         return bool(self._stored)
 
     def pending(self) -> bool:
-        return bool(self.hits or self.misses or self._access or self._stored)
+        if self.hits or self.misses or self._access or self._stored:
+            return True
+        with self._lock:
+            calls = list(self._calls.values())
+        return any(counts.hits or counts.misses for counts in calls)
+
+    @staticmethod
+    def _take_calls(calls: list[CallCounts]) -> list[tuple[CallCounts, int, int]]:
+        taken = []
+        for counts in calls:
+            hits, misses = counts.take()
+            if hits or misses:
+                taken.append((counts, hits, misses))
+        return taken
 
     def flush(self, *, best_effort: bool = False) -> None:
         """Write buffered counts and accesses; with *best_effort*, a busy database defers it."""
         with self._lock:
             self._last_flush = time.monotonic()
-            if not (self.hits or self.misses or self._access or self._stored):
-                return
             hits, misses, access, stored = self.hits, self.misses, self._access, self._stored
             self.hits = self.misses = 0
             self._access = {}
             self._stored = {}
             on_read = self.on_read
+            calls = self._take_calls(list(self._calls.values()))
+        if not (hits or misses or access or stored or calls):
+            return
         try:
             with self._store.write(
                 retry=False, timeout=0.05 if best_effort else None, quiet=True
@@ -177,7 +216,14 @@ class Bookkeeper:
                     con.executemany(
                         _sql.TOUCH_STORE_TIME, [(at, at, rowid) for rowid, at in stored.items()]
                     )
+                if calls:
+                    con.executemany(
+                        _sql.ADD_FUNCTION_CALLS,
+                        [(counts.name, h, m) for counts, h, m in calls],
+                    )
         except (Timeout, DiskStoreError):
+            for counts, function_hits, function_misses in calls:
+                counts.restore(function_hits, function_misses)
             if not best_effort:
                 raise
             with self._lock:  # keep what could not be written for the next attempt
@@ -196,6 +242,8 @@ class Bookkeeper:
         self.hits = self.misses = 0
         self._access = {}
         self._stored = {}
+        for counts in self._calls.values():
+            counts.forget()
         self._last_flush = time.monotonic()
 
     def reset(self) -> None:

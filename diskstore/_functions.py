@@ -5,18 +5,83 @@ A memoized result is an item of the cache like any other, under the key that
 ``evict(tag)``, ``expire()`` and ``cull()`` all see it, as in diskcache. Its row also records
 which function stored it (the ``functions`` table names them), so ``f.cache_clear()`` and
 ``f.cache_info().currsize`` go through an index over that column instead of the whole cache.
+
+The same table keeps each function's calls over every process that used the database: how
+many found a stored result (hits) and how many ran the function (misses), as
+``cache_info()`` counts them. They are counted in memory and written back with the cache's
+other bookkeeping (see :mod:`diskstore._bookkeeping`), so a hit costs no write; another
+process sees them within about a second, and all of them once the counting process has
+closed its cache. ``f.cache_clear()`` sets them back to zero, as it does ``cache_info()``'s.
+They are kept per function name for the whole database, all namespaces together.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from . import _clock, _sql
 from ._base import CacheBase
 from ._constants import ENOVAL
 from ._exceptions import Timeout
 
+if TYPE_CHECKING:
+    from ._hooks import CallCounts
+
 _CHUNK = 100
+#: The first schema version whose ``functions`` table counts hits and misses.
+_CALLS_SCHEMA = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionStats:
+    """One memoized function as a cache records it: stored results and calls.
+
+    ``items`` and ``file_bytes`` are the function's stored results in this view and the
+    bytes their value files take. ``hits`` and ``misses`` count the calls of every process
+    since the function's last ``cache_clear()`` (written back about every second and on
+    close): a hit found a result, a miss ran the function.
+
+    >>> stats = FunctionStats(items=2, file_bytes=0, hits=3, misses=1)
+    >>> stats.calls, stats.hit_rate
+    (4, 0.75)
+    >>> FunctionStats(items=0, file_bytes=0, hits=0, misses=0).hit_rate is None
+    True
+    """
+
+    items: int
+    file_bytes: int
+    hits: int
+    misses: int
+
+    @property
+    def calls(self) -> int:
+        """Hits plus misses."""
+        return self.hits + self.misses
+
+    @property
+    def hit_rate(self) -> float | None:
+        """The share of calls that were hits, from 0.0 to 1.0; None before any call."""
+        calls = self.calls
+        return self.hits / calls if calls else None
+
+
+def combine_function_stats(parts: Iterable[dict[str, FunctionStats]]) -> dict[str, FunctionStats]:
+    """Add up per-function statistics of several caches (a fanout cache's shards), by name."""
+    found: dict[str, FunctionStats] = {}
+    for part in parts:
+        for name, stats in part.items():
+            total = found.get(name)
+            if total is not None:
+                stats = FunctionStats(
+                    total.items + stats.items,
+                    total.file_bytes + stats.file_bytes,
+                    total.hits + stats.hits,
+                    total.misses + stats.misses,
+                )
+            found[name] = stats
+    return dict(sorted(found.items()))
 
 
 class FunctionsMixin(CacheBase):
@@ -72,6 +137,10 @@ class FunctionsMixin(CacheBase):
             key, db_key, raw, ENOVAL, False, False, False, True, count=False, mmap_mode=mmap_mode
         )
 
+    def _memo_calls(self, function: str) -> CallCounts | None:
+        """Where *function* counts the calls this cache writes back (None: it writes none)."""
+        return self._shared.bookkeeper.calls_of(function)
+
     def _memo_count(self, function: str) -> int:
         """How many results of *function* this view holds (expired ones included)."""
         fn = self._function_id(function)
@@ -81,10 +150,16 @@ class FunctionsMixin(CacheBase):
         return int(rows[0][0])
 
     def _memo_clear(self, function: str, retry: bool = True) -> int:
-        """Remove every result of *function* in this view; return how many."""
+        """Remove every result of *function* in this view and zero its calls; return how many.
+
+        This process's unwritten counts must be dropped first (``Reporter.reset``); counts
+        other processes hold in memory at this moment still arrive afterwards.
+        """
         fn = self._function_id(function)
         if fn is None:
             return 0
+        with self._store.write(retry=retry) as conn:
+            conn.con.execute(_sql.RESET_FUNCTION_CALLS, (function,))  # type: ignore[union-attr]
         removed = 0
         try:
             while True:
@@ -100,10 +175,36 @@ class FunctionsMixin(CacheBase):
             raise Timeout(removed) from exc
 
     def memoized_functions(self) -> dict[str, tuple[int, int]]:
-        """Each memoized function with results here: ``{name: (items, file bytes)}``."""
+        """Each memoized function with results here: ``{name: (items, file bytes)}``.
+
+        :meth:`function_stats` adds each function's hits and misses.
+        """
         found: dict[str, tuple[int, int]] = {}
         for fn, name in self._store.run(_sql.SELECT_FUNCTIONS, retry=True):
             rows = self._store.run(_sql.COUNT_FUNCTION_ITEMS, (fn, self._ns), retry=True)
             if rows[0][0]:
                 found[name] = (int(rows[0][0]), int(rows[0][1]))
+        return found
+
+    def function_stats(self) -> dict[str, FunctionStats]:
+        """Each memoized function with results here or calls recorded, by name, sorted.
+
+        Calls this process has counted but not yet written back are written first, so the
+        answer includes them. A read-only cache of an older database, which it cannot
+        migrate, reports no calls.
+        """
+        self._shared.bookkeeper.flush()
+        version = int(self._store.run(_sql.GET_USER_VERSION, retry=True)[0][0])
+        if version >= _CALLS_SCHEMA:
+            rows = self._store.run(_sql.SELECT_FUNCTION_CALLS, retry=True)
+        elif version == _CALLS_SCHEMA - 1:  # only a read-only cache sees an older schema
+            old = self._store.run(_sql.SELECT_FUNCTIONS, retry=True)
+            rows = [(fn, name, 0, 0) for fn, name in old]
+        else:
+            rows = []  # before memoized results recorded their function
+        found: dict[str, FunctionStats] = {}
+        for fn, name, hits, misses in rows:
+            items, size = self._store.run(_sql.COUNT_FUNCTION_ITEMS, (fn, self._ns), retry=True)[0]
+            if items or hits or misses:
+                found[name] = FunctionStats(int(items), int(size), int(hits), int(misses))
         return found

@@ -302,7 +302,10 @@ class _Memo:
         self.recheck: Callable[[tuple[Any, ...]], Any] = (
             functools.partial(cache._memo_lookup, **self._mmap) if self.native else self.lookup
         )
-        self.report = Reporter(self.name, extras.on_hit, extras.on_miss)
+        # A diskstore cache writes the counts back, adding up every process's calls.
+        calls_of = getattr(cache, "_memo_calls", None)
+        counts = calls_of(self.name) if callable(calls_of) else None
+        self.report = Reporter(self.name, extras.on_hit, extras.on_miss, counts)
         self.round_trip = extras.round_trip
         if extras.refresh_after is not None and not callable(getattr(cache, "stored_at", None)):
             raise TypeError(
@@ -355,12 +358,12 @@ class _Memo:
             return CacheInfo(report.hits, report.misses, None, currsize, report.saved_seconds)
 
     def clear(self) -> int:
-        if self.native:
-            removed = int(self.cache._memo_clear(self.name))
-        else:
-            removed = sum(1 for k in self._own_keys() if self.cache.delete(k, retry=True))
+        # The counts go first, so that none counted before the clear is written back after
+        # the cache has zeroed the function's recorded calls.
         self.report.reset()
-        return removed
+        if self.native:
+            return int(self.cache._memo_clear(self.name))
+        return sum(1 for k in self._own_keys() if self.cache.delete(k, retry=True))
 
     def set_result(self, value: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if self.options.stores:

@@ -27,7 +27,8 @@ class CacheInfo(_CacheCounts):
 
     ``hits`` and ``misses`` count this process's calls since the last ``cache_clear()``: a
     miss is a call that ran the function, a hit one answered without running it (from the
-    cache, or by waiting for a concurrent call that ran it). ``currsize`` is the number of
+    cache, or by waiting for a concurrent call that ran it). A diskstore cache also records
+    them for every process together (``Cache.function_stats()``). ``currsize`` is the number of
     entries stored for the function, by every process. ``maxsize`` is always ``None``: the
     cache's own size limit and eviction policy bound the entries.
 
@@ -124,7 +125,11 @@ class MemoizedFunction(Protocol[P, R]):
         ...
 
     def cache_clear(self) -> int:
-        """Remove every stored result of this function, reset the counts; return how many."""
+        """Remove every stored result of this function, zero its counts; return how many.
+
+        The counts are this process's (``cache_info()``) and those the cache records for
+        every process (``Cache.function_stats()``).
+        """
         ...
 
     def cache_parameters(self) -> dict[str, Any]:

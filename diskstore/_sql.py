@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Ordered migrations; entry *n* brings a database from user_version *n* to *n + 1*.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -58,6 +58,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE items ADD COLUMN fn INTEGER",
         "CREATE INDEX IF NOT EXISTS items_fn ON items (fn, ns) WHERE fn IS NOT NULL",
     ),
+    # 3: each memoized function's calls, over every process: how many found a stored result
+    # and how many ran the function. Counted in memory and written back in batches.
+    (
+        "ALTER TABLE functions ADD COLUMN hits INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE functions ADD COLUMN misses INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 GET_USER_VERSION = "PRAGMA user_version"
@@ -91,6 +97,15 @@ SELECT_NAMESPACE = "SELECT id FROM namespaces WHERE name = ?"
 SELECT_FUNCTION = "SELECT id FROM functions WHERE name = ?"
 INSERT_FUNCTION = "INSERT OR IGNORE INTO functions (name) VALUES (?)"
 SELECT_FUNCTIONS = "SELECT id, name FROM functions ORDER BY name"
+SELECT_FUNCTION_CALLS = "SELECT id, name, hits, misses FROM functions ORDER BY name"
+# Buffered calls of one function, written back: the row is created when it is missing (a
+# result can be found before this database ever stored one of the function's results).
+ADD_FUNCTION_CALLS = (
+    "INSERT INTO functions (name, hits, misses) VALUES (?, ?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET"
+    " hits = hits + excluded.hits, misses = misses + excluded.misses"
+)
+RESET_FUNCTION_CALLS = "UPDATE functions SET hits = 0, misses = 0 WHERE name = ?"
 # One memoized function's results in one namespace, through ``items_fn``.
 COUNT_FUNCTION_ITEMS = "SELECT count(*), coalesce(sum(size), 0) FROM items WHERE fn = ? AND ns = ?"
 SELECT_FUNCTION_CHUNK = (

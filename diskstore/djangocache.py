@@ -486,6 +486,9 @@ class _MemoStore:
     def _memo_lookup(self, key: Any, mmap_mode: str | None = None) -> Any:
         return self._backend._cache._memo_lookup(self._made(key), mmap_mode)
 
+    def _memo_calls(self, function: str) -> Any:
+        return self._backend._cache._memo_calls(function)
+
     def _memo_count(self, function: str) -> int:
         return self._backend._cache._memo_count(function)
 

@@ -23,18 +23,22 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _clock
 from ._cache import Cache, expand_directory
 from ._constants import ENOVAL
 from ._disk import Disk
 from ._exceptions import Timeout
+from ._functions import FunctionStats, combine_function_stats
 from ._keys import INT64_MAX as _INT64_MAX
 from ._keys import INT64_MIN as _INT64_MIN
 from ._keys import encode_key
 from ._settings import DEFAULT_SETTINGS, NAMES
 from .persistent import Deque, Index
+
+if TYPE_CHECKING:
+    from ._hooks import CallCounts
 
 #: Seconds to keep retrying when a shard cannot be opened because its database is locked.
 _OPEN_PATIENCE = 60.0
@@ -533,6 +537,10 @@ class FanoutCache:
     def _memo_lookup(self, key: Any, mmap_mode: str | None = None) -> Any:
         return self._shard(key)._memo_lookup(key, mmap_mode)
 
+    def _memo_calls(self, function: str) -> CallCounts | None:
+        # One shard keeps a function's calls: a hit need not know its key's shard to count.
+        return self._shards[0]._memo_calls(function)
+
     def _memo_count(self, function: str) -> int:
         return sum(shard._memo_count(function) for shard in self._shards)
 
@@ -547,6 +555,10 @@ class FanoutCache:
                 total = found.get(name, (0, 0))
                 found[name] = (total[0] + items, total[1] + size)
         return found
+
+    def function_stats(self) -> dict[str, FunctionStats]:
+        """Each memoized function with results or calls in any shard, by name, sorted."""
+        return combine_function_stats(shard.function_stats() for shard in self._shards)
 
     def memoize(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
         """Memoizing decorator storing results in this cache; see :func:`diskstore.memoize`.

@@ -178,3 +178,15 @@ def join_refreshes() -> None:
     for thread in threading.enumerate():
         if thread.name == "diskstore-refresh":
             thread.join(60)
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def memoized_calls_worker(directory: str, name: str, arguments: list[int]) -> None:
+    """Call a memoized ``square`` named *name* with each argument, then close the cache."""
+    with diskstore.Cache(directory) as cache:
+        memoized = cache.memoize(name=name)(square)
+        for x in arguments:
+            memoized(x)

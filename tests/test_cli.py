@@ -12,8 +12,10 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
+from _cache_support import memoized_calls_worker, run_processes
 
 import diskstore
 from diskstore import _cli, _demo
@@ -28,6 +30,13 @@ def run(*argv: str) -> tuple[int, str]:
     out = io.StringIO()
     status = _cli.main(list(argv), out=out)
     return status, out.getvalue()
+
+
+def run_json(*argv: str) -> Any:
+    """Run the command with ``--json``; require success and return the parsed output."""
+    status, out = run(*argv, "--json")
+    assert status == 0, out
+    return json.loads(out)
 
 
 def _args(command: str, directory: str) -> list[str]:
@@ -327,6 +336,67 @@ def test_check_reports_whatever_the_warning_filters(filled: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert run("check", filled)[0] == 1
+
+
+# -- functions ------------------------------------------------------------------------------
+@pytest.fixture
+def memoized(cache_dir: str) -> str:
+    """``app.square`` called five times (three hits), ``app.load`` stored but never called."""
+    with diskstore.Cache(cache_dir) as cache:
+        squared = cache.memoize(name="app.square")(lambda x: x * x)
+        for x in (1, 2, 1, 1, 2):
+            squared(x)
+        loaded = cache.memoize(name="app.load")(lambda n: b"x" * n)
+        loaded.cache_set(os.urandom(100_000), 1)  # in a value file
+        cache["plain"] = 1
+    return cache_dir
+
+
+def test_functions_lists_items_bytes_hits_misses_and_hit_rate(memoized: str) -> None:
+    status, out = run("functions", memoized)
+    assert status == 0
+    assert out.splitlines() == [
+        "function    items  file bytes  hits  misses  hit rate",
+        "app.load        1    100.0 kB     0       0         -",
+        "app.square      2         0 B     3       2     60.0%",
+    ]
+
+
+def test_functions_json_has_every_column(memoized: str) -> None:
+    assert run_json("functions", memoized) == [
+        {
+            "file_bytes": 100_000,
+            "hit_rate": None,
+            "hits": 0,
+            "items": 1,
+            "misses": 0,
+            "name": "app.load",
+        },
+        {
+            "file_bytes": 0,
+            "hit_rate": 0.6,
+            "hits": 3,
+            "items": 2,
+            "misses": 2,
+            "name": "app.square",
+        },
+    ]
+
+
+def test_functions_sees_another_process_calls_once_it_has_closed(cache_dir: str) -> None:
+    with diskstore.Cache(cache_dir):
+        pass
+    run_processes(memoized_calls_worker, [(cache_dir, "squares", [2, 2, 2, 3])])
+    assert run("functions", cache_dir) == (
+        0,
+        "function  items  file bytes  hits  misses  hit rate\n"
+        "squares       2         0 B     2       2     50.0%\n",
+    )
+
+
+def test_functions_of_a_cache_without_any(filled: str) -> None:
+    assert run("functions", filled) == (0, "no memoized functions\n")
+    assert run_json("functions", filled) == []
 
 
 # -- clear ----------------------------------------------------------------------------------

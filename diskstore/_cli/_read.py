@@ -208,18 +208,45 @@ def cmd_namespaces(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
+
+
 def cmd_functions(args: argparse.Namespace, out: TextIO) -> int:
     with open_cache(args, read_only=True) as cache:
-        functions = cache.memoized_functions()
-    rows = [
-        {"name": name, "items": items, "file_bytes": size}
-        for name, (items, size) in sorted(functions.items())
+        functions = cache.function_stats()
+    rows: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "items": stats.items,
+            "file_bytes": stats.file_bytes,
+            "hits": stats.hits,
+            "misses": stats.misses,
+            "hit_rate": stats.hit_rate,
+        }
+        for name, stats in functions.items()
     ]
     if args.json:
         print_json(rows, out)
         return EXIT_OK
     if not rows:
         print("no memoized functions", file=out)
-    for name, (items, size) in sorted(functions.items()):
-        print(f"{name:<50} {items:>10} result(s) {human_bytes(size)} in files", file=out)
+        return EXIT_OK
+    header = ("function", "items", "file bytes", "hits", "misses", "hit rate")
+    table = [header] + [
+        (
+            name,
+            str(stats.items),
+            human_bytes(stats.file_bytes),
+            str(stats.hits),
+            str(stats.misses),
+            _percent(stats.hit_rate),
+        )
+        for name, stats in functions.items()
+    ]
+    widths = [max(len(line[column]) for line in table) for column in range(len(header))]
+    for line in table:
+        cells = [line[0].ljust(widths[0])]
+        cells += [cell.rjust(width) for cell, width in zip(line[1:], widths[1:], strict=True)]
+        print("  ".join(cells), file=out)
     return EXIT_OK
