@@ -243,3 +243,20 @@ def test_growth_workload_measures_every_operation_at_every_size(tmp_path: Path) 
     assert any(label.startswith("iteration per item") for label in labels)
     assert any("resident memory" in label for label in labels)
     assert image.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_layouts_measures_both_layouts_at_each_size(tmp_path: Path) -> None:
+    done = _harness(
+        "-m", "benchmarks.layouts", "--sizes", "300,600", "--sample", "50",
+        "--tmpdir", str(tmp_path), home=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, f"layouts failed:\n{done.stdout}\n{done.stderr}"
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines()[2:]]
+    assert [(row[0].strip(), row[1].strip()) for row in rows] == [
+        (size, op) for size in ("300", "600") for op in ("lookup", "insert", "delete")
+    ]
+    for row in rows:
+        rowid, clustered, ratio = (float(cell) for cell in row[2:])
+        assert rowid > 0 and clustered > 0
+        assert ratio == pytest.approx(clustered / rowid, abs=0.01)
+    assert list(tmp_path.glob("diskstore-layouts-*")) == []
