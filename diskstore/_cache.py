@@ -206,6 +206,8 @@ class Cache(
 
     @staticmethod
     def _check_extra_disk_options(disk: type[Disk], extra: dict[str, Any]) -> None:
+        if not extra:
+            return
         import inspect
 
         parameters = inspect.signature(disk.__init__).parameters

@@ -25,12 +25,14 @@ DEFERRED = (
     "cloudpickle",
     "concurrent.futures",
     "filelock",
+    "json",
     "logging",
     "secrets",
     "traceback",
     "zstandard",
     "diskstore._async",
     "diskstore._cli",
+    "diskstore._inspect",
     "diskstore._memoize",
     "diskstore.fanout",
     "diskstore.persistent",
@@ -77,7 +79,11 @@ def test_a_cache_that_does_not_sign_loads_no_hashing(tmp_path: object) -> None:
 
 @pytest.mark.parametrize(
     ("name", "module"),
-    [("AsyncCache", "diskstore._async"), ("memoize", "diskstore._memoize")],
+    [
+        ("AsyncCache", "diskstore._async"),
+        ("inspect_cache", "diskstore._inspect"),
+        ("memoize", "diskstore._memoize"),
+    ],
 )
 def test_a_deferred_name_loads_on_first_access(name: str, module: str) -> None:
     loaded = _loaded_after(f"import diskstore\ndiskstore.{name}")
