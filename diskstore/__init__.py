@@ -32,13 +32,13 @@ from ._exceptions import (
     UntrustedDataError,
 )
 from ._functions import FunctionStats
-from ._inspect import CacheInspection, EntryInfo, OpaqueKey, inspect_cache
 from ._jsondisk import JSONDisk
 from ._policies import EVICTION_POLICY, EvictionPolicy
 from ._settings import DEFAULT_SETTINGS
 
 if typing.TYPE_CHECKING:
     from ._async import AsyncCache
+    from ._inspect import CacheInspection, EntryInfo, OpaqueKey, inspect_cache
     from ._install import install_as_diskcache
     from ._memoize import CacheInfo, memoize
     from .fanout import FanoutCache
@@ -62,15 +62,19 @@ _LAZY = {
     "Averager": ".recipes",
     "BoundedSemaphore": ".recipes",
     "CacheInfo": "._memoize",
+    "CacheInspection": "._inspect",
     "Deque": ".persistent",
     "DjangoCache": ".djangocache",
+    "EntryInfo": "._inspect",
     "FanoutCache": ".fanout",
     "Index": ".persistent",
     "Lock": ".recipes",
+    "OpaqueKey": "._inspect",
     "RLock": ".recipes",
     "TaskCache": ".tasks",
     "TaskEntry": ".tasks",
     "barrier": ".recipes",
+    "inspect_cache": "._inspect",
     "install_as_diskcache": "._install",
     "memoize": "._memoize",
     "memoize_stampede": ".recipes",

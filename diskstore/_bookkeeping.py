@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING
 
 from . import _sql
 from ._exceptions import DiskStoreError, Timeout
-from ._hooks import CallCounts
 from ._policies import EvictionPolicy
 
 if TYPE_CHECKING:
+    from ._hooks import CallCounts
     from ._store import Store
 
 FLUSH_INTERVAL = 1.0
@@ -158,6 +158,8 @@ class Bookkeeper:
         """
         if self._read_only:
             return None
+        from ._hooks import CallCounts  # loaded by memoize already; it imports logging
+
         with self._lock:
             counts = self._calls.get(name)
             if counts is None:

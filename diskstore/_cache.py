@@ -13,7 +13,6 @@ import errno
 import math
 import os
 import sqlite3
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 from . import _clock, _fingerprint, _sql
@@ -134,6 +133,8 @@ class Cache(
         extra_disk = {name: settings.pop(name) for name in list(settings) if name not in NAMES}
         self._check_extra_disk_options(disk, extra_disk)
         if directory is None:
+            import tempfile  # not with the package: it loads shutil, random, bz2 and lzma
+
             directory = tempfile.mkdtemp(prefix="diskstore-")
         directory = expand_directory(directory)
         if not read_only:
@@ -206,6 +207,8 @@ class Cache(
 
     @staticmethod
     def _check_extra_disk_options(disk: type[Disk], extra: dict[str, Any]) -> None:
+        if not extra:
+            return
         import inspect
 
         parameters = inspect.signature(disk.__init__).parameters

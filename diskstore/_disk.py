@@ -20,9 +20,7 @@ set ``signed = False`` only if ``loads`` can never run code)::
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
-import hmac
 import io
 import math
 import mmap
@@ -395,6 +393,8 @@ class Disk(DiskcacheHooks):
         mode |= FLAG_SIGNED
         prefix = _signature_prefix(ns, signature_key(db_key, raw), mode)
         # The buffers are hashed in other threads while this one writes them.
+        import concurrent.futures  # not with the package: it loads logging and traceback
+
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             digests = pool.submit(
                 _oob.chunk_digests,
@@ -404,14 +404,9 @@ class Disk(DiskcacheHooks):
             )
             pending = self.files.write(pieces)
             known = digests.result()
-            sig = self._chunk_tag(prefix, known, total)
+            sig = self.signer.sign(_chunk_message(prefix, known, total))
         pending.on_publish = functools.partial(_oob.verified_files.record_written, digests=known)
         return Stored(mode, None, pending.name, total, total, sig, pending)
-
-    def _chunk_tag(self, prefix: bytes, digests: list[bytes | None], total: int) -> bytes:
-        return self.signer.sign(
-            prefix + b"".join(d or b"" for d in digests) + _signature_suffix(total)
-        )
 
     def _fetch_oob(
         self, mode: int, filename: str | None, ns: int, db_key: Any, raw: bool,
@@ -428,7 +423,7 @@ class Disk(DiskcacheHooks):
             prefix = _signature_prefix(ns, signature_key(db_key, raw), mode)
 
             def check(digests: list[bytes | None]) -> None:
-                if not hmac.compare_digest(self._chunk_tag(prefix, digests, size), sig or b""):
+                if not self.signer.verify(_chunk_message(prefix, digests, size), sig):
                     raise IntegrityError("value file failed signature verification")
 
         handle, info = self.files.open_sized(filename, size)
@@ -679,11 +674,16 @@ class Disk(DiskcacheHooks):
         for chunk in iter(lambda: handle.read(CHUNK), b""):
             digest.update(chunk)
         digest.update(_signature_suffix(vsize))
-        if not hmac.compare_digest(digest.digest(), sig):
+        if not digest.verify(sig):
             raise IntegrityError("value file failed signature verification")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._directory!r})"
+
+
+def _chunk_message(prefix: bytes, digests: list[bytes | None], total: int) -> bytes:
+    """What the tag of a value file with out-of-band buffers signs: its chunk digests."""
+    return prefix + b"".join(d or b"" for d in digests) + _signature_suffix(total)
 
 
 def _spread_sample(data: Any) -> Any:

@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hmac
 import os
-import secrets
 import struct
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO, ClassVar
@@ -135,7 +133,7 @@ class DiskcacheHooks:
     def filename(self, key: Any = UNKNOWN, value: Any = UNKNOWN) -> tuple[str, str]:
         """Return ``(filename, full_path)`` for a new value file: a random name, two levels
         of subdirectories deep, relative to the cache directory."""
-        name = secrets.token_hex(16)
+        name = os.urandom(16).hex()
         relative = os.path.join(name[:2], name[2:4], name[4:] + ".val")
         return relative, os.path.join(self._directory, relative)
 
@@ -269,6 +267,8 @@ class DiskcacheHooks:
                 sig, body = body[:TAG_SIZE], body[TAG_SIZE:]
             chunks = self._file_chunks(name) if name is not None else ()
             tag = self._hook_tag(ns, db_key, raw, mode, name, body, size, chunks)
+            import hmac  # loaded by the signer already
+
             if sig is None or not hmac.compare_digest(tag, sig):
                 raise IntegrityError("entry failed signature verification")
         try:

@@ -16,7 +16,6 @@ import fcntl
 import io
 import os
 import re
-import secrets
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, Protocol
@@ -83,6 +82,12 @@ def storage_error(exc: OSError, action: str) -> StorageError:
     """Translate an ``OSError`` from a write into diskstore's error, keeping errno."""
     cls = StorageFullError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else StorageError
     return cls(exc.errno, f"{action}: {exc.strerror or exc}")
+
+
+def random_token() -> str:
+    """32 random hex digits naming a new value file (what ``secrets.token_hex(16)`` returns,
+    without importing ``secrets``, which loads hashlib and OpenSSL)."""
+    return os.urandom(16).hex()
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
@@ -160,7 +165,7 @@ class FileStore:
         The writer keeps an exclusive ``flock`` on the temporary file until it is published
         or discarded, which is how ``check`` tells a write in progress from a crash's debris.
         """
-        token = secrets.token_hex(16)
+        token = random_token()
         name = f"{token[:2]}/{token[2:]}.val"
         stored = 0
         consumed = 0

@@ -11,8 +11,6 @@ signed entry in the same database does not already reveal, and it cannot be used
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 
 from . import _sql
@@ -28,6 +26,9 @@ _LABEL = b"diskstore secret fingerprint v1"
 
 def fingerprint(key: bytes) -> str:
     """The fingerprint of the secret *key*: 16 bytes of HMAC-SHA256, as hex."""
+    import hashlib  # on first use, not with the package: it loads OpenSSL
+    import hmac
+
     return hmac.new(key, _LABEL, hashlib.sha256).hexdigest()[:32]
 
 
@@ -80,6 +81,8 @@ def reconcile(store: Store, key: bytes, secret: SecretArg, *, read_only: bool, d
             assert con is not None
             con.execute(_sql.INSERT_SETTING_IF_ABSENT, (SETTING, mine))
         recorded = stored_fingerprint(store)
+    import hmac  # loaded by fingerprint() already
+
     if recorded is None or hmac.compare_digest(recorded, mine):
         return
     raise SecretMismatchError(

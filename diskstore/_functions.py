@@ -17,7 +17,6 @@ They are kept per function name for the whole database, all namespaces together.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from . import _clock, _sql
 from ._base import CacheBase
 from ._constants import ENOVAL
 from ._exceptions import Timeout
+from ._record import Record
 
 if TYPE_CHECKING:
     from ._hooks import CallCounts
@@ -34,8 +34,7 @@ _CHUNK = 100
 _CALLS_SCHEMA = 3
 
 
-@dataclasses.dataclass(frozen=True)
-class FunctionStats:
+class FunctionStats(Record):
     """One memoized function as a cache records it: stored results and calls.
 
     ``items`` and ``file_bytes`` are the function's stored results in this view and the

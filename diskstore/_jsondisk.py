@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from ._disk import Disk
@@ -13,11 +12,17 @@ def _json_dumps(obj: Any) -> bytes:
     try:
         import orjson
     except ImportError:
-        return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+        return _stdlib_dumps(obj)
     try:
         return bytes(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS))
     except TypeError:
-        return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+        return _stdlib_dumps(obj)
+
+
+def _stdlib_dumps(obj: Any) -> bytes:
+    import json  # on first use, not with the package: most programs never use JSONDisk
+
+    return json.dumps(obj, separators=(",", ":")).encode("utf-8")
 
 
 class JSONDisk(Disk):
@@ -35,6 +40,8 @@ class JSONDisk(Disk):
         return _json_dumps(obj)
 
     def loads(self, data: bytes) -> Any:
+        import json
+
         return json.loads(data)
 
     def _serialize_key(self, key: Any) -> bytes:

@@ -21,7 +21,6 @@ rehashing the buffer chunks of a file this process already verified (see
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import os
 import pickle
@@ -183,6 +182,8 @@ def chunk_digests(
     the data is still in cache). Chunks in *skip* are not hashed (their digest is
     ``None``). Large files use several threads.
     """
+    import hashlib  # on first use, not with the package: it loads OpenSSL
+
     head = min(max(head, 0), total)
     bounds = [(0, head)] + [
         (start, min(total, start + HASH_CHUNK)) for start in range(head, total, HASH_CHUNK)

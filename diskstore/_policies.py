@@ -15,10 +15,11 @@ against diskcache's table name ``Cache``; ``{now}`` stands for the current time.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
+
+from ._record import Record
 
 ReadEffect = Literal["none", "access_time", "access_count"]
 
@@ -31,8 +32,7 @@ _READ_EFFECTS: dict[str, ReadEffect] = {
 _TABLE = re.compile(r"\bCache\b")
 
 
-@dataclasses.dataclass(frozen=True)
-class EvictionPolicy:
+class EvictionPolicy(Record):
     """How one eviction policy orders victims and what a read must record.
 
     ``cull_sql`` and ``init_sql`` are for custom policies: a ``SELECT`` over the ``items``

@@ -8,7 +8,6 @@ text. A misspelt name raises instead of being stored.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import pickle
 import types
@@ -17,12 +16,12 @@ from typing import Any
 
 from ._exceptions import SettingsError
 from ._policies import POLICIES
+from ._record import Record
 
 JOURNAL_MODES = ("delete", "truncate", "persist", "memory", "wal", "off")
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
+class Settings(Record):
     """Every persisted setting with its default (the names diskcache uses)."""
 
     statistics: bool = False
@@ -41,16 +40,13 @@ class Settings:
     disk_compress_level: int = 3
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            _VALIDATORS[field.name](field.name, getattr(self, field.name))
+        for name, value in self.as_dict().items():
+            _VALIDATORS[name](name, value)
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with *changes* applied and validated."""
         check_names(changes)
-        return dataclasses.replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return super().replace(**changes)
 
     def disk_options(self) -> dict[str, Any]:
         """The ``disk_*`` settings, without the prefix, as the ``Disk`` constructor takes them."""
@@ -124,7 +120,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], None]] = {
 }
 
 
-NAMES = tuple(field.name for field in dataclasses.fields(Settings))
+NAMES = Settings._fields
 #: diskcache's counters, read (and, for hits and misses, set) through ``reset`` like settings.
 METADATA = ("count", "size", "hits", "misses")
 DEFAULT_SETTINGS: Mapping[str, Any] = types.MappingProxyType(Settings().as_dict())

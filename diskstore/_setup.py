@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import inspect
 import os
 from typing import Any
 
@@ -39,9 +38,12 @@ def make_disk(disk: type[Disk], directory: str, options: dict[str, Any]) -> Disk
     A subclass written for diskcache may take only diskcache's arguments; the options it
     does not take are set as attributes by ``Disk.attach``.
     """
-    parameters = inspect.signature(disk.__init__).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        options = {name: value for name, value in options.items() if name in parameters}
+    if disk.__init__ is not Disk.__init__:  # Disk's own takes every option
+        import inspect  # loads ast, dis and tokenize: only for custom constructors
+
+        parameters = inspect.signature(disk.__init__).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            options = {name: value for name, value in options.items() if name in parameters}
     instance = disk(directory, **options)
     for name, value in options.items():
         if not hasattr(instance, name):

@@ -12,16 +12,15 @@ directory (mode 0600). ``secret=False`` turns signing off.
 from __future__ import annotations
 
 import errno
-import hashlib
-import hmac
 import os
-import secrets as _secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ._exceptions import DiskStoreError
 
 SecretArg = bytes | str | bool | None
+_Compare = Callable[[bytes, bytes], bool]
 
 TAG_SIZE = 32
 MIN_SECRET = 32  # bytes a secret read from the user's secret file must have
@@ -32,11 +31,12 @@ ENV_VAR = "DISKSTORE_SECRET"
 class _Stream:
     """An HMAC being computed over data that arrives in pieces (a value file)."""
 
-    __slots__ = ("_inner", "_outer")
+    __slots__ = ("_compare", "_inner", "_outer")
 
-    def __init__(self, inner: Any, outer: Any) -> None:
+    def __init__(self, inner: Any, outer: Any, compare: _Compare) -> None:
         self._inner = inner
         self._outer = outer
+        self._compare = compare
 
     def update(self, data: bytes) -> None:
         self._inner.update(data)
@@ -45,6 +45,12 @@ class _Stream:
         outer = self._outer.copy()
         outer.update(self._inner.digest())
         return bytes(outer.digest())
+
+    def verify(self, tag: bytes | None) -> bool:
+        """Constant-time check that *tag* is the tag of the data seen so far."""
+        if tag is None or len(tag) != TAG_SIZE:
+            return False
+        return self._compare(self.digest(), tag)
 
 
 class Signer:
@@ -55,12 +61,19 @@ class Signer:
     ``hmac.digest`` call (OpenSSL looks the algorithm up on every call).
     """
 
-    __slots__ = ("_inner", "_outer")
+    __slots__ = ("_compare", "_inner", "_outer")
 
     def __init__(self, key: bytes | None) -> None:
+        self._compare: _Compare | None = None
         if key is None:
             self._inner = self._outer = None
             return
+        # Imported by the first signer rather than with the package: hashlib loads OpenSSL,
+        # milliseconds that a program with signing off never needs to spend.
+        import hashlib
+        import hmac
+
+        self._compare = hmac.compare_digest
         if len(key) > _BLOCK:
             key = hashlib.sha256(key).digest()
         key = key.ljust(_BLOCK, b"\0")
@@ -88,7 +101,8 @@ class Signer:
             raise RuntimeError("signing is disabled for this cache")
         inner = self._inner.copy()
         inner.update(prefix)
-        return _Stream(inner, self._outer)
+        assert self._compare is not None
+        return _Stream(inner, self._outer, self._compare)
 
     def verify_parts(self, parts: tuple[bytes, ...], tag: bytes | None) -> bool:
         """Constant-time check that *tag* signs the concatenation of *parts* (no copy made)."""
@@ -101,13 +115,15 @@ class Signer:
         assert self._outer is not None
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return hmac.compare_digest(outer.digest(), tag)
+        assert self._compare is not None
+        return self._compare(outer.digest(), tag)
 
     def verify(self, message: bytes, tag: bytes | None) -> bool:
         """Constant-time check that *tag* is the tag of *message*."""
         if self._inner is None or tag is None or len(tag) != TAG_SIZE:
             return False
-        return hmac.compare_digest(self.sign(message), tag)
+        assert self._compare is not None
+        return self._compare(self.sign(message), tag)
 
     def __repr__(self) -> str:
         return f"Signer(enabled={self.enabled})"
@@ -143,10 +159,10 @@ def _load_or_create_user_secret() -> bytes:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Write under a private name, then link into place: whoever links first wins, and
     # nobody ever reads a half-written secret.
-    temp = directory / f".secret-{os.getpid()}-{_secrets.token_hex(4)}"
+    temp = directory / f".secret-{os.getpid()}-{os.urandom(4).hex()}"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, _secrets.token_hex(32).encode("ascii"))
+        os.write(fd, os.urandom(32).hex().encode("ascii"))
     finally:
         os.close(fd)
     try:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import random
 import sqlite3
 import stat
 import threading
@@ -129,6 +128,8 @@ def wait_busy(attempt: int, deadline: float, retry: bool, path: str) -> None:
     # Always really sleep (``sleep(0)`` keeps the CPU, starving the writer we wait for when
     # processes outnumber cores), briefly and with jitter: a write holds the lock for tens
     # of microseconds, so a long sleep only lengthens the tail.
+    import random  # on the first wait, not with the package: only a busy database waits
+
     delay = min(_MAX_SLEEP, _FIRST_SLEEP * (1 << min(attempt - 1, 4)))
     time.sleep(delay * (0.5 + random.random()))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 import sqlite3
 import stat
 import subprocess
@@ -24,6 +23,7 @@ import pytest
 import zstandard
 
 import diskstore
+from diskstore import _files
 from diskstore._exceptions import IntegrityError
 from diskstore._files import CHUNK, NAME_PATTERN, TEMP_PATTERN, FileStore
 
@@ -199,7 +199,7 @@ def test_write_refuses_a_planted_symlink_at_the_temporary_name(
     store = new_store(tmp_path / "cache")
     (tmp_path / "cache" / "data" / "ab").mkdir(parents=True)
     os.symlink(victim, tmp_path / "cache" / "data" / "ab" / ("1" * 30 + ".tmp"))
-    monkeypatch.setattr(secrets, "token_hex", lambda nbytes=None: "ab" + "1" * 30)
+    monkeypatch.setattr(_files, "random_token", lambda: "ab" + "1" * 30)
     with pytest.raises(OSError):
         store.write([b"attack"])
     assert victim.read_text() == "keep"
