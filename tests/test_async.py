@@ -801,6 +801,11 @@ def test_cancelling_every_waiter_still_stores_the_result(
         gate.release.set()
         await until(lambda: acache.cache.get("k") == "computed")
         assert gate.runs == 1
+        # The flight ends after its value is stored (its lock is released in a worker
+        # thread); a call made before then joins it, so wait for it to be forgotten.
+        flights = acache._runner.flight()._loop_flights
+        loop = asyncio.get_running_loop()
+        await until(lambda: not flights.get(loop))
         late = _Gate()
         late.release.set()
         assert await asyncio.wait_for(acache.get_or_set("k", late), 10) == "computed"
