@@ -12,10 +12,11 @@ turns operation by operation (who goes first alternates):
 * ``expire``, ``cull``, ``evict``: one call removing a known batch of items (expired
   items; items evicted to fit a lowered ``size_limit``; items with one tag), per item
   removed; ``evict_absent`` is ``evict`` of a tag no item has, per call;
-* ``get_sqlite``: the floor under ``get``: the keys ``get`` reads are looked up again, in
-  passes alternating with ``get``'s, by a bare ``sqlite3`` connection to the engine's own
-  database file, with the engine's memory-map and page-cache sizes, its own key lookup
-  statement and no Python layer: how much of ``get``'s growth is SQLite's.
+* ``get_sqlite``: the floor under ``get``: random present keys looked up, in passes
+  alternating with ``get``'s (every pass with keys of its own), by a bare ``sqlite3``
+  connection to the engine's own database file, with the engine's memory-map and
+  page-cache sizes, its own key lookup statement and no Python layer: how much of
+  ``get``'s growth is SQLite's.
 
 Resident memory while iterating is measured in a fresh process per engine (the largest
 growth of its resident set over what it was just before the iteration; Linux only), so
@@ -124,16 +125,15 @@ _LOOKUPS = {
 _ROUNDS = 3
 
 
-def _gets(engine: str, cache: Any, keys: list[str]) -> dict[str, float]:
-    """Median microseconds of ``get`` and of a bare lookup of the same keys.
+def _gets(engine: str, cache: Any, size: int, sample: int, rng: random.Random) -> dict[str, float]:
+    """Median microseconds of ``get`` and of a bare lookup, each of random present keys.
 
-    The keys are read by ``cache.get``, then looked up by a bare ``sqlite3`` connection to
-    the engine's database file (same memory-map and page-cache sizes), in alternating
-    passes, so that both see the same stretch of machine load. Each pass runs alone, so
-    neither pollutes the other's processor caches call by call.
+    ``get`` passes alternate with passes of a bare ``sqlite3`` connection to the engine's
+    database file (same memory-map and page-cache sizes), so that both see the same stretch
+    of machine load, and neither pollutes the other's processor caches call by call. Every
+    pass draws keys of its own: a key read twice would find its pages already in memory.
     """
     name = DB_NAME if engine == DISKSTORE else "cache.db"
-    params = [cache._disk.put(key) for key in keys]
     con = sqlite3.connect(os.path.join(cache.directory, name), isolation_level=None)
     try:
         con.execute(f"PRAGMA mmap_size = {int(cache.sqlite_mmap_size)}")
@@ -144,11 +144,12 @@ def _gets(engine: str, cache: Any, keys: list[str]) -> dict[str, float]:
         lookups: list[int] = []
         with quiet_gc():
             for _ in range(_ROUNDS):
-                for key in keys:
+                for key in [_key(rng.randrange(size)) for _ in range(sample)]:
                     start = clock()
                     cache.get(key)
                     gets.append(clock() - start)
-                for found in params:
+                keys = [_key(rng.randrange(size)) for _ in range(sample)]
+                for found in [cache._disk.put(key) for key in keys]:
                     start = clock()
                     if not cur.execute(sql, found).fetchall():
                         raise RuntimeError(f"{engine}: a filled key is missing from its database")
@@ -274,8 +275,7 @@ def run_size(size: int, candidate: str, root: Path, seed: int) -> dict[str, dict
             for engine in order:
                 rng = random.Random(seed + number)
                 if op == "get":
-                    keys = [_key(rng.randrange(size)) for _ in range(sample)]
-                    found[engine].update(_gets(engine, caches[engine], keys))
+                    found[engine].update(_gets(engine, caches[engine], size, sample, rng))
                     continue
                 found[engine][op] = _measure(engine, caches[engine], size, sample, op, rng)
     finally:
