@@ -48,7 +48,7 @@ from benchmarks import engines
 from benchmarks.context import disk_usage
 from benchmarks.engines import DISKCACHE, DISKSTORE
 from benchmarks.scale import FULL, QUICK, SMOKE, Scale
-from benchmarks.timing import quiet_gc
+from benchmarks.timing import per_call, quiet_gc
 from diskstore._store import DB_NAME
 
 clock = time.perf_counter_ns
@@ -90,15 +90,7 @@ def _measure(engine: str, cache: Any, size: int, sample: int, op: str, rng: rand
         value = rng.randbytes(40)
         action = (lambda key: cache.set(key, value)) if op == "set" else cache.delete
 
-        def writes() -> list[int]:
-            times = []
-            for key in keys:
-                start = clock()
-                action(key)
-                times.append(clock() - start)
-            return times
-
-        return _per_call(writes)
+        return _per_call(lambda: per_call(action, keys))
     if op == "len":
 
         def lens() -> list[int]:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from statistics import median
 
-clock = time.perf_counter_ns
+from benchmarks.timing import per_call
 
 ROWID = "rowid table + key index"
 CLUSTERED = "WITHOUT ROWID + seq index"
@@ -91,15 +91,6 @@ def build(path: Path, layout: str, size: int, rng: random.Random) -> sqlite3.Con
     return con
 
 
-def _timed(action: Callable[[str], None], keys: Sequence[str]) -> list[int]:
-    times = []
-    for key in keys:
-        start = clock()
-        action(key)
-        times.append(clock() - start)
-    return times
-
-
 def _lookup(con: sqlite3.Connection, layout: str) -> Callable[[str], None]:
     sql = LOOKUP[layout]
     cur = con.cursor()
@@ -151,12 +142,12 @@ def run_size(size: int, sample: int, root: Path, seed: int) -> dict[str, dict[st
             order = list(LAYOUTS) if turn % 2 == 0 else list(LAYOUTS)[::-1]
             for layout in order:
                 con = cons[layout]
-                times[layout]["lookup"] += _timed(_lookup(con, layout), present)
+                times[layout]["lookup"] += per_call(_lookup(con, layout), present)
             for layout in order:
                 con = cons[layout]
                 batch = [f"{key}-{turn}" for key in fresh]
-                times[layout]["insert"] += _timed(_insert(con, layout), batch)
-                times[layout]["delete"] += _timed(_delete(con, layout), batch)
+                times[layout]["insert"] += per_call(_insert(con, layout), batch)
+                times[layout]["delete"] += per_call(_delete(con, layout), batch)
     finally:
         for con in cons.values():
             con.close()

@@ -8,7 +8,8 @@ flush) lands on every engine in the same proportion instead of on whichever ran 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 
@@ -53,3 +54,14 @@ def quiet_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def per_call(action: Callable[[str], object], keys: Sequence[str]) -> list[int]:
+    """Call *action* on each key in turn; return each call's duration in nanoseconds."""
+    clock = time.perf_counter_ns
+    times = []
+    for key in keys:
+        start = clock()
+        action(key)
+        times.append(clock() - start)
+    return times
