@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from . import _sql
 from ._bookkeeping import Bookkeeper
-from ._disk import Disk, Stored
+from ._disk import Disk
 from ._exceptions import (
     CorruptionWarning,
     IntegrityError,
@@ -26,6 +26,7 @@ from ._memory import MemoryTier
 from ._modes import FLAG_PINNED
 from ._policies import POLICIES
 from ._reserve import Reserve
+from ._rows import Stored, sqlite_text
 from ._settings import Settings
 from ._store import Conn, Store, translate
 
@@ -74,6 +75,8 @@ def _check_tag(tag: Any) -> Any:
     if tag is None or type(tag) in (str, bytes, int, float):
         if type(tag) is float and math.isnan(tag):
             raise ValueError("tag must not be NaN")
+        if type(tag) is str and not sqlite_text(tag):
+            raise ValueError("tag must be text SQLite can store: it holds a lone surrogate")
         return tag
     raise TypeError(f"tag must be None, str, bytes, int or float, not {type(tag).__name__}")
 

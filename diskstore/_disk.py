@@ -25,17 +25,16 @@ import io
 import math
 import mmap
 import pickle
-import struct
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from . import _oob
 from ._constants import UNKNOWN
 from ._diskcache_disk import HOOKS, DiskcacheHooks
 from ._exceptions import IntegrityError
-from ._files import CHUNK, FileStore, PendingFile
+from ._files import CHUNK, FileStore
 from ._keys import (
     INT64_MAX,
     INT64_MIN,
@@ -47,7 +46,6 @@ from ._keys import (
 from ._modes import (
     FLAG_FILE,
     FLAG_OOB,
-    FLAG_PINNED,
     FLAG_SIGNED,
     FLAG_ZSTD,
     KIND_BYTES,
@@ -59,6 +57,15 @@ from ._modes import (
     MODE_LIMIT,
     check_columns,
 )
+from ._rows import (
+    INLINE_HEAD,
+    Stored,
+    signature_prefix,
+    signature_suffix,
+    split_inline,
+    sqlite_text,
+    text_row,
+)
 from ._signing import TAG_SIZE, Signer
 
 # Keys SQLite cannot store natively are blobs that start with 0xFF, so they sort after the
@@ -67,58 +74,11 @@ from ._signing import TAG_SIZE, Signer
 _KEY_MARK = b"\xff"
 _KEY_SIGNED = b"\xffS"
 _KEY_UNSIGNED = b"\xffP"
-_SIG_PREFIX = struct.Struct(">cqI")
-_SIG_MODE = struct.Struct(">B")
-_SIG_SUFFIX = struct.Struct(">q")
 _SAMPLE = 1 << 16
 # Payloads from this size on are compressed by several threads.
 _THREADED = 8 << 20
 #: ``mmap_mode`` values a read accepts: ``'r'`` maps buffers read-only, ``'c'`` copy-on-write.
 MMAP_MODES = {"r": mmap.ACCESS_READ, "c": mmap.ACCESS_COPY}
-# An inline encoded payload starts with its decoded length (and its tag when signed), so a
-# read needs no column beyond ``mode`` and ``value``.
-_INLINE_HEAD = struct.Struct(">Q")
-
-
-class Stored(NamedTuple):
-    """A value as it goes into a row: the columns ``Disk.store`` decides."""
-
-    mode: int
-    value: Any
-    filename: str | None
-    size: int  # bytes in the value file (0 when inline)
-    vsize: int  # length of the decoded payload
-    sig: bytes | None
-    pending: PendingFile | None = None  # a value file to publish inside the transaction
-
-
-def _signature_prefix(ns: int, sigkey: bytes, mode: int) -> bytes:
-    """What a tag covers before the payload: the row (namespace, key) and its encoding.
-
-    The decoded length follows the payload (:func:`_signature_suffix`), so a file streamed
-    from a reader of unknown length is signed exactly like an inline payload.
-    """
-    mode &= ~FLAG_PINNED
-    return _SIG_PREFIX.pack(b"v", ns, len(sigkey)) + sigkey + _SIG_MODE.pack(mode)
-
-
-def _signature_suffix(vsize: int) -> bytes:
-    return _SIG_SUFFIX.pack(vsize)
-
-
-def _split_inline(mode: int, value: Any) -> tuple[bytes, int, bytes]:
-    """An inline ``value`` column as (payload, decoded length, tag; empty when unsigned)."""
-    if value is not None and type(value) is not bytes:
-        raise IntegrityError(f"an encoded payload is stored as {type(value).__name__}")
-    data = value if value is not None else b""
-    start = _INLINE_HEAD.size + (TAG_SIZE if mode & FLAG_SIGNED else 0)
-    if len(data) < start:
-        raise IntegrityError("inline payload is shorter than its header")
-    (vsize,) = _INLINE_HEAD.unpack_from(data)
-    if vsize > INT64_MAX:  # no payload is that long; it would not even sign
-        raise IntegrityError(f"inline payload declares an impossible length {vsize}")
-    return data[start:], vsize, data[_INLINE_HEAD.size : start]
-
 
 if TYPE_CHECKING:
     import zstandard
@@ -230,7 +190,7 @@ class Disk(DiskcacheHooks):
     def put(self, key: Any) -> tuple[Any, bool]:
         """Return ``(db_key, raw)``: raw keys are stored as themselves."""
         kind = type(key)
-        if kind is str or kind is bytes:
+        if kind is bytes or (kind is str and sqlite_text(key)):
             return key, True
         if kind is int:
             if INT64_MIN <= key <= INT64_MAX:
@@ -351,18 +311,21 @@ class Disk(DiskcacheHooks):
                 return Stored(KIND_NATIVE, value, None, 0, 0, None)
         elif kind is bytes or kind is str:
             if len(value) < self.min_file_size:
+                # Text with lone surrogates is not UTF-8: SQLite cannot hold it as TEXT.
+                native = kind is bytes or sqlite_text(value)
+                plain = Stored(KIND_NATIVE, value, None, 0, 0, None) if native else None
                 if len(value) < self.compress_threshold or not self.compress_level:
-                    return Stored(KIND_NATIVE, value, None, 0, 0, None)
+                    return plain or text_row(value)
                 data = value if kind is bytes else value.encode("utf-8", "surrogatepass")
                 packed, compressed = self._maybe_compress(data)
                 if not compressed:
-                    return Stored(KIND_NATIVE, value, None, 0, 0, None)
+                    return plain or text_row(value)
                 mode = (KIND_BYTES if kind is bytes else KIND_TEXT) | FLAG_ZSTD
-                head = _INLINE_HEAD.pack(len(data))
+                head = INLINE_HEAD.pack(len(data))
                 if self._signing:  # a compressed payload is verified before it is expanded
                     mode |= FLAG_SIGNED
-                    prefix = _signature_prefix(ns, signature_key(db_key, raw), mode)
-                    head += self.signer.sign(prefix + packed + _signature_suffix(len(data)))
+                    prefix = signature_prefix(ns, signature_key(db_key, raw), mode)
+                    head += self.signer.sign(prefix + packed + signature_suffix(len(data)))
                 return Stored(mode, head + packed, None, 0, len(data), None)
             return self._store_large(value, ns, db_key, raw)
         if self._out_of_band:
@@ -391,7 +354,7 @@ class Disk(DiskcacheHooks):
             pending = self.files.write(pieces)
             return Stored(mode, None, pending.name, total, total, None, pending)
         mode |= FLAG_SIGNED
-        prefix = _signature_prefix(ns, signature_key(db_key, raw), mode)
+        prefix = signature_prefix(ns, signature_key(db_key, raw), mode)
         # The buffers are hashed in other threads while this one writes them.
         import concurrent.futures  # not with the package: it loads logging and traceback
 
@@ -420,7 +383,7 @@ class Disk(DiskcacheHooks):
             raise IntegrityError("refusing to load an unsigned payload")
         check = None
         if signing:
-            prefix = _signature_prefix(ns, signature_key(db_key, raw), mode)
+            prefix = signature_prefix(ns, signature_key(db_key, raw), mode)
 
             def check(digests: list[bytes | None]) -> None:
                 if not self.signer.verify(_chunk_message(prefix, digests, size), sig):
@@ -440,19 +403,19 @@ class Disk(DiskcacheHooks):
         prefix = b""
         if self._signing:
             mode |= FLAG_SIGNED
-            prefix = _signature_prefix(ns, signature_key(db_key, raw), mode)
+            prefix = signature_prefix(ns, signature_key(db_key, raw), mode)
         if mode & FLAG_FILE:
             digest = self.signer.hasher(prefix) if mode & FLAG_SIGNED else None
             chunks = (memoryview(payload)[i : i + CHUNK] for i in range(0, len(payload), CHUNK))
             pending = self.files.write(chunks, digest=digest)
             sig = None
             if digest is not None:
-                digest.update(_signature_suffix(vsize))
+                digest.update(signature_suffix(vsize))
                 sig = digest.digest()
             return Stored(mode, None, pending.name, pending.stored_bytes, vsize, sig, pending)
-        head = _INLINE_HEAD.pack(vsize)
+        head = INLINE_HEAD.pack(vsize)
         if mode & FLAG_SIGNED:
-            head += self.signer.sign(prefix + payload + _signature_suffix(vsize))
+            head += self.signer.sign(prefix + payload + signature_suffix(vsize))
         return Stored(mode, head + payload, None, 0, vsize, None)
 
     def _store_large(self, value: bytes | str, ns: int, db_key: Any, raw: bool) -> Stored:
@@ -515,11 +478,11 @@ class Disk(DiskcacheHooks):
         digest = None
         if compress and self._signing:  # verified before it is ever decompressed
             mode |= FLAG_SIGNED
-            digest = self.signer.hasher(_signature_prefix(ns, signature_key(db_key, raw), mode))
+            digest = self.signer.hasher(signature_prefix(ns, signature_key(db_key, raw), mode))
         pending = self.files.write(chunks, transform=transform, digest=digest)
         sig = None
         if digest is not None:
-            digest.update(_signature_suffix(pending.input_bytes))
+            digest.update(signature_suffix(pending.input_bytes))
             sig = digest.digest()
         return Stored(
             mode, None, pending.name, pending.stored_bytes, pending.input_bytes, sig, pending
@@ -597,7 +560,7 @@ class Disk(DiskcacheHooks):
                 raise IntegrityError("a file-backed entry has no file name")
             data = self.files.read(filename, size)
         else:
-            data, vsize, inline_sig = _split_inline(mode, value)
+            data, vsize, inline_sig = split_inline(mode, value)
             sig = inline_sig if mode & FLAG_SIGNED else sig
         raw_kind = kind in (KIND_BYTES, KIND_TEXT)
         if not raw_kind and kind != self.kind:
@@ -615,7 +578,7 @@ class Disk(DiskcacheHooks):
         """
         if mode >= MODE_LIMIT:
             raise IntegrityError(f"an entry has an invalid mode {mode!r}")
-        data, vsize, sig = _split_inline(mode, value)
+        data, vsize, sig = split_inline(mode, value)
         if self.signed and self.signer.enabled:
             self._verify(mode, data, ns, db_key, raw, sig, vsize)
         return self.loads(self._decode(mode, data, vsize))
@@ -625,8 +588,8 @@ class Disk(DiskcacheHooks):
     ) -> None:
         if not mode & FLAG_SIGNED:
             raise IntegrityError("refusing to load an unsigned payload")
-        prefix = _signature_prefix(ns, signature_key(db_key, raw), mode)
-        if not self.signer.verify_parts((prefix, data, _signature_suffix(vsize)), sig):
+        prefix = signature_prefix(ns, signature_key(db_key, raw), mode)
+        if not self.signer.verify_parts((prefix, data, signature_suffix(vsize)), sig):
             raise IntegrityError("payload failed signature verification")
 
     def _decode(self, mode: int, data: bytes, vsize: int) -> bytes:
@@ -670,10 +633,10 @@ class Disk(DiskcacheHooks):
         """Check a compressed file's tag in one streaming pass, before anything is expanded."""
         if not mode & FLAG_SIGNED or sig is None:
             raise IntegrityError("refusing to expand an unsigned compressed file")
-        digest = self.signer.hasher(_signature_prefix(ns, signature_key(db_key, raw), mode))
+        digest = self.signer.hasher(signature_prefix(ns, signature_key(db_key, raw), mode))
         for chunk in iter(lambda: handle.read(CHUNK), b""):
             digest.update(chunk)
-        digest.update(_signature_suffix(vsize))
+        digest.update(signature_suffix(vsize))
         if not digest.verify(sig):
             raise IntegrityError("value file failed signature verification")
 
@@ -683,7 +646,7 @@ class Disk(DiskcacheHooks):
 
 def _chunk_message(prefix: bytes, digests: list[bytes | None], total: int) -> bytes:
     """What the tag of a value file with out-of-band buffers signs: its chunk digests."""
-    return prefix + b"".join(d or b"" for d in digests) + _signature_suffix(total)
+    return prefix + b"".join(d or b"" for d in digests) + signature_suffix(total)
 
 
 def _spread_sample(data: Any) -> Any:

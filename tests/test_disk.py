@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import diskstore
 from diskstore._disk import Disk
@@ -769,3 +771,61 @@ class TestInlineReadPath:
             assert len(caught) == 1 and "'k'" in str(caught[0].message)
             assert cache.get("other") == [1, 2]
             assert cache.stats() == (1, 1)
+
+
+class TestLoneSurrogates:
+    """Text that is not UTF-8 (lone surrogates) as keys and values: stored, read back."""
+
+    @pytest.mark.parametrize(
+        "value",
+        ["\ud800", "caf\udce9", "x\udcff" * 700, "\ud800" * 100_000],
+        ids=["one", "short", "compressible", "file"],
+    )
+    def test_values_round_trip(self, cache: diskstore.Cache, value: str) -> None:
+        cache.set("k", value)
+        assert cache.get("k") == value
+        assert cache.pop("k") == value
+        assert "k" not in cache
+
+    def test_keys_round_trip_through_every_path(self, cache: diskstore.Cache) -> None:
+        keys = ["\udcff.txt", "a\ud800b", "plain"]
+        for number, key in enumerate(keys):
+            cache[key] = number
+        assert [cache[key] for key in keys] == [0, 1, 2]
+        assert list(cache) == keys and list(reversed(cache)) == keys[::-1]
+        assert sorted(cache.iterkeys(), key=keys.index) == keys
+        assert all(key in cache for key in keys) and "\udcff" not in cache
+        assert cache.check() == []
+        assert cache.incr("\ud800", 5) == 5
+        del cache["\udcff.txt"]
+        assert "\udcff.txt" not in cache and len(cache) == 3
+
+    def test_a_key_and_its_value_survive_reopening(self, cache_dir: str) -> None:
+        with diskstore.Cache(cache_dir) as cache:
+            cache["\udcff"] = "\ud800"
+        with diskstore.Cache(cache_dir) as cache:
+            assert list(cache) == ["\udcff"]
+            assert cache["\udcff"] == "\ud800"
+
+    # One cache for every example: each writes its own key, which must then be there.
+    @settings(
+        max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(
+        key=st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=8),
+        value=st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40),
+    )
+    def test_any_text_round_trips(self, cache_dir: str, key: str, value: str) -> None:
+        with diskstore.Cache(cache_dir) as cache:
+            cache[key] = value
+            assert cache[key] == value
+            assert key in list(cache)
+
+    def test_a_tag_with_a_lone_surrogate_is_refused_and_nothing_is_lost(
+        self, cache: diskstore.Cache
+    ) -> None:
+        cache.set("k", "kept", tag="t")
+        with pytest.raises(ValueError, match="tag must be text"):
+            cache.set("k", "new", tag="\ud800")
+        assert cache.get("k", tag=True) == ("kept", "t")
+        assert cache.evict("t") == 1

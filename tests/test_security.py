@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import diskstore
-from diskstore._disk import Disk, Stored
+from diskstore._disk import Disk
 from diskstore._fingerprint import fingerprint
 from diskstore._keys import encode_canonical
 from diskstore._modes import (
@@ -35,6 +35,7 @@ from diskstore._modes import (
     KIND_PICKLE,
     KIND_TEXT,
 )
+from diskstore._rows import Stored
 from diskstore._signing import Signer
 
 QUEUE_KEY = 500_000_000_000_000
