@@ -46,6 +46,7 @@ from ._keys import (
 from ._modes import (
     FLAG_FILE,
     FLAG_OOB,
+    FLAG_PINNED,
     FLAG_SIGNED,
     FLAG_ZSTD,
     KIND_BYTES,
@@ -60,6 +61,7 @@ from ._modes import (
 from ._rows import (
     INLINE_HEAD,
     Stored,
+    VerifiedPayloads,
     signature_prefix,
     signature_suffix,
     split_inline,
@@ -142,6 +144,7 @@ class Disk(DiskcacheHooks):
         self.signer = signer if signer is not None else Signer(None)
         self.files = FileStore(directory, fsync=fsync)
         self._local = threading.local()
+        self._verified = VerifiedPayloads()
 
     def attach(self, directory: str, *, signer: Signer, fsync: bool) -> None:
         """Give a constructed serializer the cache's secret and durability settings.
@@ -162,6 +165,7 @@ class Disk(DiskcacheHooks):
         if not hasattr(self, "_local"):
             self._local = threading.local()
         self.signer = signer
+        self._verified = VerifiedPayloads()  # what the previous secret verified is not known
         self.files = FileStore(directory, fsync=fsync)
 
     # -- serializer hooks -------------------------------------------------------------------
@@ -415,7 +419,9 @@ class Disk(DiskcacheHooks):
             return Stored(mode, None, pending.name, pending.stored_bytes, vsize, sig, pending)
         head = INLINE_HEAD.pack(vsize)
         if mode & FLAG_SIGNED:
-            head += self.signer.sign(prefix + payload + signature_suffix(vsize))
+            tag = self.signer.sign(prefix + payload + signature_suffix(vsize))
+            self._verified.add(tag, (ns, db_key, raw, mode, vsize, payload))
+            head += tag
         return Stored(mode, head + payload, None, 0, vsize, None)
 
     def _store_large(self, value: bytes | str, ns: int, db_key: Any, raw: bool) -> Stored:
@@ -588,9 +594,13 @@ class Disk(DiskcacheHooks):
     ) -> None:
         if not mode & FLAG_SIGNED:
             raise IntegrityError("refusing to load an unsigned payload")
+        row = (ns, db_key, raw, mode & ~FLAG_PINNED, vsize, data)
+        if self._verified.known(sig, row):
+            return
         prefix = signature_prefix(ns, signature_key(db_key, raw), mode)
         if not self.signer.verify_parts((prefix, data, signature_suffix(vsize)), sig):
             raise IntegrityError("payload failed signature verification")
+        self._verified.add(sig, row)
 
     def _decode(self, mode: int, data: bytes, vsize: int) -> bytes:
         if not mode & FLAG_ZSTD:

@@ -624,3 +624,71 @@ def test_a_secret_file_others_can_read_is_refused(tmp_path, monkeypatch) -> None
     secret_file.chmod(0o644)
     with pytest.raises(diskstore.DiskStoreError, match="chmod 600"):
         _signing.resolve_secret(None)
+
+
+class TestVerifiedPayloads:
+    """A small payload whose tag this process has checked (or made) is not checked again,
+    unless anything about its row differs."""
+
+    @pytest.fixture
+    def verifications(self, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+        calls: list[bytes] = []
+        original = Signer.verify_parts
+
+        def counting(self: Signer, parts: tuple[bytes, ...], tag: bytes | None) -> bool:
+            calls.append(b"".join(parts))
+            return original(self, parts, tag)
+
+        monkeypatch.setattr(Signer, "verify_parts", counting)
+        return calls
+
+    def test_a_payload_is_verified_once_per_process(
+        self, cache_dir: str, verifications: list[bytes]
+    ) -> None:
+        with diskstore.Cache(cache_dir) as writer:
+            writer.set("k", {"a": 1})
+            assert writer.get("k") == {"a": 1}
+            assert verifications == []  # it made the tag itself
+        with diskstore.Cache(cache_dir) as reader:  # another Disk: knows nothing yet
+            for _ in range(3):
+                assert reader.get("k") == {"a": 1}
+            assert len(verifications) == 1
+
+    def test_a_changed_row_is_verified_in_full_and_refused(
+        self, cache: diskstore.Cache, verifications: list[bytes]
+    ) -> None:
+        cache.set("k", {"a": 1})
+        assert cache.get("k") == {"a": 1} and verifications == []
+        update(cache, "k", value=flip(row(cache, "k")["value"], -1))
+        got, caught = get_quietly(cache, "k")
+        assert (got, caught) == ("miss", [diskstore.CorruptionWarning])
+        # Checked in full by the short read, then again by the full read that reports it.
+        assert len(verifications) == 2
+
+    def test_a_known_payload_moved_to_another_key_is_refused(
+        self, cache: diskstore.Cache, verifications: list[bytes]
+    ) -> None:
+        cache.set("a", {"v": 1})
+        cache.set("b", {"v": 2})
+        update(cache, "b", value=row(cache, "a")["value"])  # a's payload and tag, both known
+        got, caught = get_quietly(cache, "b")
+        assert (got, caught) == ("miss", [diskstore.CorruptionWarning])
+        assert cache.get("a") == {"v": 1}
+
+    def test_memory_is_bounded(self) -> None:
+        from diskstore._rows import VerifiedPayloads
+
+        class Small(VerifiedPayloads):
+            ITEMS = 3
+            BYTES = 4
+
+        known = Small()
+        known.add(b"big", ("row", b"12345"))
+        assert not known.known(b"big", ("row", b"12345"))
+        for number in range(3):
+            known.add(bytes([number]), ("row", b"x"))
+        assert all(known.known(bytes([number]), ("row", b"x")) for number in range(3))
+        assert not known.known(b"\x00", ("row", b"y")) and not known.known(None, ("row", b"x"))
+        known.add(b"\x03", ("row", b"x"))  # full: it starts over
+        assert known.known(b"\x03", ("row", b"x"))
+        assert not any(known.known(bytes([number]), ("row", b"x")) for number in range(3))
