@@ -20,11 +20,9 @@ never cancels it nor leaks its lock.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextvars
 import functools
-import inspect
 import os
 import warnings
 from collections.abc import AsyncIterator, Callable, Collection
@@ -48,6 +46,7 @@ from ._memoize import (
     memoize,
 )
 from ._memoize_extras import MemoizeExtras
+from ._singleflight import produce
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -424,7 +423,7 @@ class AsyncCache:
         call = self._call
 
         async def compute() -> Any:
-            result = await _produce(factory)
+            result = await produce(factory)
             await call("set", key, result, expire, tag=tag, retry=retry)
             return result
 
@@ -498,14 +497,3 @@ class AsyncCache:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-async def _produce(factory: Callable[[], Any]) -> Any:
-    """Call *factory*: coroutine functions on the loop, anything else in a thread."""
-    if inspect.iscoroutinefunction(factory):
-        result = factory()
-    else:
-        result = await asyncio.to_thread(factory)
-    if inspect.isawaitable(result):
-        result = await result
-    return result

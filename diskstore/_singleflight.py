@@ -329,3 +329,19 @@ def _reset_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+async def produce(factory: Callable[[], Any]) -> Any:
+    """Call a ``get_or_set`` factory: coroutine functions on the loop, anything else in a
+    worker thread (a slow plain function must not stall the loop), awaiting what it returns.
+    """
+    import asyncio
+    import inspect
+
+    if inspect.iscoroutinefunction(factory):
+        result = factory()
+    else:
+        result = await asyncio.to_thread(factory)
+    if inspect.isawaitable(result):
+        result = await result
+    return result

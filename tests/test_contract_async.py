@@ -73,6 +73,26 @@ def test_get_or_set_computes_once_for_concurrent_tasks(async_backend: Callable[[
     assert calls == [1]
 
 
+def test_get_or_set_runs_a_plain_factory_off_the_event_loop(
+    async_backend: Callable[[], Any],
+) -> None:
+    threads: list[int] = []
+
+    def factory() -> str:
+        threads.append(threading.get_ident())
+        return "made"
+
+    async def main() -> tuple[Any, Any, int]:
+        async with async_backend() as cache:
+            first = await cache.get_or_set("plain", factory)
+            again = await cache.get_or_set("plain", factory)
+            return first, again, threading.get_ident()
+
+    first, again, loop_thread = asyncio.run(main())
+    assert (first, again) == ("made", "made")
+    assert len(threads) == 1 and threads[0] != loop_thread
+
+
 def test_memoize_async_functions(async_backend: Callable[[], Any]) -> None:
     calls: list[int] = []
 

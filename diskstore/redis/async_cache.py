@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ from redis.backoff import NoBackoff
 from .._constants import ENOVAL
 from .._hashing import stable_hash
 from .._memoize import DEFAULT_LOCK_TIMEOUT, memoize
-from .._singleflight import SingleFlight
+from .._singleflight import SingleFlight, produce
 from . import _scripts
 from ._bulk import glob_escape
 from ._codec import EXPIRE, MODE, TAG, VALUE
@@ -300,7 +299,8 @@ class AsyncRedisCache:
     ) -> Any:
         """Return the value of *key*, or compute it once (across machines) and store it.
 
-        ``factory`` takes no arguments and may be a coroutine function. Concurrent callers
+        ``factory`` takes no arguments: a coroutine function is awaited on the loop, a
+        plain callable runs in a worker thread, as in ``AsyncCache``. Concurrent callers
         of one missing key, in this loop or on any machine using the server, wait for one
         computation.
         """
@@ -311,9 +311,7 @@ class AsyncRedisCache:
             return value
 
         async def compute() -> Any:
-            result = factory()
-            if inspect.isawaitable(result):
-                result = await result
+            result = await produce(factory)
             await self.set(key, result, expire, tag=tag)
             return result
 
