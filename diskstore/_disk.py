@@ -585,7 +585,7 @@ class Disk(DiskcacheHooks):
         if mode >= MODE_LIMIT:
             raise IntegrityError(f"an entry has an invalid mode {mode!r}")
         data, vsize, sig = split_inline(mode, value)
-        if self.signed and self.signer.enabled:
+        if self._signing:
             self._verify(mode, data, ns, db_key, raw, sig, vsize)
         return self.loads(self._decode(mode, data, vsize))
 
