@@ -152,6 +152,8 @@ _sqlite_lock = threading.RLock()
 FORK_WAIT = 10.0
 #: Page cache of a scan connection (see ``Store.scan``), in KiB.
 SCAN_CACHE_KIB = 1024
+#: A scan connection's settings over the cache's: a small page cache, no memory map.
+_SCAN_PRAGMAS = {"sqlite_cache_size": -SCAN_CACHE_KIB, "sqlite_mmap_size": 0}
 SETUP_PATIENCE = 60.0
 
 
@@ -233,11 +235,11 @@ class Store:
         if not stat.S_ISREG(info.st_mode):
             raise IntegrityError(f"{self.path} is not a regular file; refusing to open it")
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, scan: bool = False) -> sqlite3.Connection:
         with _sqlite_lock:  # see _sqlite_lock: never half-open across a fork
-            return self._open()
+            return self._open(scan)
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, scan: bool = False) -> sqlite3.Connection:
         self._check_database_file()
         if self.read_only:
             mode = "immutable=1" if self._immutable else "mode=ro"
@@ -255,9 +257,10 @@ class Store:
                 self.path, timeout=0, isolation_level=None, check_same_thread=False
             )
         try:
+            pragmas = {**self.pragmas, **_SCAN_PRAGMAS} if scan else self.pragmas
             for name in ("sqlite_synchronous", "sqlite_cache_size", "sqlite_mmap_size"):
-                if name in self.pragmas:
-                    self._pragma(con, name[len("sqlite_") :], self.pragmas[name])
+                if name in pragmas:
+                    self._pragma(con, name[len("sqlite_") :], pragmas[name])
             journal = self.pragmas.get("sqlite_journal_mode", "wal")
             if journal != "wal" and not self.read_only:
                 # WAL is remembered by the database file; the other modes are per connection.
@@ -464,14 +467,7 @@ class Store:
         if conn is not None and conn.con is not None:
             return conn
         try:
-            with _sqlite_lock:
-                con = self._open()
-                try:
-                    con.execute(_sql.PRAGMA_SET.format(name="cache_size", value=-SCAN_CACHE_KIB))
-                    con.execute(_sql.PRAGMA_SET.format(name="mmap_size", value=0)).fetchall()
-                except BaseException:
-                    con.close()
-                    raise
+            con = self._connect(scan=True)
         except sqlite3.Error as exc:
             raise translate(exc, self.path) from exc
         if conn is None:
