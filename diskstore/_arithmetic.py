@@ -11,7 +11,7 @@ from typing import Any
 from . import _clock, _sql
 from ._base import CacheBase, _expired
 from ._exceptions import CorruptionWarning, IntegrityError, warn_caller
-from ._modes import KIND_NATIVE
+from ._modes import KIND_NATIVE, to_row
 
 
 class ArithmeticMixin(CacheBase):
@@ -31,7 +31,7 @@ class ArithmeticMixin(CacheBase):
             con = conn.con
             assert con is not None
             if native:
-                done = con.execute(_sql.INCR_NATIVE, (delta, ns, db_key, raw, now)).fetchall()
+                done = con.execute(_sql.INCR_NATIVE, (ns, db_key, raw, delta, now)).fetchall()
                 if done:
                     if self._shared.tier is not None:
                         self._shared.tier.discard((ns, db_key, raw))
@@ -69,13 +69,11 @@ class ArithmeticMixin(CacheBase):
             stored = self._publish(conn, stored)
             con.execute(
                 _sql.UPDATE_STORED,
-                (stored.mode, stored.value, stored.sig, stored.vsize, stored.filename,
+                (to_row(stored.mode), stored.value, stored.sig, stored.vsize, stored.filename,
                  stored.size, rowid),
             )  # fmt: skip
             if filename is not None:
                 conn.dropped.append(filename)
-            if stored.size != size:
-                con.execute(_sql.ADD_COUNTS, (0, stored.size - size, ns))
             return result
 
     def decr(self, key: Any, delta: int | float = 1, default: Any = 0, retry: bool = False) -> Any:

@@ -91,7 +91,7 @@ class _Runner:
             directory = self.root().directory
             with self._lock:
                 if self._flight is None:
-                    lock_dir = os.path.join(directory, "locks")
+                    lock_dir = os.path.join(directory, "cache.db-locks")
                     self._flight = SingleFlight(lock_dir, timeout=self._lock_timeout)
                 flight = self._flight
         return flight

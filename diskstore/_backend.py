@@ -71,5 +71,5 @@ def flight_locks(cache: object) -> LockFactory | str | None:
         return factory  # type: ignore[no-any-return]
     directory = getattr(cache, "directory", None)
     if directory:
-        return os.path.join(os.fspath(directory), "locks")
+        return os.path.join(os.fspath(directory), "cache.db-locks")
     return None

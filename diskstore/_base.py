@@ -17,13 +17,15 @@ from ._bookkeeping import Bookkeeper
 from ._disk import Disk
 from ._exceptions import (
     CorruptionWarning,
+    DiskcacheDirectoryWarning,
+    UntrustedPickle,
     IntegrityError,
     StorageFullError,
     Timeout,
     warn_caller,
 )
 from ._memory import MemoryTier
-from ._modes import FLAG_PINNED
+from ._modes import FLAG_PINNED, ROW_PINNED, to_row
 from ._policies import POLICIES
 from ._reserve import Reserve
 from ._rows import Stored, sqlite_text
@@ -99,6 +101,7 @@ class _Shared:
         self.next_expiry = math.inf  # the earliest expiry known to be in the cache
         self.namespaces: dict[str, int] = {"": 0}
         self.functions: dict[str, int] = {}  # memoized function name -> id
+        self.warned_untrusted = False  # diskcache pickles: one warning per cache
         #: diskcache's counter attributes as last read (at open or by ``reset(name)``).
         self.metadata: dict[str, int] = {}
 
@@ -141,10 +144,24 @@ class CacheBase:
     def _report_corrupt(self, key: Any, exc: Exception) -> None:
         """Warn that an entry failed verification; the read is a miss, the entry stays.
 
+        A pickle diskcache wrote is not damaged, only not yet trusted: its warning says how
+        to trust it, once per cache object, rather than how to remove it.
+
         Nothing is deleted here: a reader with a damaged or foreign entry cannot tell a
         tampered row from one it merely cannot verify, and deleting on read would let one
         misconfigured process wipe a shared cache. ``check(fix=True)`` removes such entries.
         """
+        if isinstance(exc, UntrustedPickle):
+            if not self._shared.warned_untrusted:
+                self._shared.warned_untrusted = True
+                warn_caller(
+                    f"cache entry {key!r} in {self._directory} is a pickle written by "
+                    "diskcache, which diskstore does not unpickle unverified: it reads as a "
+                    "miss. If you trust this directory's contents, sign them in place with "
+                    "cache.adopt_diskcache(trust=True) or `diskstore adopt DIR --trust`",
+                    DiskcacheDirectoryWarning,
+                )
+            return
         warn_caller(
             f"cache entry {key!r} in {self._directory} failed verification and reads as "
             f"a miss (check(fix=True) removes it): {exc}",
@@ -171,7 +188,8 @@ class CacheBase:
         tier = self._shared.tier
         if tier is not None:
             tier.discard((ns, db_key, raw))
-        mode = stored.mode | FLAG_PINNED if pin else stored.mode
+        # Counts follow from the triggers on ``Cache`` (see _sql.TRIGGERS).
+        mode = to_row(stored.mode | FLAG_PINNED if pin else stored.mode)
         if not only_if_missing:
             stored = self._publish(conn, stored)
             done = con.execute(
@@ -183,12 +201,8 @@ class CacheBase:
             ).fetchall()  # fmt: skip
             if done:
                 rowid, gen = done[0]
-                if gen == 0:
-                    con.execute(_sql.ADD_COUNTS, (1, stored.size, ns))
-                else:
+                if gen:
                     self._shared.bookkeeper.overwrote(rowid, now)
-                    if stored.size:  # the old row had no file (see UPSERT_ITEM)
-                        con.execute(_sql.ADD_COUNTS, (0, stored.size, ns))
                 return True
         old = con.execute(_sql.SELECT_FOR_WRITE, (ns, db_key, raw)).fetchall()
         if old:
@@ -212,8 +226,6 @@ class CacheBase:
             self._shared.bookkeeper.overwrote(rowid, now)
             if old_file is not None:
                 conn.dropped.append(old_file)
-            if stored.size != old_size:
-                con.execute(_sql.ADD_COUNTS, (0, stored.size - old_size, ns))
         else:
             con.execute(
                 _sql.INSERT_ITEM,
@@ -222,7 +234,6 @@ class CacheBase:
                     stored.vsize, stored.filename, stored.value, stored.sig, fn,
                 ),
             )  # fmt: skip
-            con.execute(_sql.ADD_COUNTS, (1, stored.size, ns))
         return True
 
     def _freeing(self, operation: Callable[[], T]) -> T:
@@ -286,22 +297,16 @@ class CacheBase:
                 self._cull(now, settings.cull_limit * writes, retry=False)
 
     def _uncount(self, conn: Conn, rows: list[Any]) -> None:
-        """Update counts for deleted rows ``(ns, filename, size)`` and schedule their files."""
-        con = conn.con
-        assert con is not None
+        """Schedule the files of deleted rows ``(ns, filename, size)`` for removal.
+
+        The triggers on ``Cache`` have already uncounted the rows.
+        """
         tier = self._shared.tier
         if tier is not None and rows:
             tier.clear()
-        per_ns: dict[int, list[int]] = {}
-        for ns, filename, size in rows:
-            entry = per_ns.setdefault(ns, [0, 0])
-            entry[0] -= 1
-            if type(size) is int and 0 <= size < _SANE_SIZE:
-                entry[1] -= size  # a tampered size is left for check() to recount
+        for _, filename, _ in rows:
             if filename is not None:
                 conn.dropped.append(filename)
-        for ns, (count, size) in per_ns.items():
-            con.execute(_sql.ADD_COUNTS, (count, size, ns))
 
     def _delete_chunk(self, select: str, params: tuple[Any, ...], retry: bool) -> tuple[int, int]:
         """Delete the rows one *select* picks, in one transaction; return how many and the
@@ -340,7 +345,7 @@ class CacheBase:
             policy = POLICIES[settings.eviction_policy]
             if policy.order_column is None:
                 return removed
-            params: tuple[Any, ...] = (FLAG_PINNED,)
+            params: tuple[Any, ...] = (ROW_PINNED,)
             if policy.cull_sql is not None:
                 select = policy.cull_sql.replace("{fields}", _sql.VICTIM_FIELDS).replace(
                     "{now}", repr(float(now))

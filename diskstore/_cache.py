@@ -32,9 +32,9 @@ from ._functions import FunctionsMixin
 from ._iteration import IterationMixin
 from ._maintenance import MaintenanceMixin
 from ._memory import MemoryTier
-from ._migrate import warn_if_diskcache_directory
-from ._modes import FLAG_FILE, FLAG_OOB, FLAG_PINNED, KIND_MASK
+from ._modes import FLAG_FILE, FLAG_OOB, FLAG_PINNED, KIND_DCPICKLE, KIND_MASK, to_row
 from ._policies import POLICIES
+from ._private_names import PrivateNamesMixin
 from ._queue import QueueMixin
 from ._reserve import Reserve
 from ._schema import open_database
@@ -90,7 +90,13 @@ class _LazyFunction:
 
 
 class Cache(
-    TieredReadMixin, QueueMixin, IterationMixin, MaintenanceMixin, FunctionsMixin, ArithmeticMixin
+    TieredReadMixin,
+    QueueMixin,
+    IterationMixin,
+    MaintenanceMixin,
+    FunctionsMixin,
+    ArithmeticMixin,
+    PrivateNamesMixin,
 ):
     """A persistent, dictionary-like cache stored in a directory.
 
@@ -146,7 +152,6 @@ class Cache(
                 )
         elif not os.path.isdir(directory):
             raise FileNotFoundError(errno.ENOENT, "cache directory does not exist", directory)
-        warn_if_diskcache_directory(directory)
         self._directory = directory
         self._timeout = timeout
         self._secret_arg = secret
@@ -398,13 +403,15 @@ class Cache(
                 return self._miss(default, expire_time, tag)
             row = rows[0]
             rowid, mode, value, exp = row[:4]
-            if len(row) == 4 and mode & (FLAG_FILE | FLAG_PINNED):
+            if len(row) == 4 and (
+                mode & (FLAG_FILE | FLAG_PINNED) or mode & KIND_MASK == KIND_DCPICKLE
+            ):
                 rows = None  # read the whole row once more, in one statement
                 sql, params = _sql.SELECT_ITEM_FULL, full
                 continue
             filename, size, tg, sig, vsize = row[4:] if len(row) > 4 else (None, 0, None, None, 0)
             if mode & FLAG_PINNED and not self._read_only:
-                self._unpin(rowid)
+                self._unpin(rowid, mode)
             if mode & ~FLAG_PINNED:
                 try:
                     value = self._disk.fetch_row(
@@ -431,9 +438,11 @@ class Cache(
         finally:
             conn.depth -= 1
 
-    def _unpin(self, rowid: int) -> None:
+    def _unpin(self, rowid: int, mode: int) -> None:
+        pinned = to_row(mode)
+        unpinned = to_row(mode & ~FLAG_PINNED)
         with self._store.write(retry=True) as conn:
-            conn.con.execute(_sql.UNPIN, (FLAG_PINNED, rowid))  # type: ignore[union-attr]
+            conn.con.execute(_sql.UNPIN, (unpinned, rowid, pinned))  # type: ignore[union-attr]
 
     def read(self, key: Any, retry: bool = False) -> Any:
         """Return the value for *key* as a file (or the value itself when stored inline).
@@ -563,8 +572,7 @@ class Cache(
                 return False
             if self._shared.tier is not None:
                 self._shared.tier.discard((ns, db_key, raw))
-            filename, size = rows[0]
-            con.execute(_sql.ADD_COUNTS, (-1, -size, ns))
+            filename = rows[0][0]
             if filename is not None:
                 conn.dropped.append(filename)
         return True

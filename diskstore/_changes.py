@@ -23,7 +23,7 @@ import struct
 
 _PAIR = struct.Struct("=QQ")
 _ONE = struct.Struct("=Q")
-FILE_NAME = "changes"
+FILE_NAME = "cache.db-changes"
 
 
 class ChangeCounter:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 from . import _oob
 from ._constants import UNKNOWN
 from ._diskcache_disk import HOOKS, DiskcacheHooks
-from ._exceptions import IntegrityError
+from ._exceptions import IntegrityError, UntrustedPickle
 from ._files import CHUNK, FileStore
 from ._keys import (
     INT64_MAX,
@@ -50,6 +50,7 @@ from ._modes import (
     FLAG_SIGNED,
     FLAG_ZSTD,
     KIND_BYTES,
+    KIND_DCPICKLE,
     KIND_DISKCACHE,
     KIND_MASK,
     KIND_NATIVE,
@@ -76,6 +77,8 @@ from ._signing import TAG_SIZE, Signer
 _KEY_MARK = b"\xff"
 _KEY_SIGNED = b"\xffS"
 _KEY_UNSIGNED = b"\xffP"
+#: How a key diskcache pickled starts (pickle protocol 2 and later); see _adopt.py.
+_DISKCACHE_PICKLE = b"\x80"
 _SAMPLE = 1 << 16
 # Payloads from this size on are compressed by several threads.
 _THREADED = 8 << 20
@@ -237,6 +240,8 @@ class Disk(DiskcacheHooks):
                 return decode_canonical(data[1:])
             except ValueError as exc:
                 raise IntegrityError(f"a stored key is malformed: {exc}") from exc
+        elif data[:1] == _DISKCACHE_PICKLE:
+            raise UntrustedPickle("a key diskcache pickled, not yet trusted")
         else:
             raise IntegrityError("a stored key has an unknown encoding")
         if data[:1] != bytes([self.kind]):
@@ -522,6 +527,8 @@ class Disk(DiskcacheHooks):
             if not self.hooked:
                 raise IntegrityError("entry was written through diskcache-style Disk hooks")
             return self.fetch_hooked(mode, filename, value, read, ns, db_key, raw, sig, size)
+        if kind == KIND_DCPICKLE:
+            return self.loads(self.payload(mode, filename, value, ns, db_key, raw, sig, vsize, size))
         if mode & FLAG_OOB:
             return self._fetch_oob(mode, filename, ns, db_key, raw, sig, size, mmap_mode)
         if read and kind == KIND_BYTES and mode & FLAG_FILE:
@@ -561,10 +568,14 @@ class Disk(DiskcacheHooks):
                 raise IntegrityError("a file-backed entry has no file name")
             self._fetch_oob(mode, filename, ns, db_key, raw, sig, size, "r", unpickle=False)
             return self.files.read(filename, size)
+        if kind == KIND_DCPICKLE:
+            return self._diskcache_pickle(mode, filename, value, ns, db_key, raw, sig, vsize, size)
         if mode & FLAG_FILE:
             if filename is None:
                 raise IntegrityError("a file-backed entry has no file name")
             data = self.files.read(filename, size)
+            if not mode & (FLAG_ZSTD | FLAG_SIGNED):
+                vsize = size  # diskcache's own files record no decoded length
         else:
             data, vsize, inline_sig = split_inline(mode, value)
             sig = inline_sig if mode & FLAG_SIGNED else sig
@@ -574,6 +585,47 @@ class Disk(DiskcacheHooks):
         if self._signing and (not raw_kind or mode & FLAG_ZSTD):
             self._verify(mode, data, ns, db_key, raw, sig, vsize)
         return self._decode(mode, data, vsize)
+
+    def _diskcache_pickle(
+        self, mode: int, filename: str | None, value: Any, ns: int, db_key: Any, raw: bool,
+        sig: bytes | None, vsize: int, size: int,
+    ) -> bytes:  # fmt: skip
+        """The bare pickle of a ``MODE_PICKLE`` row, verified against the tag in ``sig``.
+
+        diskcache stores the pickle itself, inline or in a file. Such a row is loaded only
+        once ``adopt_diskcache(trust=True)`` has signed it (or when signing is off).
+        """
+        if self.kind != KIND_PICKLE:
+            raise IntegrityError("entry is a pickle, which this serializer never loads")
+        if value is not None:
+            if type(value) is not bytes:
+                raise IntegrityError(f"a pickle is stored as {type(value).__name__}")
+            data = value
+        elif filename is not None:
+            data = self.files.read(filename, size)
+        else:
+            raise IntegrityError("a pickled entry has neither a value nor a file")
+        if self._signing:
+            if sig is None:
+                raise UntrustedPickle("a pickle written by diskcache, not yet trusted")
+            self._verify(mode | FLAG_SIGNED, data, ns, db_key, raw, sig, vsize)
+        return data
+
+    def sign_diskcache_pickle(
+        self, value: Any, filename: str | None, ns: int, db_key: Any, raw: bool, size: int
+    ) -> tuple[bytes, int]:
+        """The tag and length that make a diskcache pickle row load (never unpickles it)."""
+        if value is not None:
+            if type(value) is not bytes:
+                raise IntegrityError(f"a pickle is stored as {type(value).__name__}")
+            data = value
+        elif filename is not None:
+            data = self.files.read(filename, size)
+        else:
+            raise IntegrityError("a pickled entry has neither a value nor a file")
+        mode = KIND_DCPICKLE | FLAG_SIGNED
+        prefix = signature_prefix(ns, signature_key(db_key, raw), mode)
+        return self.signer.sign(prefix + data + signature_suffix(len(data))), len(data)
 
     def fetch_inline(self, mode: int, value: Any, ns: int, db_key: Any, raw: bool) -> Any:
         """The value of a row whose payload of this Disk's kind is inline in ``value``.

@@ -57,7 +57,7 @@ from ._signing import TAG_SIZE, Signer
 FILE_MARK = "@"
 _HEAD = struct.Struct(">cqI")
 _TAIL = struct.Struct(">qq")
-_DB_FILES = ("diskstore.db", "diskstore.db-wal", "diskstore.db-shm", "changes")
+_DB_FILES = ("cache.db", "cache.db-wal", "cache.db-shm", "cache.db-changes", "cache.db-reserve")
 
 #: The methods whose override selects diskcache's protocol.
 HOOKS = ("store", "fetch", "filename", "remove")

@@ -115,11 +115,15 @@ class UnknownFileWarning(UserWarning):
 
 
 class DiskcacheDirectoryWarning(UserWarning):
-    """A directory opened as a cache holds diskcache's ``cache.db`` (data diskstore cannot read).
+    """An entry is a pickle diskcache wrote, which diskstore does not load until trusted.
 
-    The warning says how to copy the data over: ``Cache.import_diskcache()`` or
-    ``diskstore migrate``.
+    The entry reads as a miss; the warning names the way to trust such entries:
+    ``Cache.adopt_diskcache(trust=True)`` or ``diskstore adopt DIR --trust``.
     """
+
+
+class UntrustedPickle(IntegrityError):
+    """A diskcache pickle without a valid signature: never unpickled (see ``adopt_diskcache``)."""
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep

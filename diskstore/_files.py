@@ -24,8 +24,14 @@ from ._exceptions import IntegrityError, StorageError, StorageFullError
 from ._faults import crash_point
 
 DATA_DIR = "data"
-NAME_PATTERN = re.compile(r"[0-9a-f]{2}/[0-9a-f]{30}\.val")
-TEMP_PATTERN = re.compile(r"[0-9a-f]{2}/[0-9a-f]{30}\.tmp")
+# Names are relative to the cache directory, as diskcache's are, so either engine finds a
+# file from its row: diskstore writes ``data/xx/<30 hex>.val``; diskcache's own files,
+# ``ab/cd/<28 hex>.val``, are read where they are.
+NAME_PATTERN = re.compile(
+    r"data/[0-9a-f]{2}/[0-9a-f]{30}\.val|[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{28}\.val"
+)
+TEMP_PATTERN = re.compile(r"data/[0-9a-f]{2}/[0-9a-f]{30}\.tmp")
+_HEX2 = re.compile(r"[0-9a-f]{2}")
 CHUNK = 1 << 20
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -60,7 +66,7 @@ class PendingFile:
     )
 
     def __init__(self, name: str, dir_fd: int, fd: int, stored: int, consumed: int) -> None:
-        self.name = name  # final name, relative to the data directory
+        self.name = name  # final name, relative to the cache directory
         self.dir_fd = dir_fd
         self.fd = fd
         self.stored_bytes = stored
@@ -98,11 +104,12 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 
 
 class FileStore:
-    """Creates, opens and removes value files below ``<directory>/data``."""
+    """Creates value files below ``<directory>/data``; opens and removes them, and
+    diskcache's, by their names relative to the directory."""
 
     def __init__(self, directory: str, *, fsync: bool = False) -> None:
         self.directory = directory
-        self.root = os.path.join(directory, DATA_DIR)
+        self.root = directory
         self.fsync = fsync
 
     # -- names ------------------------------------------------------------------------------
@@ -126,30 +133,27 @@ class FileStore:
             os.close(fd)
 
     def _open_subdir(self, name: str, *, create: bool = False) -> int:
-        sub = name[:2]
-        root_fd = self._open_root(create=create)
+        """A descriptor of the directory holding *name*, each level opened without links."""
+        fd = self._open_root()
         try:
-            try:
-                fd = os.open(sub, _DIR_FLAGS, dir_fd=root_fd)
-            except FileNotFoundError:
-                if not create:
-                    raise
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(sub, 0o700, dir_fd=root_fd)
-                fd = os.open(sub, _DIR_FLAGS, dir_fd=root_fd)
-        finally:
-            os.close(root_fd)
+            for part in name.split("/")[:-1]:
+                try:
+                    sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o700, dir_fd=fd)
+                    sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = sub
+        except BaseException:
+            os.close(fd)
+            raise
         return fd
 
-    def _open_root(self, *, create: bool) -> int:
-        try:
-            return os.open(self.root, _DIR_FLAGS)
-        except FileNotFoundError:
-            if not create:
-                raise
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(self.root, 0o700)
-            return os.open(self.root, _DIR_FLAGS)
+    def _open_root(self) -> int:
+        return os.open(self.root, _DIR_FLAGS)
 
     # -- writing ----------------------------------------------------------------------------
     def write(
@@ -166,7 +170,7 @@ class FileStore:
         or discarded, which is how ``check`` tells a write in progress from a crash's debris.
         """
         token = random_token()
-        name = f"{token[:2]}/{token[2:]}.val"
+        name = f"{DATA_DIR}/{token[:2]}/{token[2:]}.val"
         stored = 0
         consumed = 0
         try:
@@ -209,7 +213,7 @@ class FileStore:
 
     def publish(self, pending: PendingFile) -> None:
         """Rename a written file to its final name (inside the transaction that uses it)."""
-        final = pending.name[3:]
+        final = _leaf(pending.name)
         temp = final[:-4] + ".tmp"
         try:
             os.replace(temp, final, src_dir_fd=pending.dir_fd, dst_dir_fd=pending.dir_fd)
@@ -230,14 +234,14 @@ class FileStore:
         if pending.published or pending.dir_fd < 0:
             return
         with contextlib.suppress(OSError):
-            os.unlink(pending.name[3:-4] + ".tmp", dir_fd=pending.dir_fd)
+            os.unlink(_leaf(pending.name)[:-4] + ".tmp", dir_fd=pending.dir_fd)
         pending.close()
 
     def in_progress(self, relative: str) -> bool:
         """Whether a temporary file is still held by a live writer."""
         try:
             with self._subdir(relative) as dir_fd:
-                fd = os.open(relative.split("/", 1)[1], _READ_FLAGS, dir_fd=dir_fd)
+                fd = os.open(_leaf(relative), _READ_FLAGS, dir_fd=dir_fd)
         except OSError:
             return False
         try:
@@ -254,7 +258,7 @@ class FileStore:
         self.validate(name)
         try:
             with self._subdir(name) as dir_fd:
-                fd = os.open(name[3:], _READ_FLAGS, dir_fd=dir_fd)
+                fd = os.open(_leaf(name), _READ_FLAGS, dir_fd=dir_fd)
         except FileNotFoundError as exc:
             raise IntegrityError(f"value file {name} is missing") from exc
         except OSError as exc:
@@ -307,37 +311,53 @@ class FileStore:
         self.validate(name)
         try:
             with self._subdir(name) as dir_fd:
-                os.unlink(name[3:], dir_fd=dir_fd)
+                os.unlink(_leaf(name), dir_fd=dir_fd)
         except FileNotFoundError:
             pass
 
     def unlink_any(self, relative: str) -> None:
         """Remove a stray entry found by :meth:`scan`; a link is removed, never followed."""
         parts = relative.split("/")
-        if not 1 <= len(parts) <= 2 or not all(parts) or ".." in parts or "." in parts:
+        if (
+            not 2 <= len(parts) <= 3
+            or not all(parts)
+            or ".." in parts
+            or "." in parts
+            or not (parts[0] == DATA_DIR or _HEX2.fullmatch(parts[0]))
+        ):
             raise IntegrityError(f"refusing to remove {relative!r}")
         try:
-            if len(parts) == 1:
-                root_fd = self._open_root(create=False)
-                try:
-                    os.unlink(parts[0], dir_fd=root_fd)
-                finally:
-                    os.close(root_fd)
-                return
             with self._subdir(relative) as dir_fd:
-                os.unlink(parts[1], dir_fd=dir_fd)
+                os.unlink(parts[-1], dir_fd=dir_fd)
         except FileNotFoundError:
             pass
 
     def scan(self) -> Iterator[str]:
-        """Yield ``sub/file`` for every entry below the data directory (for ``check``)."""
+        """Yield every entry where value files live, relative to the directory (for
+        ``check``): below ``data/``, and diskcache's ``ab/cd/`` folders."""
+        yield from _scan_two_levels(os.path.join(self.root, DATA_DIR), DATA_DIR, any_sub=True)
         try:
-            subdirs = sorted(os.scandir(self.root), key=lambda entry: entry.name)
+            tops = sorted(os.scandir(self.root), key=lambda entry: entry.name)
         except FileNotFoundError:
             return
-        for sub in subdirs:
-            if not sub.is_dir(follow_symlinks=False):
-                yield sub.name
-                continue
-            for entry in sorted(os.scandir(sub.path), key=lambda entry: entry.name):
-                yield f"{sub.name}/{entry.name}"
+        for top in tops:
+            if _HEX2.fullmatch(top.name) and top.is_dir(follow_symlinks=False):
+                yield from _scan_two_levels(top.path, top.name, any_sub=False)
+
+
+def _leaf(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
+
+
+def _scan_two_levels(path: str, prefix: str, *, any_sub: bool) -> Iterator[str]:
+    """Entries ``prefix/sub/file`` below *path* (``prefix/x`` for what is not a folder)."""
+    try:
+        subdirs = sorted(os.scandir(path), key=lambda entry: entry.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for sub in subdirs:
+        if not sub.is_dir(follow_symlinks=False) or not (any_sub or _HEX2.fullmatch(sub.name)):
+            yield f"{prefix}/{sub.name}"
+            continue
+        for entry in sorted(os.scandir(sub.path), key=lambda entry: entry.name):
+            yield f"{prefix}/{sub.name}/{entry.name}"

@@ -8,7 +8,13 @@ from typing import Any
 from . import _sql
 from ._base import _CHUNK, CacheBase, _is_decode_error
 from ._disk import Disk
-from ._exceptions import CorruptionWarning, DiskStoreError, IntegrityError, warn_caller
+from ._exceptions import (
+    CorruptionWarning,
+    DiskStoreError,
+    IntegrityError,
+    UntrustedPickle,
+    warn_caller,
+)
 
 #: Rows per chunk of a rowid scan: small for the first chunk, so that taking one key is
 #: cheap, then growing to this, which halves the per-key cost of a long scan.
@@ -32,7 +38,10 @@ class IterationMixin(CacheBase):
         try:
             return self._disk.get(db_key, raw)
         except IntegrityError as exc:
-            warn_caller(f"skipped a cache key in {self._directory}: {exc}", CorruptionWarning)
+            if isinstance(exc, UntrustedPickle):
+                self._report_corrupt(db_key, exc)  # one warning, naming adoption
+            else:
+                warn_caller(f"skipped a cache key in {self._directory}: {exc}", CorruptionWarning)
             return _SKIP
 
     def _iter_rowids(self, reverse: bool) -> Iterator[Any]:

@@ -15,7 +15,7 @@ from ._constants import ENOVAL
 from ._exceptions import SettingsError, Timeout
 from ._policies import POLICIES
 from ._schema import ensure_indexes
-from ._settings import METADATA, Settings, check_names, normalize
+from ._settings import METADATA, Settings, check_names, normalize, persistable
 
 
 class MaintenanceMixin(CacheBase):
@@ -120,7 +120,7 @@ class MaintenanceMixin(CacheBase):
             raise SettingsError(f"{key} must be a non-negative int, not {value!r}")
         self._shared.bookkeeper.flush()
         with self._store.write(retry=True) as conn:
-            conn.con.execute(_sql.SET_STAT.format(name=key), (value,))  # type: ignore[union-attr]
+            conn.con.execute(_sql.SET_STAT, (value, key))  # type: ignore[union-attr]
         snapshot[key] = value
         return value
 
@@ -145,11 +145,11 @@ class MaintenanceMixin(CacheBase):
         settings = shared.settings.replace(**{key: value})  # validates
         if key == "sqlite_auto_vacuum" and value != shared.settings.sqlite_auto_vacuum:
             raise SettingsError("sqlite_auto_vacuum can only be chosen when a cache is created")
-        if update:
+        if update and persistable(key, value):
             with self._store.write(retry=True) as conn:
                 con = conn.con
                 assert con is not None
-                con.execute(_sql.UPSERT_SETTING, (key, value))
+                con.execute(_sql.upsert_setting(key), (key, value))
                 self._apply_settings(settings, con)
             if key.startswith("sqlite_"):
                 # Connections take pragmas when they open: reopen this cache's idle ones.
@@ -201,6 +201,23 @@ class MaintenanceMixin(CacheBase):
         from ._check import run_check
 
         return run_check(self, fix=fix, retry=retry)
+
+    def adopt_diskcache(
+        self, *, trust: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Trust what diskcache wrote in this directory: its pickles load from now on.
+
+        diskstore opens a diskcache directory in place, but reads the values diskcache
+        pickled as misses (with a warning): diskcache stores pickles unsigned, and loading
+        one runs whatever code it names. With ``trust=True`` this signs them in place,
+        without loading them, so diskcache still reads them too; keys diskcache pickled are
+        re-keyed to diskstore's encoding. Without *trust* it raises
+        :class:`UntrustedDataError` and changes nothing. Returns the number of entries
+        changed; *progress* hears ``(rows walked, total)``.
+        """
+        from ._adopt import adopt
+
+        return adopt(self, trust=trust, progress=progress)  # type: ignore[arg-type]
 
     def import_diskcache(
         self,

@@ -51,17 +51,6 @@ class _Skipped(Exception):
     """An item of the source that cannot be copied (its value file is missing or unsafe)."""
 
 
-def warn_if_diskcache_directory(directory: str) -> None:
-    """Warn, at the caller's line, that *directory* holds diskcache data and how to copy it."""
-    if os.path.isfile(os.path.join(directory, DB_NAME)):
-        warn_caller(
-            f"{directory!r} holds a diskcache database ({DB_NAME}), which diskstore does not "
-            "read; copy its items with Cache(new_directory).import_diskcache("
-            f"{directory!r}, trust=True) or `diskstore migrate {directory} NEW_DIR --trust`",
-            DiskcacheDirectoryWarning,
-        )
-
-
 def source_databases(source: str) -> list[str]:
     """The ``cache.db`` files of a diskcache Cache, Deque or Index directory, or of a
     FanoutCache's shards (``000``, ``001``, ...); ``DiskStoreError`` if there are none."""

@@ -15,7 +15,6 @@ against diskcache's table name ``Cache``; ``{now}`` stands for the current time.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -29,13 +28,12 @@ _READ_EFFECTS: dict[str, ReadEffect] = {
     "access_time = {now}": "access_time",
     "access_count = access_count + 1": "access_count",
 }
-_TABLE = re.compile(r"\bCache\b")
 
 
 class EvictionPolicy(Record):
     """How one eviction policy orders victims and what a read must record.
 
-    ``cull_sql`` and ``init_sql`` are for custom policies: a ``SELECT`` over the ``items``
+    ``cull_sql`` and ``init_sql`` are for custom policies: a ``SELECT`` over the ``Cache``
     table returning ``rowid, ns, filename, size`` of victims in order (with ``{now}`` and a
     ``LIMIT ?``), and a statement run when the policy is selected.
     """
@@ -52,7 +50,7 @@ class EvictionPolicy(Record):
     def index_name(self) -> str | None:
         if self.order_column is None or self.cull_sql is not None:
             return None
-        return f"items_evict_{self.order_column}"
+        return f"Cache_{self.order_column}"  # diskcache's names
 
     @classmethod
     def from_diskcache(cls, name: str, spec: Mapping[str, Any]) -> EvictionPolicy:
@@ -75,8 +73,8 @@ class EvictionPolicy(Record):
             name,
             None if cull is None else "custom",
             _READ_EFFECTS[get],
-            cull_sql=None if cull is None else _TABLE.sub("items", cull),
-            init_sql=None if init is None else _TABLE.sub("items", init),
+            cull_sql=cull,
+            init_sql=init,
         )
 
 

@@ -17,7 +17,7 @@ import errno
 import os
 import time
 
-RESERVE_NAME = "reserve"
+RESERVE_NAME = "cache.db-reserve"
 RESERVE_BYTES = 512 << 10
 RELEASE_STEP = 128 << 10  # given back per rescue: room for one removal batch's log pages
 RETRY_INTERVAL = 5.0  # seconds between attempts to make the reserve again after writes

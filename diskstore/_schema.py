@@ -1,9 +1,13 @@
 """Creating and migrating the database, and reconciling persisted settings.
 
-The schema version lives in ``PRAGMA user_version``; migrations run in order, once, inside
-a ``BEGIN IMMEDIATE`` transaction, so any number of processes may open a fresh directory at
-the same moment. Settings are validated before anything is written: an invalid setting is
-never persisted.
+The database is diskcache's (``cache.db``: tables ``Cache`` and ``Settings``, its index
+and trigger names), extended with columns, tables and triggers diskcache ignores (see
+docs/design.md). The schema version lives in ``PRAGMA user_version`` (diskcache leaves it
+at 0); extending runs once, inside a ``BEGIN IMMEDIATE`` transaction, so any number of
+processes may open a fresh directory, or one diskcache wrote, at the same moment. A
+directory holding diskstore's earlier database (``diskstore.db``, schemas 1-3) has its items
+moved into ``cache.db`` in the same transaction. Settings are validated before anything is
+written: an invalid setting is never persisted.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import _settings, _sql
+from . import _settings, _sql, _upgrade
 from ._exceptions import DiskStoreError, IntegrityError, SettingsError
 from ._policies import POLICIES
 from ._settings import Settings
@@ -39,6 +43,26 @@ def _stored_settings(con: sqlite3.Connection) -> dict[str, Any]:
     return {name: value for name, value in con.execute(_sql.SELECT_SETTINGS)}
 
 
+def _extend(con: sqlite3.Connection) -> None:
+    """Make diskcache's tables (or keep the ones it made) and add what diskstore needs."""
+    con.execute(_sql.CREATE_SETTINGS)
+    con.execute(_sql.CREATE_CACHE)
+    columns = {row[0] for row in con.execute(_sql.SELECT_CACHE_COLUMNS)}
+    for name, definition in _sql.ADDED_COLUMNS:
+        if name not in columns:
+            con.execute(_sql.ADD_COLUMN.format(name=name, definition=definition))
+    for statement in _sql.EXTEND:
+        con.execute(statement)
+    existing = dict(con.execute(_sql.SELECT_TRIGGERS).fetchall())
+    for name, body in _sql.TRIGGERS:
+        wanted = _sql.CREATE_TRIGGER.format(name=name, body=body)
+        if existing.get(name) != wanted:  # diskcache's own, which counts every row
+            con.execute(_sql.DROP_TRIGGER.format(name=name))
+            con.execute(wanted)
+    for statement in _sql.RECOUNT:
+        con.execute(statement)
+
+
 def ensure_indexes(con: sqlite3.Connection, settings: Settings) -> None:
     """Create the indexes the settings need and drop the policy indexes they do not."""
     existing = {row[0] for row in con.execute(_sql.SELECT_INDEXES)}
@@ -56,13 +80,15 @@ def ensure_indexes(con: sqlite3.Connection, settings: Settings) -> None:
         con.execute(init)  # a custom policy's own statement (see _policies.py)
     if settings.tag_index:
         con.execute(_sql.CREATE_TAG_INDEX)
-    elif "items_tag" in existing:
+    elif _sql.TAG_INDEX in existing:
         con.execute(_sql.DROP_TAG_INDEX)
 
 
 def open_database(store: Store, given: Mapping[str, Any]) -> Settings:
     """Create or migrate the schema, merge settings, persist the given ones; return them."""
     _settings.check_names(given)
+    if store.read_only:
+        _upgrade.refuse_read_only(store)
     conn = store.connect_thread()
     con = conn.con
     assert con is not None
@@ -70,13 +96,14 @@ def open_database(store: Store, given: Mapping[str, Any]) -> Settings:
         return _open_read_only(store, con, given)
 
     def set_journal(con: sqlite3.Connection) -> None:
-        if con.execute(_sql.GET_USER_VERSION).fetchone()[0] == 0:
+        tables = {row[0] for row in con.execute(_sql.SELECT_TABLES)}
+        if not tables:
             # Only possible before the first table exists, and outside a transaction.
             auto_vacuum = given.get("sqlite_auto_vacuum", Settings.sqlite_auto_vacuum)
             Settings(sqlite_auto_vacuum=auto_vacuum)  # validates
             con.execute(_sql.PRAGMA_SET.format(name="auto_vacuum", value=int(auto_vacuum)))
         stored = {}
-        if con.execute(_sql.GET_USER_VERSION).fetchone()[0]:
+        if con.execute(_sql.GET_USER_VERSION).fetchone()[0] == _sql.SCHEMA_VERSION:
             stored = _stored_settings(con)
         wanted = _settings.normalize(
             "sqlite_journal_mode",
@@ -99,10 +126,9 @@ def open_database(store: Store, given: Mapping[str, Any]) -> Settings:
                 f"{store.path} has schema version {version}; this diskstore reads up to "
                 f"{_sql.SCHEMA_VERSION} (upgrade diskstore)"
             )
-        for statements in _sql.MIGRATIONS[version:]:
-            for statement in statements:
-                con.execute(statement)
         if version != _sql.SCHEMA_VERSION:
+            _extend(con)
+            _upgrade.import_old(store, con)
             con.execute(_sql.SET_USER_VERSION.format(version=_sql.SCHEMA_VERSION))
         stored = _stored_settings(con)
         try:
@@ -112,15 +138,18 @@ def open_database(store: Store, given: Mapping[str, Any]) -> Settings:
             raise
         current = settings.as_dict()
         for name, value in current.items():
-            if name not in stored or _settings.normalize(name, stored[name]) != value:
-                con.execute(_sql.UPSERT_SETTING, (name, value))
+            changed = name not in stored or _settings.normalize(name, stored[name]) != value
+            if changed and _settings.persistable(name, value):
+                con.execute(_sql.upsert_setting(name), (name, value))
         ensure_indexes(con, settings)
         con.execute(_sql.COMMIT)
         return settings
 
     try:
         _retrying(store, con, set_journal)
-        return _retrying(store, con, migrate)  # type: ignore[no-any-return]
+        settings = _retrying(store, con, migrate)
+        _upgrade.remove_old(store)
+        return settings  # type: ignore[no-any-return]
     except sqlite3.Error as exc:
         raise translate(exc, store.path) from exc
 
@@ -128,8 +157,12 @@ def open_database(store: Store, given: Mapping[str, Any]) -> Settings:
 def _open_read_only(store: Store, con: sqlite3.Connection, given: Mapping[str, Any]) -> Settings:
     def load(con: sqlite3.Connection) -> Settings:
         version = con.execute(_sql.GET_USER_VERSION).fetchone()[0]
-        if version == 0:
-            raise IntegrityError(f"{store.path} is not a diskstore database")
+        if version != _sql.SCHEMA_VERSION:
+            what = "not a diskstore database" if version == 0 else "of another diskstore version"
+            raise IntegrityError(
+                f"{store.path} is {what} (schema {version}); open it once without "
+                "read_only=True to bring it to this version's schema in place"
+            )
         return _settings.build(_stored_settings(con), given)
 
     try:

@@ -114,7 +114,9 @@ _VALIDATORS: dict[str, Callable[[str, Any], None]] = {
     "sqlite_mmap_size": _int_range(0),
     "sqlite_synchronous": _int_range(0, 3),
     "disk_min_file_size": _int_range(0),
-    "disk_pickle_protocol": _int_range(0, pickle.HIGHEST_PROTOCOL),
+    # Any int, as diskcache: a protocol this interpreter lacks fails at the first pickle,
+    # with pickle's ValueError, where programs written for diskcache expect it.
+    "disk_pickle_protocol": _any_int,
     "disk_compress_threshold": _int_range(0),
     "disk_compress_level": _int_range(0, 22),
 }
@@ -125,6 +127,15 @@ NAMES = Settings._fields
 METADATA = ("count", "size", "hits", "misses")
 DEFAULT_SETTINGS: Mapping[str, Any] = types.MappingProxyType(Settings().as_dict())
 """Every setting and its default, as a read-only view of :class:`Settings` defaults."""
+
+
+def persistable(name: str, value: Any) -> bool:
+    """Whether a valid setting may be stored: not a pickle protocol that cannot pickle.
+
+    Such a protocol is accepted, so that pickling fails where it does in diskcache, but it
+    is never written to the database, where it would break every later open.
+    """
+    return name != "disk_pickle_protocol" or 0 <= value <= pickle.HIGHEST_PROTOCOL
 
 
 def normalize(name: str, value: Any) -> Any:

@@ -12,58 +12,139 @@ from __future__ import annotations
 
 import functools
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
-#: Ordered migrations; entry *n* brings a database from user_version *n* to *n + 1*.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+#: diskcache's settings, kept in its ``Settings`` table; diskstore's own live in
+#: ``diskstore_settings``, so that diskcache, which hands every ``disk_*`` setting to its
+#: ``Disk`` and runs every ``sqlite_*`` one as a PRAGMA, never sees a name it does not know.
+DISKCACHE_SETTINGS = frozenset(
     (
-        "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value) WITHOUT ROWID",
-        "CREATE TABLE IF NOT EXISTS namespaces ("
-        " id INTEGER PRIMARY KEY,"
-        " name TEXT NOT NULL UNIQUE,"
-        " count INTEGER NOT NULL DEFAULT 0,"
-        " size INTEGER NOT NULL DEFAULT 0)",
-        "INSERT OR IGNORE INTO namespaces (id, name) VALUES (0, '')",
-        "CREATE TABLE IF NOT EXISTS meta ("
-        " id INTEGER PRIMARY KEY CHECK (id = 0),"
-        " hits INTEGER NOT NULL DEFAULT 0,"
-        " misses INTEGER NOT NULL DEFAULT 0)",
-        "INSERT OR IGNORE INTO meta (id) VALUES (0)",
-        "CREATE TABLE IF NOT EXISTS items ("
-        " rowid INTEGER PRIMARY KEY,"
-        " ns INTEGER NOT NULL,"
-        " key BLOB NOT NULL,"
-        " raw INTEGER NOT NULL,"
-        " store_time REAL NOT NULL,"
-        " expire_time REAL,"
-        " access_time REAL NOT NULL,"
-        " access_count INTEGER NOT NULL DEFAULT 0,"
-        " tag BLOB,"
-        " mode INTEGER NOT NULL,"
-        " size INTEGER NOT NULL DEFAULT 0,"
-        " vsize INTEGER NOT NULL DEFAULT 0,"
-        " filename TEXT,"
-        " value BLOB,"
-        " sig BLOB,"
-        " gen INTEGER NOT NULL DEFAULT 0)",
-        "CREATE UNIQUE INDEX IF NOT EXISTS items_key ON items (ns, key, raw)",
-        "CREATE INDEX IF NOT EXISTS items_ns ON items (ns) WHERE ns != 0",
-        "CREATE INDEX IF NOT EXISTS items_expire ON items (expire_time)"
-        " WHERE expire_time IS NOT NULL",
-    ),
-    # 2: memoized results are ordinary items; ``fn`` names the function that stored one, so
-    # ``cache_clear()`` removes a function's results through an index.
-    (
-        "CREATE TABLE IF NOT EXISTS functions ( id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
-        "ALTER TABLE items ADD COLUMN fn INTEGER",
-        "CREATE INDEX IF NOT EXISTS items_fn ON items (fn, ns) WHERE fn IS NOT NULL",
-    ),
-    # 3: each memoized function's calls, over every process: how many found a stored result
-    # and how many ran the function. Counted in memory and written back in batches.
-    (
-        "ALTER TABLE functions ADD COLUMN hits INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE functions ADD COLUMN misses INTEGER NOT NULL DEFAULT 0",
-    ),
+        "statistics", "tag_index", "eviction_policy", "size_limit", "cull_limit",
+        "sqlite_auto_vacuum", "sqlite_cache_size", "sqlite_journal_mode", "sqlite_mmap_size",
+        "sqlite_synchronous", "disk_min_file_size", "disk_pickle_protocol",
+    )
+)  # fmt: skip
+#: diskcache's counters, also rows of ``Settings``.
+METADATA_KEYS = ("count", "size", "hits", "misses")
+
+# The namespace of a row is encoded in ``raw``: the plain cache's rows have diskcache's 0 or
+# 1, a view's rows ``2 * ns + raw``. So the unique index is diskcache's ``(key, raw)``, and
+# no statement written for diskcache (``WHERE key = ? AND raw = ?``, its upsert on
+# ``(key, raw)``) ever matches another namespace's row. ``ns`` is derived from ``raw``.
+# Statements below take ``?1`` = ns, ``?2`` = key, ``?3`` = raw (0 or 1) where they name
+# one item, so ``?3 + 2 * ?1`` is the stored ``raw``.
+_KEY = "key = ?2 AND raw = ?3 + 2 * ?1"
+
+#: diskcache's ``Cache`` table, exactly as diskcache 5 creates it.
+CREATE_CACHE = (
+    "CREATE TABLE IF NOT EXISTS Cache ("
+    " rowid INTEGER PRIMARY KEY, key BLOB, raw INTEGER, store_time REAL,"
+    " expire_time REAL, access_time REAL, access_count INTEGER DEFAULT 0, tag BLOB,"
+    " size INTEGER DEFAULT 0, mode INTEGER DEFAULT 0, filename TEXT, value BLOB)"
+)
+CREATE_SETTINGS = "CREATE TABLE IF NOT EXISTS Settings (key TEXT NOT NULL UNIQUE, value)"
+#: The columns diskstore adds to ``Cache`` (name, definition), added when missing.
+ADDED_COLUMNS = (
+    ("vsize", "INTEGER NOT NULL DEFAULT 0"),
+    ("sig", "BLOB"),
+    ("gen", "INTEGER NOT NULL DEFAULT 0"),
+    ("fn", "INTEGER"),
+    ("ns", "INTEGER GENERATED ALWAYS AS (CASE WHEN raw >= 2 THEN raw >> 1 ELSE 0 END) VIRTUAL"),
+)
+ADD_COLUMN = "ALTER TABLE Cache ADD COLUMN {name} {definition}"
+SELECT_CACHE_COLUMNS = "SELECT name FROM pragma_table_xinfo('Cache')"
+SELECT_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
+# diskcache creates its triggers with IF NOT EXISTS, so these, under its names, are the ones
+# both engines run: they count the plain cache in ``Settings`` (as diskcache does, so rows
+# that other programs insert or delete are counted too), and the views in
+# ``diskstore_namespaces``. An update counts only when ``size`` changes.
+TRIGGERS = (
+    ("Settings_count_insert", "AFTER INSERT ON Cache FOR EACH ROW WHEN NEW.ns = 0 BEGIN"
+     " UPDATE Settings SET value = value + 1 WHERE key = 'count'; END"),
+    ("Settings_count_delete", "AFTER DELETE ON Cache FOR EACH ROW WHEN OLD.ns = 0 BEGIN"
+     " UPDATE Settings SET value = value - 1 WHERE key = 'count'; END"),
+    ("Settings_size_insert", "AFTER INSERT ON Cache FOR EACH ROW"
+     " WHEN NEW.ns = 0 AND NEW.size != 0 BEGIN"
+     " UPDATE Settings SET value = value + NEW.size WHERE key = 'size'; END"),
+    ("Settings_size_update", "AFTER UPDATE OF size ON Cache FOR EACH ROW"
+     " WHEN NEW.ns = 0 AND NEW.size IS NOT OLD.size BEGIN"
+     " UPDATE Settings SET value = value + NEW.size - OLD.size WHERE key = 'size'; END"),
+    ("Settings_size_delete", "AFTER DELETE ON Cache FOR EACH ROW"
+     " WHEN OLD.ns = 0 AND OLD.size != 0 BEGIN"
+     " UPDATE Settings SET value = value - OLD.size WHERE key = 'size'; END"),
+    ("diskstore_ns_insert", "AFTER INSERT ON Cache FOR EACH ROW WHEN NEW.ns != 0 BEGIN"
+     " UPDATE diskstore_namespaces SET count = count + 1, size = size + NEW.size"
+     " WHERE id = NEW.ns; END"),
+    ("diskstore_ns_delete", "AFTER DELETE ON Cache FOR EACH ROW WHEN OLD.ns != 0 BEGIN"
+     " UPDATE diskstore_namespaces SET count = count - 1, size = size - OLD.size"
+     " WHERE id = OLD.ns; END"),
+    ("diskstore_ns_size_update", "AFTER UPDATE OF size ON Cache FOR EACH ROW"
+     " WHEN NEW.ns != 0 AND NEW.size IS NOT OLD.size BEGIN"
+     " UPDATE diskstore_namespaces SET size = size + NEW.size - OLD.size"
+     " WHERE id = NEW.ns; END"),
+)  # fmt: skip
+DROP_TRIGGER = "DROP TRIGGER IF EXISTS {name}"
+CREATE_TRIGGER = "CREATE TRIGGER {name} {body}"
+#: What schema 4 adds beside diskcache's tables, in order; each statement is idempotent.
+EXTEND: tuple[str, ...] = (
+    "CREATE TABLE IF NOT EXISTS diskstore_settings (name TEXT PRIMARY KEY, value) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS diskstore_namespaces ("
+    " id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " count INTEGER NOT NULL DEFAULT 0,"
+    " size INTEGER NOT NULL DEFAULT 0)",
+    "INSERT OR IGNORE INTO diskstore_namespaces (id, name) VALUES (0, '')",
+    "CREATE TABLE IF NOT EXISTS diskstore_functions ("
+    " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " hits INTEGER NOT NULL DEFAULT 0, misses INTEGER NOT NULL DEFAULT 0)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS Cache_key_raw ON Cache (key, raw)",
+    "CREATE INDEX IF NOT EXISTS Cache_expire_time ON Cache (expire_time)"
+    " WHERE expire_time IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS Cache_ns ON Cache (ns) WHERE ns != 0",
+    "CREATE INDEX IF NOT EXISTS Cache_fn ON Cache (fn, ns) WHERE fn IS NOT NULL",
+    "INSERT OR IGNORE INTO Settings (key, value) VALUES ('count', 0)",
+    "INSERT OR IGNORE INTO Settings (key, value) VALUES ('size', 0)",
+    "INSERT OR IGNORE INTO Settings (key, value) VALUES ('hits', 0)",
+    "INSERT OR IGNORE INTO Settings (key, value) VALUES ('misses', 0)",
+)
+#: Counts made exact once, when a database written by diskcache (or a crash) is extended.
+RECOUNT = (
+    "UPDATE Settings SET value = (SELECT count(*) FROM Cache WHERE ns = 0) WHERE key = 'count'",
+    "UPDATE Settings SET value = (SELECT coalesce(sum(size), 0) FROM Cache WHERE ns = 0)"
+    " WHERE key = 'size'",
+)
+# -- diskstore's earlier database (schemas 1-3, ``diskstore.db``, table ``items``) -----------
+OLD_NAMESPACES = "SELECT id, name FROM namespaces WHERE id != 0"
+OLD_FUNCTIONS = "SELECT id, name{calls} FROM functions"
+OLD_SETTINGS = "SELECT name, value FROM settings"
+OLD_STATS = "SELECT hits, misses FROM meta WHERE id = 0"
+OLD_ITEMS = (
+    "SELECT rowid, ns, key, raw, store_time, expire_time, access_time, access_count, tag,"
+    " size, mode, filename, value, vsize, sig, gen, {fn} FROM items WHERE rowid > ?"
+    " ORDER BY rowid LIMIT ?"
+)
+IMPORT_NAMESPACE = "INSERT OR IGNORE INTO diskstore_namespaces (id, name) VALUES (?, ?)"
+IMPORT_FUNCTION = (
+    "INSERT OR IGNORE INTO diskstore_functions (id, name, hits, misses) VALUES (?, ?, ?, ?)"
+)
+# Rows already in ``cache.db`` win over old ones with the same key.
+IMPORT_ITEM = (
+    "INSERT OR IGNORE INTO Cache (key, raw, store_time, expire_time, access_time,"
+    " access_count, tag, size, mode, filename, value, vsize, sig, gen, fn)"
+    " VALUES (?2, ?3 + 2 * ?1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+RECOUNT_NAMESPACES = (
+    "UPDATE diskstore_namespaces SET"
+    " count = (SELECT count(*) FROM Cache WHERE Cache.ns = diskstore_namespaces.id),"
+    " size = (SELECT coalesce(sum(size), 0) FROM Cache WHERE Cache.ns = diskstore_namespaces.id)"
+    " WHERE id != 0"
+)
+
+#: A row's stored ``mode`` as the code reads it (see _modes.py): diskcache's four modes
+#: become the kinds that mean the same, everything else moves down three bits.
+MODE = (
+    "(CASE mode WHEN 1 THEN 0 WHEN 2 THEN 9 WHEN 3 THEN 10 WHEN 4 THEN 7 WHEN 0 THEN 2048"
+    " ELSE (mode >> 3) | CASE WHEN (mode >> 3) & 7 = 6 THEN (mode & 7) << 8 ELSE 0 END END)"
 )
 
 GET_USER_VERSION = "PRAGMA user_version"
@@ -82,112 +163,138 @@ RELEASE = "RELEASE sp{depth:d}"
 ROLLBACK_TO = "ROLLBACK TO sp{depth:d}"
 
 # -- settings and bookkeeping -------------------------------------------------------------
-SELECT_SETTINGS = "SELECT name, value FROM settings"
-UPSERT_SETTING = (
-    "INSERT INTO settings (name, value) VALUES (?, ?)"
+# diskcache's settings and diskstore's own, as one listing (the counters are not settings).
+SELECT_SETTINGS = (
+    "SELECT key, value FROM Settings WHERE key NOT IN ('count', 'size', 'hits', 'misses')"
+    " UNION ALL SELECT name, value FROM diskstore_settings"
+)
+_UPSERT_DISKCACHE_SETTING = (
+    "INSERT INTO Settings (key, value) VALUES (?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+_UPSERT_OWN_SETTING = (
+    "INSERT INTO diskstore_settings (name, value) VALUES (?, ?)"
     " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
 )
-SELECT_SETTING = "SELECT value FROM settings WHERE name = ?"
-INSERT_SETTING_IF_ABSENT = "INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)"
-SELECT_SIGNED_SAMPLE = (  # 32: FLAG_SIGNED
-    "SELECT ns, key, raw, mode, value, filename, sig, vsize, size FROM items"
-    " WHERE mode & 32 LIMIT 1"
+
+
+def upsert_setting(name: str) -> str:
+    """The statement that stores setting *name*, in the table where it belongs."""
+    return _UPSERT_DISKCACHE_SETTING if name in DISKCACHE_SETTINGS else _UPSERT_OWN_SETTING
+
+
+SELECT_SETTING = "SELECT value FROM diskstore_settings WHERE name = ?"
+INSERT_SETTING_IF_ABSENT = "INSERT OR IGNORE INTO diskstore_settings (name, value) VALUES (?, ?)"
+SELECT_SIGNED_SAMPLE = (  # 256: FLAG_SIGNED, stored three bits up (see _modes.py)
+    f"SELECT ns, key, raw & 1, {MODE}, value, filename, sig, vsize, size FROM Cache"
+    " WHERE mode & 256 LIMIT 1"
 )
-SELECT_NAMESPACE = "SELECT id FROM namespaces WHERE name = ?"
-SELECT_FUNCTION = "SELECT id FROM functions WHERE name = ?"
-INSERT_FUNCTION = "INSERT OR IGNORE INTO functions (name) VALUES (?)"
-SELECT_FUNCTIONS = "SELECT id, name FROM functions ORDER BY name"
-SELECT_FUNCTION_CALLS = "SELECT id, name, hits, misses FROM functions ORDER BY name"
+SELECT_NAMESPACE = "SELECT id FROM diskstore_namespaces WHERE name = ?"
+SELECT_FUNCTION = "SELECT id FROM diskstore_functions WHERE name = ?"
+INSERT_FUNCTION = "INSERT OR IGNORE INTO diskstore_functions (name) VALUES (?)"
+SELECT_FUNCTIONS = "SELECT id, name FROM diskstore_functions ORDER BY name"
+SELECT_FUNCTION_CALLS = "SELECT id, name, hits, misses FROM diskstore_functions ORDER BY name"
 # Buffered calls of one function, written back: the row is created when it is missing (a
 # result can be found before this database ever stored one of the function's results).
 ADD_FUNCTION_CALLS = (
-    "INSERT INTO functions (name, hits, misses) VALUES (?, ?, ?)"
+    "INSERT INTO diskstore_functions (name, hits, misses) VALUES (?, ?, ?)"
     " ON CONFLICT (name) DO UPDATE SET"
     " hits = hits + excluded.hits, misses = misses + excluded.misses"
 )
-RESET_FUNCTION_CALLS = "UPDATE functions SET hits = 0, misses = 0 WHERE name = ?"
-# One memoized function's results in one namespace, through ``items_fn``.
-COUNT_FUNCTION_ITEMS = "SELECT count(*), coalesce(sum(size), 0) FROM items WHERE fn = ? AND ns = ?"
+RESET_FUNCTION_CALLS = "UPDATE diskstore_functions SET hits = 0, misses = 0 WHERE name = ?"
+# One memoized function's results in one namespace, through ``Cache_fn``.
+COUNT_FUNCTION_ITEMS = "SELECT count(*), coalesce(sum(size), 0) FROM Cache WHERE fn = ? AND ns = ?"
 SELECT_FUNCTION_CHUNK = (
-    "SELECT rowid, ns, filename, size FROM items WHERE fn = ? AND ns = ? LIMIT ?"
+    "SELECT rowid, ns, filename, size FROM Cache WHERE fn = ? AND ns = ? LIMIT ?"
 )
-INSERT_NAMESPACE = "INSERT OR IGNORE INTO namespaces (name) VALUES (?)"
-SELECT_COUNT = "SELECT count FROM namespaces WHERE id = ?"
-ADD_COUNTS = "UPDATE namespaces SET count = count + ?, size = size + ? WHERE id = ?"
-SELECT_TOTALS = "SELECT coalesce(sum(count), 0), coalesce(sum(size), 0) FROM namespaces"
+INSERT_NAMESPACE = "INSERT OR IGNORE INTO diskstore_namespaces (name) VALUES (?)"
+# Counts are kept by the triggers above: the plain cache's in ``Settings``, views' in
+# ``diskstore_namespaces``.
+SELECT_COUNT = (
+    "SELECT CASE WHEN ?1 = 0 THEN (SELECT value FROM Settings WHERE key = 'count')"
+    " ELSE (SELECT count FROM diskstore_namespaces WHERE id = ?1) END"
+)
+_TOTAL = (
+    "(SELECT value FROM Settings WHERE key = '{name}')"
+    " + (SELECT coalesce(sum({name}), 0) FROM diskstore_namespaces WHERE id != 0)"
+)
+SELECT_TOTALS = f"SELECT {_TOTAL.format(name='count')}, {_TOTAL.format(name='size')}"
 # Pages in use (free pages are reused before the file grows) plus value-file bytes.
 SELECT_VOLUME = (
     "SELECT ((SELECT page_count FROM pragma_page_count())"
     " - (SELECT freelist_count FROM pragma_freelist_count()))"
     " * (SELECT page_size FROM pragma_page_size())"
-    " + (SELECT coalesce(sum(size), 0) FROM namespaces)"
+    f" + {_TOTAL.format(name='size')}"
 )
-SELECT_ACTUAL_COUNTS = (
-    "SELECT n.id, n.count, n.size, count(i.rowid), coalesce(sum(i.size), 0)"
-    " FROM namespaces n LEFT JOIN items i ON i.ns = n.id GROUP BY n.id"
+# ``check``: what the counters say, and what the table holds (one pass over it).
+SELECT_RECORDED_COUNTS = (
+    "SELECT 0, (SELECT value FROM Settings WHERE key = 'count'),"
+    " (SELECT value FROM Settings WHERE key = 'size')"
+    " UNION ALL SELECT id, count, size FROM diskstore_namespaces WHERE id != 0"
 )
-SET_COUNTS = "UPDATE namespaces SET count = ?, size = ? WHERE id = ?"
-SELECT_STATS = "SELECT hits, misses FROM meta WHERE id = 0"
-ADD_STATS = "UPDATE meta SET hits = hits + ?, misses = misses + ? WHERE id = 0"
-RESET_STATS = "UPDATE meta SET hits = 0, misses = 0 WHERE id = 0"
-SET_STAT = "UPDATE meta SET {name} = ? WHERE id = 0"  # name: hits or misses
+SELECT_ACTUAL_COUNTS = "SELECT ns, count(*), coalesce(sum(size), 0) FROM Cache GROUP BY ns"
+SET_MAIN_COUNTS = (
+    "UPDATE Settings SET value = CASE key WHEN 'count' THEN ? ELSE ? END"
+    " WHERE key IN ('count', 'size')"
+)
+SET_COUNTS = "UPDATE diskstore_namespaces SET count = ?, size = ? WHERE id = ?"
+SELECT_STATS = (
+    "SELECT (SELECT value FROM Settings WHERE key = 'hits'),"
+    " (SELECT value FROM Settings WHERE key = 'misses')"
+)
+ADD_STATS = (
+    "UPDATE Settings SET value = value + CASE key WHEN 'hits' THEN ? ELSE ? END"
+    " WHERE key IN ('hits', 'misses')"
+)
+RESET_STATS = "UPDATE Settings SET value = 0 WHERE key IN ('hits', 'misses')"
+SET_STAT = "UPDATE Settings SET value = ? WHERE key = ?"  # key: hits or misses
 
 # -- single items -------------------------------------------------------------------------
 # A read fetches only what a native or inline value needs; expiry is checked in Python,
 # which is cheaper than binding a timestamp into the statement.
-SELECT_ITEM = (
-    "SELECT rowid, mode, value, expire_time FROM items WHERE ns = ? AND key = ? AND raw = ?"
-)
-SELECT_ITEM_MAIN = (
-    "SELECT rowid, mode, value, expire_time FROM items WHERE ns = 0 AND key = ? AND raw = ?"
-)
-SELECT_ROW_MODE = "SELECT rowid, mode, filename FROM items WHERE ns = ? AND key = ? AND raw = ?"
+SELECT_ITEM = f"SELECT rowid, {MODE}, value, expire_time FROM Cache WHERE {_KEY}"
+SELECT_ITEM_MAIN = f"SELECT rowid, {MODE}, value, expire_time FROM Cache WHERE key = ? AND raw = ?"
+SELECT_ROW_MODE = f"SELECT rowid, {MODE}, filename FROM Cache WHERE {_KEY}"
 # Everything a read may need, in one statement: a second statement by rowid could see a
 # later version of the row (an overwrite keeps the rowid), so a value file, tag or signature
 # is only ever taken together with the value and expiry of the same committed version.
 SELECT_ITEM_FULL = (
-    "SELECT rowid, mode, value, expire_time, filename, size, tag, sig, vsize FROM items"
-    " WHERE ns = ? AND key = ? AND raw = ?"
+    f"SELECT rowid, {MODE}, value, expire_time, filename, size, tag, sig, vsize FROM Cache"
+    f" WHERE {_KEY}"
 )
 SELECT_FOR_WRITE = (
-    "SELECT rowid, filename, size, expire_time, tag, mode, value, sig, vsize FROM items"
-    " WHERE ns = ? AND key = ? AND raw = ?"
+    f"SELECT rowid, filename, size, expire_time, tag, {MODE}, value, sig, vsize FROM Cache"
+    f" WHERE {_KEY}"
 )
-SELECT_EXISTS = (
-    "SELECT 1 FROM items"
-    " WHERE ns = ? AND key = ? AND raw = ? AND (expire_time IS NULL OR expire_time > ?)"
-)
+SELECT_EXISTS = f"SELECT 1 FROM Cache WHERE {_KEY} AND (expire_time IS NULL OR expire_time > ?4)"
 SELECT_STORE_TIME = (
-    "SELECT store_time FROM items"
-    " WHERE ns = ? AND key = ? AND raw = ? AND (expire_time IS NULL OR expire_time > ?)"
+    f"SELECT store_time FROM Cache WHERE {_KEY} AND (expire_time IS NULL OR expire_time > ?4)"
 )
+# The mode is bound as stored (``_modes.to_row``).
 INSERT_ITEM = (
-    "INSERT INTO items (ns, key, raw, store_time, expire_time, access_time, access_count,"
+    "INSERT INTO Cache (key, raw, store_time, expire_time, access_time, access_count,"
     " tag, mode, size, vsize, filename, value, sig, fn)"
-    " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?2, ?3 + 2 * ?1, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # The common set in one statement: insert, or overwrite a row that has no value file (whose
 # old file would need removing). ``gen`` is 0 on insert and counts overwrites, which tells the
 # caller which of the two happened. An empty result means the old row has a file.
 UPSERT_ITEM = (
-    "INSERT INTO items (ns, key, raw, store_time, expire_time, access_time, access_count,"
-    " tag, mode, size, vsize, filename, value, sig, fn)"
-    " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (ns, key, raw) DO UPDATE SET"
+    INSERT_ITEM + " ON CONFLICT (key, raw) DO UPDATE SET"
     " mode = excluded.mode, size = excluded.size, vsize = excluded.vsize,"
     " filename = excluded.filename, value = excluded.value, sig = excluded.sig,"
     " fn = excluded.fn,"
     " expire_time = excluded.expire_time, tag = excluded.tag, access_count = 0,"
-    " gen = items.gen + 1"
-    " WHERE items.filename IS NULL"
+    " gen = Cache.gen + 1"
+    " WHERE Cache.filename IS NULL"
     " RETURNING rowid, gen"
 )
 # ``incr`` of a native integer in one statement; operands stay below 2**62 so SQLite never
 # overflows into a float. No row back: take the general path.
 INCR_NATIVE = (
-    "UPDATE items SET value = value + ?"
-    " WHERE ns = ? AND key = ? AND raw = ? AND mode = 0 AND typeof(value) = 'integer'"
-    " AND abs(value) < 4611686018427387904 AND (expire_time IS NULL OR expire_time > ?)"
+    "UPDATE Cache SET value = value + ?4"
+    f" WHERE {_KEY} AND mode = 1 AND typeof(value) = 'integer'"
+    " AND abs(value) < 4611686018427387904 AND (expire_time IS NULL OR expire_time > ?5)"
     " RETURNING value"
 )
 # An overwrite names only the columns whose values change. ``store_time`` and
@@ -208,64 +315,60 @@ def update_item(expire: bool, tag: bool, reset_count: bool) -> str:
         columns += ", tag = ?"
     if reset_count:
         columns += ", access_count = 0"
-    return f"UPDATE items SET {columns} WHERE rowid = ?"
+    return f"UPDATE Cache SET {columns} WHERE rowid = ?"
 
 
 UPDATE_STORED = (
-    "UPDATE items SET mode = ?, value = ?, sig = ?, vsize = ?, filename = ?, size = ?"
+    "UPDATE Cache SET mode = ?, value = ?, sig = ?, vsize = ?, filename = ?, size = ?"
     " WHERE rowid = ?"
 )
-UPDATE_VALUE = "UPDATE items SET mode = ?, value = ?, sig = ?, vsize = ? WHERE rowid = ?"
-UPDATE_EXPIRE = "UPDATE items SET expire_time = ? WHERE rowid = ?"
-UNPIN = "UPDATE items SET mode = mode & ~? WHERE rowid = ?"
+UPDATE_VALUE = "UPDATE Cache SET mode = ?, value = ?, sig = ?, vsize = ? WHERE rowid = ?"
+UPDATE_EXPIRE = "UPDATE Cache SET expire_time = ? WHERE rowid = ?"
+UNPIN = "UPDATE Cache SET mode = ? WHERE rowid = ? AND mode = ?"
 # An expired row stays until expiry or culling removes it, as in diskcache (so counts agree).
 DELETE_KEY = (
-    "DELETE FROM items WHERE ns = ? AND key = ? AND raw = ?"
-    " AND (expire_time IS NULL OR expire_time > ?) RETURNING filename, size"
+    f"DELETE FROM Cache WHERE {_KEY}"
+    " AND (expire_time IS NULL OR expire_time > ?4) RETURNING filename, size"
 )
-DELETE_ROWID = "DELETE FROM items WHERE rowid = ? RETURNING ns, filename, size"
+DELETE_ROWID = "DELETE FROM Cache WHERE rowid = ? RETURNING ns, filename, size"
 DELETE_ROWID_IF = (
-    "DELETE FROM items WHERE rowid = ? AND mode = ? AND filename IS ? RETURNING ns, filename, size"
+    "DELETE FROM Cache WHERE rowid = ? AND mode = ? AND filename IS ? RETURNING ns, filename, size"
 )
-TOUCH_ACCESS_TIME = "UPDATE items SET access_time = max(access_time, ?) WHERE rowid = ?"
+TOUCH_ACCESS_TIME = "UPDATE Cache SET access_time = max(access_time, ?) WHERE rowid = ?"
 TOUCH_STORE_TIME = (
-    "UPDATE items SET store_time = max(store_time, ?), access_time = max(access_time, ?)"
+    "UPDATE Cache SET store_time = max(store_time, ?), access_time = max(access_time, ?)"
     " WHERE rowid = ?"
 )
-TOUCH_ACCESS_COUNT = "UPDATE items SET access_count = access_count + ? WHERE rowid = ?"
+TOUCH_ACCESS_COUNT = "UPDATE Cache SET access_count = access_count + ? WHERE rowid = ?"
 
 # -- queues: integer keys (prefix is None) or 'prefix-%015d' text keys ---------------------
+# ``?1`` is the namespace, so ``1 + 2 * ?1`` is the stored ``raw`` of a native key.
 QUEUE_LAST = (
-    "SELECT key FROM items WHERE ns = ? AND raw = 1 AND key > ? AND key < ?"
+    "SELECT key FROM Cache WHERE raw = 1 + 2 * ?1 AND key > ?2 AND key < ?3"
     " ORDER BY key DESC LIMIT 1"
 )
 QUEUE_FIRST = (
-    "SELECT key FROM items WHERE ns = ? AND raw = 1 AND key > ? AND key < ? ORDER BY key LIMIT 1"
+    "SELECT key FROM Cache WHERE raw = 1 + 2 * ?1 AND key > ?2 AND key < ?3 ORDER BY key LIMIT 1"
 )
 QUEUE_ROW_FIRST = (
-    "SELECT rowid, key, mode, value, filename, expire_time, tag, sig, vsize, size FROM items"
-    " WHERE ns = ? AND raw = 1 AND key > ? AND key < ? ORDER BY key LIMIT 1"
+    f"SELECT rowid, key, {MODE}, value, filename, expire_time, tag, sig, vsize, size FROM Cache"
+    " WHERE raw = 1 + 2 * ?1 AND key > ?2 AND key < ?3 ORDER BY key LIMIT 1"
 )
 QUEUE_ROW_LAST = (
-    "SELECT rowid, key, mode, value, filename, expire_time, tag, sig, vsize, size FROM items"
-    " WHERE ns = ? AND raw = 1 AND key > ? AND key < ? ORDER BY key DESC LIMIT 1"
+    f"SELECT rowid, key, {MODE}, value, filename, expire_time, tag, sig, vsize, size FROM Cache"
+    " WHERE raw = 1 + 2 * ?1 AND key > ?2 AND key < ?3 ORDER BY key DESC LIMIT 1"
 )
 # The plain cache's rows are found by walking the table itself in rowid order (NOT INDEXED:
 # the key index would find them too, but then sort them in a temporary B-tree, reading every
 # plain row for one item). The walk stops at the first plain row at that end of the table.
-PEEKITEM_FIRST = (
-    "SELECT rowid, key, raw, mode, value, filename, expire_time, tag, sig, vsize, size"
-    " FROM items NOT INDEXED WHERE ns = 0 ORDER BY rowid LIMIT 1"
+_PEEK = f"SELECT rowid, key, raw & 1, {MODE}, value, filename, expire_time, tag, sig, vsize, size"
+PEEKITEM_FIRST = _PEEK + " FROM Cache NOT INDEXED WHERE ns = 0 ORDER BY rowid LIMIT 1"
+PEEKITEM_LAST = _PEEK + " FROM Cache NOT INDEXED WHERE ns = 0 ORDER BY rowid DESC LIMIT 1"
+PEEKITEM_FIRST_NS = (
+    _PEEK + " FROM Cache INDEXED BY Cache_ns WHERE ns = ? AND ns != 0 ORDER BY rowid LIMIT 1"
 )
-PEEKITEM_LAST = (
-    "SELECT rowid, key, raw, mode, value, filename, expire_time, tag, sig, vsize, size"
-    " FROM items NOT INDEXED WHERE ns = 0 ORDER BY rowid DESC LIMIT 1"
-)
-PEEKITEM_FIRST_NS = PEEKITEM_FIRST.replace(
-    "NOT INDEXED WHERE ns = 0", "INDEXED BY items_ns WHERE ns = ? AND ns != 0"
-)
-PEEKITEM_LAST_NS = PEEKITEM_LAST.replace(
-    "NOT INDEXED WHERE ns = 0", "INDEXED BY items_ns WHERE ns = ? AND ns != 0"
+PEEKITEM_LAST_NS = (
+    _PEEK + " FROM Cache INDEXED BY Cache_ns WHERE ns = ? AND ns != 0 ORDER BY rowid DESC LIMIT 1"
 )
 
 # -- iteration (chunked, so no statement stays open between yields) -----------------------
@@ -275,57 +378,64 @@ PEEKITEM_LAST_NS = PEEKITEM_LAST.replace(
 # rowid that existed when it started (the parameter after the resume point), so it does not
 # yield keys inserted after it began; a backward one starts just above that rowid.
 ITER_FORWARD = (
-    "SELECT rowid, key, raw FROM items NOT INDEXED"
+    "SELECT rowid, key, raw & 1 FROM Cache NOT INDEXED"
     " WHERE ns = 0 AND rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
 )
 ITER_BACKWARD = (
-    "SELECT rowid, key, raw FROM items NOT INDEXED"
+    "SELECT rowid, key, raw & 1 FROM Cache NOT INDEXED"
     " WHERE ns = 0 AND rowid < ? ORDER BY rowid DESC LIMIT ?"
 )
 ITER_FORWARD_NS = (
-    "SELECT rowid, key, raw FROM items INDEXED BY items_ns"
+    "SELECT rowid, key, raw & 1 FROM Cache INDEXED BY Cache_ns"
     " WHERE ns = ? AND ns != 0 AND rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
 )
 ITER_BACKWARD_NS = (
-    "SELECT rowid, key, raw FROM items INDEXED BY items_ns"
+    "SELECT rowid, key, raw & 1 FROM Cache INDEXED BY Cache_ns"
     " WHERE ns = ? AND ns != 0 AND rowid < ? ORDER BY rowid DESC LIMIT ?"
 )
 #: The largest rowid in use: where an iteration that starts now stops.
-SELECT_MAX_ROWID = "SELECT coalesce(max(rowid), 0) FROM items"
+SELECT_MAX_ROWID = "SELECT coalesce(max(rowid), 0) FROM Cache"
 # Reading keys when one may not be UTF-8 text: text keys come back as bytes (decoded in
 # Python, where a bad one can be skipped), every other key as itself. Same plans as above.
-_SAFE_KEY = "CASE WHEN typeof(key) = 'text' THEN CAST(key AS BLOB) ELSE key END, raw,"
+_SAFE_KEY = "CASE WHEN typeof(key) = 'text' THEN CAST(key AS BLOB) ELSE key END, raw & 1,"
 _SAFE_KEY += " typeof(key) = 'text'"
-ITER_FORWARD_BYTES = ITER_FORWARD.replace("rowid, key, raw", f"rowid, {_SAFE_KEY}")
-ITER_BACKWARD_BYTES = ITER_BACKWARD.replace("rowid, key, raw", f"rowid, {_SAFE_KEY}")
-ITER_FORWARD_NS_BYTES = ITER_FORWARD_NS.replace("rowid, key, raw", f"rowid, {_SAFE_KEY}")
-ITER_BACKWARD_NS_BYTES = ITER_BACKWARD_NS.replace("rowid, key, raw", f"rowid, {_SAFE_KEY}")
-# The same in key order. The resume point of a text key is bound as bytes (the fourth
-# parameter says so) and cast back to text, so a key that is not UTF-8 can be passed.
+ITER_FORWARD_BYTES = ITER_FORWARD.replace("rowid, key, raw & 1", f"rowid, {_SAFE_KEY}")
+ITER_BACKWARD_BYTES = ITER_BACKWARD.replace("rowid, key, raw & 1", f"rowid, {_SAFE_KEY}")
+ITER_FORWARD_NS_BYTES = ITER_FORWARD_NS.replace("rowid, key, raw & 1", f"rowid, {_SAFE_KEY}")
+ITER_BACKWARD_NS_BYTES = ITER_BACKWARD_NS.replace("rowid, key, raw & 1", f"rowid, {_SAFE_KEY}")
+# The same in key order, on the ``(key, raw)`` index. A namespace's rows are those whose
+# stored ``raw`` is ``2 * ns`` or ``2 * ns + 1``. The resume point of a text key is bound as
+# bytes (the fourth parameter says so) and cast back to text, so a key that is not UTF-8 can
+# be passed.
+_IN_NS = "raw IN (2 * ?1, 2 * ?1 + 1)"
 ITERKEYS_FIRST_BYTES = (
-    f"SELECT rowid, {_SAFE_KEY} FROM items WHERE ns = ? ORDER BY key, raw LIMIT ?"
+    f"SELECT rowid, {_SAFE_KEY} FROM Cache WHERE {_IN_NS} ORDER BY key, raw LIMIT ?2"
 )
 ITERKEYS_LAST_BYTES = (
-    f"SELECT rowid, {_SAFE_KEY} FROM items WHERE ns = ? ORDER BY key DESC, raw DESC LIMIT ?"
+    f"SELECT rowid, {_SAFE_KEY} FROM Cache WHERE {_IN_NS}"
+    " ORDER BY key DESC, raw DESC LIMIT ?2"
 )
 ITERKEYS_NEXT_BYTES = (
-    f"SELECT rowid, {_SAFE_KEY} FROM items"
-    " WHERE ns = ?1 AND (key, raw) > (CASE WHEN ?4 THEN CAST(?2 AS TEXT) ELSE ?2 END, ?3)"
-    " ORDER BY key, raw LIMIT ?5"
+    f"SELECT rowid, {_SAFE_KEY} FROM Cache"
+    f" WHERE {_IN_NS} AND (key, raw) > (CASE WHEN ?4 THEN CAST(?2 AS TEXT) ELSE ?2 END,"
+    " ?3 + 2 * ?1) ORDER BY key, raw LIMIT ?5"
 )
 ITERKEYS_PREV_BYTES = (
-    f"SELECT rowid, {_SAFE_KEY} FROM items"
-    " WHERE ns = ?1 AND (key, raw) < (CASE WHEN ?4 THEN CAST(?2 AS TEXT) ELSE ?2 END, ?3)"
-    " ORDER BY key DESC, raw DESC LIMIT ?5"
+    f"SELECT rowid, {_SAFE_KEY} FROM Cache"
+    f" WHERE {_IN_NS} AND (key, raw) < (CASE WHEN ?4 THEN CAST(?2 AS TEXT) ELSE ?2 END,"
+    " ?3 + 2 * ?1) ORDER BY key DESC, raw DESC LIMIT ?5"
 )
-ITERKEYS_FIRST = "SELECT key, raw FROM items WHERE ns = ? ORDER BY key, raw LIMIT ?"
+ITERKEYS_FIRST = f"SELECT key, raw & 1 FROM Cache WHERE {_IN_NS} ORDER BY key, raw LIMIT ?2"
 ITERKEYS_NEXT = (
-    "SELECT key, raw FROM items WHERE ns = ? AND (key, raw) > (?, ?) ORDER BY key, raw LIMIT ?"
+    f"SELECT key, raw & 1 FROM Cache WHERE {_IN_NS} AND (key, raw) > (?2, ?3 + 2 * ?1)"
+    " ORDER BY key, raw LIMIT ?4"
 )
-ITERKEYS_LAST = "SELECT key, raw FROM items WHERE ns = ? ORDER BY key DESC, raw DESC LIMIT ?"
+ITERKEYS_LAST = (
+    f"SELECT key, raw & 1 FROM Cache WHERE {_IN_NS} ORDER BY key DESC, raw DESC LIMIT ?2"
+)
 ITERKEYS_PREV = (
-    "SELECT key, raw FROM items WHERE ns = ? AND (key, raw) < (?, ?)"
-    " ORDER BY key DESC, raw DESC LIMIT ?"
+    f"SELECT key, raw & 1 FROM Cache WHERE {_IN_NS} AND (key, raw) < (?2, ?3 + 2 * ?1)"
+    " ORDER BY key DESC, raw DESC LIMIT ?4"
 )
 
 # -- bulk removal: each returns what must be unlinked and uncounted -----------------------
@@ -334,41 +444,44 @@ ITERKEYS_PREV = (
 # call, not once per chunk.
 #: What a culling query returns for each victim.
 VICTIM_FIELDS = "rowid, ns, filename, size"
-_VICTIM = f"SELECT {VICTIM_FIELDS} FROM items"
-SELECT_NEXT_EXPIRY = "SELECT min(expire_time) FROM items WHERE expire_time IS NOT NULL"
+_VICTIM = f"SELECT {VICTIM_FIELDS} FROM Cache"
+SELECT_NEXT_EXPIRY = "SELECT min(expire_time) FROM Cache WHERE expire_time IS NOT NULL"
 SELECT_EXPIRED = (
     _VICTIM + " WHERE expire_time IS NOT NULL AND expire_time < ? ORDER BY expire_time LIMIT ?"
 )
-# With the tag index: a search of it. Without it (the default, as in diskcache, so that
-# tagged writes pay no index update), one walk of the namespace's rows in rowid order.
-SELECT_TAGGED = _VICTIM + " WHERE ns = ? AND tag = ? LIMIT ?"
+# With the tag index (diskcache's ``(tag, rowid)``): a search of it. Without it (the
+# default, as in diskcache, so that tagged writes pay no index update), one walk of the
+# namespace's rows in rowid order.
+SELECT_TAGGED = _VICTIM + " INDEXED BY Cache_tag_rowid WHERE tag = ?2 AND ns = ?1 LIMIT ?3"
 SELECT_TAGGED_SCAN = (
     _VICTIM + " NOT INDEXED WHERE ns = 0 AND tag = ? AND rowid > ? ORDER BY rowid LIMIT ?"
 )
 SELECT_TAGGED_SCAN_VIEW = (
-    _VICTIM + " INDEXED BY items_ns WHERE ns = ? AND ns != 0 AND tag = ? AND rowid > ?"
+    _VICTIM + " INDEXED BY Cache_ns WHERE ns = ? AND ns != 0 AND tag = ? AND rowid > ?"
     " ORDER BY rowid LIMIT ?"
 )
 SELECT_NS_ITEMS = _VICTIM + " NOT INDEXED WHERE ns = 0 AND rowid > ? ORDER BY rowid LIMIT ?"
 SELECT_NS_ITEMS_VIEW = (
-    _VICTIM + " INDEXED BY items_ns WHERE ns = ? AND ns != 0 AND rowid > ? ORDER BY rowid LIMIT ?"
+    _VICTIM + " INDEXED BY Cache_ns WHERE ns = ? AND ns != 0 AND rowid > ? ORDER BY rowid LIMIT ?"
 )
 SELECT_EVICT = _VICTIM + " WHERE mode & ? = 0 ORDER BY {column} LIMIT ?"
-DELETE_ROWIDS = "DELETE FROM items WHERE rowid = ?"
+DELETE_ROWIDS = "DELETE FROM Cache WHERE rowid = ?"
 
-# -- indexes that settings switch on and off ----------------------------------------------
-CREATE_TAG_INDEX = "CREATE INDEX IF NOT EXISTS items_tag ON items (ns, tag) WHERE tag IS NOT NULL"
-DROP_TAG_INDEX = "DROP INDEX IF EXISTS items_tag"
-CREATE_POLICY_INDEX = "CREATE INDEX IF NOT EXISTS {name} ON items ({column})"
+# -- indexes that settings switch on and off (diskcache's names) --------------------------
+CREATE_TAG_INDEX = "CREATE INDEX IF NOT EXISTS Cache_tag_rowid ON Cache (tag, rowid)"
+DROP_TAG_INDEX = "DROP INDEX IF EXISTS Cache_tag_rowid"
+TAG_INDEX = "Cache_tag_rowid"
+CREATE_POLICY_INDEX = "CREATE INDEX IF NOT EXISTS {name} ON Cache ({column})"
 DROP_INDEX = "DROP INDEX IF EXISTS {name}"
-SELECT_INDEXES = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items'"
+SELECT_INDEXES = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'Cache'"
+SELECT_TRIGGERS = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
 
 # -- check --------------------------------------------------------------------------------
 REINDEX = "REINDEX"
-SELECT_NATIVE_VALUE = "SELECT value FROM items WHERE rowid = ?"
+SELECT_NATIVE_VALUE = "SELECT value FROM Cache WHERE rowid = ?"
 SELECT_SIGNED_CHUNK = (
-    f"SELECT rowid, ns, {_SAFE_KEY}, mode, CAST(value AS BLOB), filename, sig, vsize, size"
-    " FROM items NOT INDEXED WHERE rowid > ? ORDER BY rowid LIMIT ?"
+    f"SELECT rowid, ns, {_SAFE_KEY}, {MODE}, CAST(value AS BLOB), filename, sig, vsize, size"
+    " FROM Cache NOT INDEXED WHERE rowid > ? ORDER BY rowid LIMIT ?"
 )
 
 # -- inspection without the secret (diskstore.inspect_cache) -------------------------------
@@ -376,15 +489,30 @@ SELECT_SIGNED_CHUNK = (
 _INSPECT_COLUMNS = (
     "SELECT rowid, ns, typeof(key),"
     " CASE WHEN typeof(key) = 'text' THEN CAST(key AS BLOB) ELSE key END,"
-    " raw, store_time,"
+    " raw & 1, store_time,"
     " expire_time, access_time, access_count,"
     " typeof(tag), CASE WHEN typeof(tag) = 'text' THEN CAST(tag AS BLOB) ELSE tag END,"
-    " mode, size, vsize, length(value)"
-    " FROM items"
+    f" {MODE}, size, vsize, length(value)"
+    " FROM Cache"
 )
 INSPECT_CHUNK = _INSPECT_COLUMNS + " WHERE rowid > ? ORDER BY rowid LIMIT ?"
 INSPECT_CHUNK_NS = _INSPECT_COLUMNS + " WHERE +ns = ? AND rowid > ? ORDER BY rowid LIMIT ?"
-INSPECT_NAMESPACES = "SELECT id, name, count, size FROM namespaces ORDER BY id"
+INSPECT_NAMESPACES = (
+    "SELECT id, name,"
+    " CASE WHEN id = 0 THEN (SELECT value FROM Settings WHERE key = 'count') ELSE count END,"
+    " CASE WHEN id = 0 THEN (SELECT value FROM Settings WHERE key = 'size') ELSE size END"
+    " FROM diskstore_namespaces ORDER BY id"
+)
+
+# -- adopting what diskcache wrote (diskstore._adopt) --------------------------------------
+# Pickled values not yet signed, and keys diskcache pickled (their pickle starts with 0x80).
+SELECT_UNADOPTED = (
+    "SELECT rowid, ns, key, raw & 1, mode, value, filename, size FROM Cache NOT INDEXED"
+    " WHERE rowid > ? AND ((mode = 4 AND sig IS NULL)"
+    " OR (raw & 1 = 0 AND substr(key, 1, 1) = X'80')) ORDER BY rowid LIMIT ?"
+)
+REKEY = "UPDATE Cache SET key = ?2, raw = ?3 + 2 * ?1 WHERE rowid = ?4"
+SET_SIGNATURE = "UPDATE Cache SET sig = ?, vsize = ? WHERE rowid = ?"
 
 # -- reading a diskcache directory (diskstore._migrate); its table is named Cache ----------
 DISKCACHE_COUNT = "SELECT count(*) FROM Cache"

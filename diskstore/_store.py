@@ -47,7 +47,7 @@ from ._exceptions import (
 )
 from ._faults import crash_point
 
-DB_NAME = "diskstore.db"
+DB_NAME = "cache.db"
 
 _BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
 _FIRST_SLEEP = 0.0001

@@ -9,7 +9,7 @@ from . import _clock, _sql
 from ._base import CacheBase, _sane_row
 from ._exceptions import IntegrityError
 from ._memory import TierEntry, entry_size
-from ._modes import FLAG_FILE, FLAG_PINNED, KIND_BYTES, KIND_MASK, KIND_TEXT
+from ._modes import FLAG_FILE, FLAG_PINNED, KIND_BYTES, KIND_DCPICKLE, KIND_MASK, KIND_TEXT
 
 
 class TieredReadMixin(CacheBase):
@@ -48,8 +48,9 @@ class TieredReadMixin(CacheBase):
                 bookkeeper.miss()
             return self._miss(default, expire_time, False)
         rowid, mode, value, exp = rows[0]
-        if mode & (FLAG_FILE | FLAG_PINNED):
-            # Files and pinned entries take the ordinary path and stay out of the tier.
+        if mode & (FLAG_FILE | FLAG_PINNED) or mode & KIND_MASK == KIND_DCPICKLE:
+            # Files, pinned entries and diskcache's pickles take the ordinary path and stay
+            # out of the tier.
             return self._get_plain(key, db_key, raw, default, False, expire_time, False, retry)
         serialized = False
         if mode:

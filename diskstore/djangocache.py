@@ -24,7 +24,7 @@ from ._cache import Cache
 from ._constants import ENOVAL
 from ._exceptions import SettingsError
 from ._memoize import memoize as _memoize
-from .fanout import FanoutCache, shard_index
+from .fanout import FanoutCache
 from .persistent import Deque, Index
 
 __all__ = ["DjangoCache"]
@@ -73,7 +73,7 @@ def _oldest_first(fanout: FanoutCache) -> Iterator[Any]:
     """
     shards: list[list[Any]] = [[] for _ in range(fanout.shards)]
     for key in fanout:
-        shards[shard_index(key, fanout.shards)].append(key)
+        shards[fanout._shard_number(key)].append(key)
     for row in itertools.zip_longest(*shards, fillvalue=ENOVAL):
         yield from (key for key in row if key is not ENOVAL)
 

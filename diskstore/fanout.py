@@ -20,12 +20,13 @@ import math
 import os
 import tempfile
 import threading
+import struct
 import time
 import zlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import _clock
+from . import _clock, _sql
 from ._cache import Cache, expand_directory
 from ._constants import ENOVAL
 from ._disk import Disk
@@ -47,17 +48,50 @@ _OPEN_PATIENCE = 60.0
 _SHARD_ATTRIBUTES = frozenset(NAMES)
 
 
-def shard_index(key: Any, shards: int) -> int:
-    """Return the shard, in ``range(shards)``, that holds ``key``.
-
-    The choice depends only on the key's canonical bytes, never on ``hash()``, so every
-    process and every Python run (whatever ``PYTHONHASHSEED``) routes a key the same way.
-    """
+def _integral(key: Any) -> Any:
     if type(key) is float and key.is_integer() and _INT64_MIN <= key <= _INT64_MAX:
         # The Cache finds an integer key by an equal float (1 and 1.0 are one key), so
         # both must route to the same shard.
-        key = int(key)
-    return zlib.crc32(encode_key(key)) % shards
+        return int(key)
+    return key
+
+
+def shard_index(key: Any, shards: int) -> int:
+    """Return the shard, in ``range(shards)``, that holds ``key``, as diskcache routes it.
+
+    A string, bytes, integer or float key goes where diskcache 5 puts it (Adler-32 of its
+    bytes, or the integer modulo 2**32 - 1), so both engines find each other's keys in a
+    FanoutCache directory; any other key by Adler-32 of its canonical bytes. The choice
+    never depends on ``hash()``, so every process and every Python run (whatever
+    ``PYTHONHASHSEED``) routes a key the same way.
+    """
+    key = _integral(key)
+    kind = type(key)
+    if kind is str:
+        digest = zlib.adler32(key.encode("utf-8", "surrogatepass"))
+    elif kind is bytes:
+        digest = zlib.adler32(key)
+    elif kind is int and _INT64_MIN <= key <= _INT64_MAX:
+        digest = key % 0xFFFFFFFF
+    elif kind is float:
+        digest = zlib.adler32(_DOUBLE.pack(key))
+    else:
+        digest = zlib.adler32(encode_key(key))
+    return digest % shards
+
+
+def legacy_shard_index(key: Any, shards: int) -> int:
+    """Where diskstore releases before schema 4 put ``key``: CRC-32 of its canonical bytes.
+
+    A FanoutCache directory those releases made keeps this routing (see ``ROUTING``).
+    """
+    return zlib.crc32(encode_key(_integral(key))) % shards
+
+
+#: Recorded in the first shard's ``diskstore_settings`` when a FanoutCache directory made by
+#: an earlier diskstore is upgraded, so its keys keep being found where they are.
+ROUTING = "fanout_routing"
+_DOUBLE = struct.Struct("!d")
 
 
 def _check_shards(shards: object) -> int:
@@ -117,6 +151,20 @@ def _open_shard(
                 raise
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+
+_LEGACY_DB = "diskstore.db"
+
+
+def _routing(directory: str, first: Cache, legacy: bool) -> Callable[[Any, int], int]:
+    """The routing of this directory's keys: diskcache's, unless an earlier diskstore made it."""
+    store = first._store
+    if legacy and not first._read_only:
+        with store.write(retry=True) as conn:
+            assert conn.con is not None
+            conn.con.execute(_sql.INSERT_SETTING_IF_ABSENT, (ROUTING, "crc32"))
+    rows = store.run(_sql.SELECT_SETTING, (ROUTING,), retry=True)
+    return legacy_shard_index if rows and rows[0][0] == "crc32" else shard_index
 
 
 class FanoutCache:
@@ -195,6 +243,7 @@ class FanoutCache:
         # given again whenever a shard or sub-collection is opened, so they are kept.
         self._options = {name: value for name, value in settings.items() if name not in NAMES}
         self._children = _Children()
+        legacy = os.path.isfile(os.path.join(directory, "000", _LEGACY_DB))
         shards: list[Cache] = []
         try:
             for number in range(count):
@@ -213,6 +262,7 @@ class FanoutCache:
         self._route: Callable[[Any], int] | None = (
             serializer.hash if type(serializer).hash is not Disk.hash else None
         )
+        self._index = _routing(directory, self._shards[0], legacy)
 
     # -- attributes ---------------------------------------------------------------------
 
@@ -247,10 +297,13 @@ class FanoutCache:
         """Name of this view's namespace (``''`` for the plain cache)."""
         return self._namespace
 
-    def _shard(self, key: Any) -> Cache:
+    def _shard_number(self, key: Any) -> int:
         if self._route is not None:
-            return self._shards[self._route(key) % self._count]
-        return self._shards[shard_index(key, self._count)]
+            return self._route(key) % self._count
+        return self._index(key, self._count)
+
+    def _shard(self, key: Any) -> Cache:
+        return self._shards[self._shard_number(key)]
 
     def __repr__(self) -> str:
         where = f", namespace={self._namespace!r}" if self._namespace else ""

@@ -68,7 +68,7 @@ def run_processes(
 
 def pragma(cache: diskstore.Cache, name: str) -> Any:
     """Read a PRAGMA of the cache's database through a separate connection."""
-    con = sqlite3.connect(os.path.join(cache.directory, "diskstore.db"))
+    con = sqlite3.connect(os.path.join(cache.directory, "cache.db"))
     try:
         return con.execute(f"PRAGMA {name}").fetchone()[0]
     finally:

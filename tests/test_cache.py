@@ -221,7 +221,7 @@ class TestLifecycle:
         assert cache.directory == os.path.abspath(cache_dir)
         assert cache.timeout == 60
         assert isinstance(cache.disk, diskstore.Disk)
-        assert os.path.isfile(os.path.join(cache_dir, "diskstore.db"))
+        assert os.path.isfile(os.path.join(cache_dir, "cache.db"))
 
     def test_directory_defaults_to_a_new_temporary_directory(self) -> None:
         with diskstore.Cache() as first, diskstore.Cache() as second:

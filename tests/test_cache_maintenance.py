@@ -19,7 +19,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 def index_names(cache: diskstore.Cache) -> set[str]:
-    con = sqlite3.connect(os.path.join(cache.directory, "diskstore.db"))
+    con = sqlite3.connect(os.path.join(cache.directory, "cache.db"))
     try:
         rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
     finally:
@@ -326,7 +326,7 @@ def test_len_reads_a_counter_that_check_repairs(cache: diskstore.Cache) -> None:
     for number in range(5):
         cache[number] = number
     cache.namespace("ns")["key"] = 1
-    con = sqlite3.connect(os.path.join(cache.directory, "diskstore.db"))
+    con = sqlite3.connect(os.path.join(cache.directory, "cache.db"))
     try:
         con.execute("UPDATE namespaces SET count = 12345 WHERE name = ''")
         con.commit()

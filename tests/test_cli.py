@@ -136,7 +136,7 @@ def test_a_diskcache_directory_is_named_as_such(
         old["k"] = 1
     assert run("stats", str(tmp_path))[0] == 2
     assert "diskcache" in capsys.readouterr().err
-    assert not (tmp_path / "diskstore.db").exists()
+    assert not (tmp_path / "cache.db").exists()
 
 
 def test_a_file_is_not_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,13 +34,13 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 def db(cache: diskstore.Cache) -> sqlite3.Connection:
-    return sqlite3.connect(os.path.join(cache.directory, "diskstore.db"), isolation_level=None)
+    return sqlite3.connect(os.path.join(cache.directory, "cache.db"), isolation_level=None)
 
 
 def stored(cache: diskstore.Cache, key: str) -> dict[str, Any]:
     with contextlib.closing(db(cache)) as con:
         con.row_factory = sqlite3.Row
-        row = con.execute("SELECT * FROM items WHERE key = ?", (key,)).fetchone()
+        row = con.execute("SELECT * FROM Cache WHERE key = ?", (key,)).fetchone()
     assert row is not None, key
     return dict(row)
 

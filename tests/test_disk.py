@@ -61,14 +61,14 @@ PLACEMENTS: dict[str, dict[str, Any]] = {
 
 
 def db(cache: diskstore.Cache) -> sqlite3.Connection:
-    return sqlite3.connect(os.path.join(cache.directory, "diskstore.db"), isolation_level=None)
+    return sqlite3.connect(os.path.join(cache.directory, "cache.db"), isolation_level=None)
 
 
 def mode_of(cache: diskstore.Cache, key: Any) -> int:
     db_key, raw = cache.disk.put(key)
     with contextlib.closing(db(cache)) as con:
         row = con.execute(
-            "SELECT mode FROM items WHERE key = ? AND raw = ?", (db_key, raw)
+            "SELECT mode FROM Cache WHERE key = ? AND raw = ?", (db_key, raw)
         ).fetchone()
     assert row is not None, key
     return int(row[0]) & ~64  # without the pin flag
@@ -641,8 +641,8 @@ def test_a_custom_signed_serializer(cache_dir: str) -> None:
         assert mode_of(cache, "k") == KIND_CUSTOM | FLAG_SIGNED
         assert cache["k"] == [1, 2, 3]
         with contextlib.closing(db(cache)) as con:
-            blob = con.execute("SELECT value FROM items WHERE key = 'k'").fetchone()[0]
-            con.execute("UPDATE items SET value = ? WHERE key = 'k'", (blob[:-1] + b"4",))
+            blob = con.execute("SELECT value FROM Cache WHERE key = 'k'").fetchone()[0]
+            con.execute("UPDATE Cache SET value = ? WHERE key = 'k'", (blob[:-1] + b"4",))
         with pytest.warns(diskstore.CorruptionWarning, match="'k'"):
             assert cache.get("k", "miss") == "miss"
 
@@ -670,7 +670,7 @@ def test_json_values_are_plain_json(cache_dir: str) -> None:
     with diskstore.Cache(cache_dir, disk=JSONDisk, disk_compress_level=0) as cache:
         cache["k"] = {"plain": [1, 2]}
         with contextlib.closing(db(cache)) as con:
-            blob = bytes(con.execute("SELECT value FROM items WHERE key = 'k'").fetchone()[0])
+            blob = bytes(con.execute("SELECT value FROM Cache WHERE key = 'k'").fetchone()[0])
     encoded = json.dumps({"plain": [1, 2]}, separators=(",", ":")).encode()
     assert blob.endswith(encoded)
 
@@ -761,10 +761,10 @@ class TestInlineReadPath:
         with diskstore.Cache(cache_dir) as cache:
             cache.set("k", {"a": 1})
             cache.set("other", [1, 2])
-        with sqlite3.connect(os.path.join(cache_dir, "diskstore.db")) as con:
-            (value,) = con.execute("SELECT value FROM items WHERE key = 'k'").fetchone()
+        with sqlite3.connect(os.path.join(cache_dir, "cache.db")) as con:
+            (value,) = con.execute("SELECT value FROM Cache WHERE key = 'k'").fetchone()
             damaged = value[:-1] + bytes([value[-1] ^ 1])
-            con.execute("UPDATE items SET value = ? WHERE key = 'k'", (damaged,))
+            con.execute("UPDATE Cache SET value = ? WHERE key = 'k'", (damaged,))
         with diskstore.Cache(cache_dir, statistics=True) as cache:
             with pytest.warns(diskstore.CorruptionWarning) as caught:
                 assert cache.get("k", "missing") == "missing"

@@ -92,7 +92,7 @@ def test_a_strict_subclass_gets_its_files_where_filename_says(tmp_path: Path) ->
         for key, mode in (("text", MODE_TEXT), ("blob", MODE_BINARY), ("obj", MODE_PICKLE)):
             name = "named-" + hashlib.sha256(repr(key).encode()).hexdigest()[:16]
             assert os.path.isfile(tmp_path / name), key
-            stored = cache._store.run("SELECT mode FROM items WHERE key = ?", (key,))[0][0]
+            stored = cache._store.run("SELECT mode FROM Cache WHERE key = ?", (key,))[0][0]
             assert (stored >> 8) & 7 == mode, key
         assert (tmp_path / ("named-" + hashlib.sha256(b"'text'").hexdigest()[:16])).read_text() == (
             "t" * 5000
@@ -117,11 +117,11 @@ def test_rows_and_files_of_hooks_are_signed(tmp_path: Path) -> None:
     with diskstore.Cache(str(tmp_path), disk=StrictDisk, disk_min_file_size=1000) as cache:
         cache["inline"] = {"small": 1}
         cache["filed"] = {"big": "x" * 5000}
-        con = sqlite3.connect(tmp_path / "diskstore.db")
-        (value,) = con.execute("SELECT value FROM items WHERE key = 'inline'").fetchone()
+        con = sqlite3.connect(tmp_path / "cache.db")
+        (value,) = con.execute("SELECT value FROM Cache WHERE key = 'inline'").fetchone()
         tampered = bytearray(value)
         tampered[-3] ^= 1
-        con.execute("UPDATE items SET value = ? WHERE key = 'inline'", (bytes(tampered),))
+        con.execute("UPDATE Cache SET value = ? WHERE key = 'inline'", (bytes(tampered),))
         con.commit()
         con.close()
         name = "named-" + hashlib.sha256(b"'filed'").hexdigest()[:16]
@@ -191,7 +191,7 @@ def test_rows_read_back_after_reopening(tmp_path: Path) -> None:
 
 
 def _keys(directory: Path) -> list[Any]:
-    con = sqlite3.connect(directory / "diskstore.db")
+    con = sqlite3.connect(directory / "cache.db")
     try:
         return [row[1] for row in con.execute(_sql.ITER_FORWARD, (0, 2**63 - 1, 10))]
     finally:

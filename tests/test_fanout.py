@@ -68,7 +68,7 @@ class TestConstruction:
             assert cache.directory == str(tmp_path)
         assert sorted(os.listdir(tmp_path)) == ["000", "001", "002"]
         for name in ("000", "001", "002"):
-            assert (tmp_path / name / "diskstore.db").is_file()
+            assert (tmp_path / name / "cache.db").is_file()
 
     def test_default_directory_and_shards(self):
         cache = FanoutCache()

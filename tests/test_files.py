@@ -33,19 +33,19 @@ VALID = "ab/" + "0123456789abcdef0123456789abcd" + ".val"
 
 def db(cache: diskstore.Cache) -> sqlite3.Connection:
     """A second, independent connection to the cache's database (autocommit)."""
-    return sqlite3.connect(os.path.join(cache.directory, "diskstore.db"), isolation_level=None)
+    return sqlite3.connect(os.path.join(cache.directory, "cache.db"), isolation_level=None)
 
 
 def filename_of(cache: diskstore.Cache, key: str) -> str:
     with contextlib.closing(db(cache)) as con:
-        row = con.execute("SELECT filename FROM items WHERE key = ?", (key,)).fetchone()
+        row = con.execute("SELECT filename FROM Cache WHERE key = ?", (key,)).fetchone()
     assert row is not None and row[0] is not None, f"{key!r} is not stored in a file"
     return str(row[0])
 
 
 def set_filename(cache: diskstore.Cache, key: str, name: str) -> None:
     with contextlib.closing(db(cache)) as con:
-        changed = con.execute("UPDATE items SET filename = ? WHERE key = ?", (name, key)).rowcount
+        changed = con.execute("UPDATE Cache SET filename = ? WHERE key = ?", (name, key)).rowcount
     assert changed == 1
 
 
@@ -315,7 +315,7 @@ def test_a_fifo_in_place_of_a_value_file_never_blocks_a_reader(tmp_path: Path) -
         warnings.simplefilter("ignore")
         cache = diskstore.Cache(sys.argv[1])
         cache.set("f", os.urandom(40000))
-        name = cache._store.run("SELECT filename FROM items")[0][0]
+        name = cache._store.run("SELECT filename FROM Cache")[0][0]
         path = os.path.join(sys.argv[1], "data", name)
         os.unlink(path)
         os.mkfifo(path)
@@ -382,7 +382,7 @@ def test_every_cache_file_is_private(tmp_path: Path) -> None:
                     found[os.path.relpath(path, cache.directory)] = mode_bits(path)
         finally:
             cache.close()
-    assert "diskstore.db" in found
+    assert "cache.db" in found
     assert any(name.startswith("data/") for name in found)
     loose = {name: oct(bits) for name, bits in found.items() if bits & 0o077}
     assert loose == {}
@@ -481,7 +481,7 @@ def test_tampered_filename_of_a_queued_value(tmp_path: Path, name: str) -> None:
         cache.push(os.urandom(BIG), prefix="q")
         with contextlib.closing(db(cache)) as con:
             con.execute(
-                "UPDATE items SET filename = ?",
+                "UPDATE Cache SET filename = ?",
                 (str(victim) if name == "/ABSOLUTE" else name,),
             )
         with warnings.catch_warnings(record=True) as caught:
@@ -492,7 +492,7 @@ def test_tampered_filename_of_a_queued_value(tmp_path: Path, name: str) -> None:
         assert len(cache) == 0
         cache.push(os.urandom(BIG), prefix="q")
         with contextlib.closing(db(cache)) as con:
-            con.execute("UPDATE items SET filename = ?", (name,))
+            con.execute("UPDATE Cache SET filename = ?", (name,))
         with pytest.warns(diskstore.CorruptionWarning):
             with pytest.raises(KeyError):
                 cache.peekitem()
@@ -540,7 +540,7 @@ def test_a_locked_temporary_is_recognised_through_flock(tmp_path: Path) -> None:
 # -- the database file ------------------------------------------------------------------------
 @pytest.mark.parametrize("target", ["other-database", "missing"])
 def test_a_symlink_planted_as_the_database_is_not_followed(tmp_path: Path, target: str) -> None:
-    """A link at ``diskstore.db`` must not make the cache write to (or create) a file
+    """A link at ``cache.db`` must not make the cache write to (or create) a file
     elsewhere, such as another SQLite database of the same user."""
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -553,7 +553,7 @@ def test_a_symlink_planted_as_the_database_is_not_followed(tmp_path: Path, targe
     before = {path.name: path.read_bytes() for path in outside.iterdir()}
     directory = tmp_path / "cache"
     directory.mkdir(mode=0o700)
-    (directory / "diskstore.db").symlink_to(other)
+    (directory / "cache.db").symlink_to(other)
     try:
         with diskstore.Cache(str(directory)) as cache:
             cache["k"] = "v"

@@ -109,7 +109,7 @@ def no_timed_flush(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _recorded(directory: str, name: str) -> tuple[int, int] | None:
     """The hits and misses the database holds for *name*, read with plain sqlite3."""
-    con = sqlite3.connect(Path(directory) / "diskstore.db")
+    con = sqlite3.connect(Path(directory) / "cache.db")
     try:
         row = con.execute("SELECT hits, misses FROM functions WHERE name = ?", (name,)).fetchone()
     finally:
@@ -157,7 +157,7 @@ def test_a_hit_writes_nothing_until_the_flush(cache_dir: str, no_timed_flush: No
     squared = cache.memoize(name="sq")(square)
     squared(4)
     squared(5)
-    watcher = sqlite3.connect(Path(cache_dir) / "diskstore.db")
+    watcher = sqlite3.connect(Path(cache_dir) / "cache.db")
     try:
         before = _data_version(watcher)
         for _ in range(50):

@@ -37,7 +37,7 @@ def test_hits_come_from_memory(tiered: diskstore.Cache) -> None:
     assert tiered.get("k") == b"value"
     assert len(_tier(tiered)) == 1
     # Change the row behind the tier's back (no counted write): a hit proves memory served it.
-    tiered._store.run("UPDATE items SET value = ?", (b"changed",))
+    tiered._store.run("UPDATE Cache SET value = ?", (b"changed",))
     assert tiered.get("k") == b"value"
 
 
@@ -156,7 +156,7 @@ def test_a_crashed_writer_disables_the_tier_until_the_next_write(tiered: disksto
     assert tiered.get("k") == 1
     counter = ChangeCounter(tiered.directory)
     counter.begin()  # a writer that died before finishing: begun != done
-    tiered._store.run("UPDATE items SET value = 2")
+    tiered._store.run("UPDATE Cache SET value = 2")
     assert tiered.get("k") == 2  # not served from memory while a write is unfinished
     tiered.set("other", 0)  # the next write completes the counter
     assert counter.read()[0] == counter.read()[1]

@@ -32,9 +32,9 @@ BIG = (_oob.PARALLEL_MIN + 3 * _oob.HASH_CHUNK + 12345) // 8
 
 def row(cache: diskstore.Cache, key: str) -> tuple[int, str | None]:
     with contextlib.closing(
-        sqlite3.connect(os.path.join(cache.directory, "diskstore.db"), isolation_level=None)
+        sqlite3.connect(os.path.join(cache.directory, "cache.db"), isolation_level=None)
     ) as con:
-        found = con.execute("SELECT mode, filename FROM items WHERE key = ?", (key,)).fetchone()
+        found = con.execute("SELECT mode, filename FROM Cache WHERE key = ?", (key,)).fetchone()
     assert found is not None
     return int(found[0]), found[1]
 

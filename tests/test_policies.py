@@ -158,7 +158,7 @@ def test_changing_the_policy_persists_and_takes_effect(cache_dir: str, clock: Cl
 
 def test_policy_indexes(cache_dir: str) -> None:
     def indexes() -> set[str]:
-        con = sqlite3.connect(os.path.join(cache_dir, "diskstore.db"))
+        con = sqlite3.connect(os.path.join(cache_dir, "cache.db"))
         try:
             rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
             return {row[0] for row in rows}
@@ -209,7 +209,7 @@ def test_a_diskcache_style_policy_is_translated_and_used(
     diskstore.EVICTION_POLICY["lru-gt-1s"] = LRU_OLDER_THAN_A_SECOND
     policy = diskstore.EVICTION_POLICY["lru-gt-1s"]
     assert isinstance(policy, diskstore.EvictionPolicy) and policy.on_read == "access_time"
-    assert policy.cull_sql is not None and "FROM items" in policy.cull_sql
+    assert policy.cull_sql is not None and "FROM Cache" in policy.cull_sql
     with diskstore.Cache(cache_dir, eviction_policy="lru-gt-1s", cull_limit=0) as cache:
         cache.reset("size_limit", 200_000)
         for key in range(10):

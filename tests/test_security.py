@@ -52,7 +52,7 @@ class Exploit:
 
 
 def db(cache: diskstore.Cache) -> sqlite3.Connection:
-    return sqlite3.connect(os.path.join(cache.directory, "diskstore.db"), isolation_level=None)
+    return sqlite3.connect(os.path.join(cache.directory, "cache.db"), isolation_level=None)
 
 
 def plant(
@@ -71,7 +71,7 @@ def plant(
     """Insert a row behind the cache's back, keeping the namespace counters right."""
     with contextlib.closing(db(cache)) as con:
         con.execute(
-            "INSERT INTO items (ns, key, raw, store_time, access_time, mode, size, vsize,"
+            "INSERT INTO Cache (ns, key, raw, store_time, access_time, mode, size, vsize,"
             " filename, value, sig) VALUES (?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?)",
             (ns, key, raw, mode, size, vsize, filename, value, sig),
         )
@@ -237,7 +237,7 @@ def test_a_pickle_stored_by_a_cache_with_another_secret_never_runs(
     assert not marker.exists()
     # The fingerprint is not a secret: an attacker can record the owner's. Entries signed
     # with another secret are then misses, one by one.
-    with contextlib.closing(sqlite3.connect(os.path.join(cache_dir, "diskstore.db"))) as con:
+    with contextlib.closing(sqlite3.connect(os.path.join(cache_dir, "cache.db"))) as con:
         with con:
             con.execute(
                 "UPDATE settings SET value = ? WHERE name = 'secret_fingerprint'",
@@ -249,7 +249,7 @@ def test_a_pickle_stored_by_a_cache_with_another_secret_never_runs(
         with pytest.warns(diskstore.CorruptionWarning):
             assert cache.pop(("tuple", "key"), "miss") == "miss"
     assert not marker.exists()
-    with contextlib.closing(sqlite3.connect(os.path.join(cache_dir, "diskstore.db"))) as con:
+    with contextlib.closing(sqlite3.connect(os.path.join(cache_dir, "cache.db"))) as con:
         with con:
             con.execute("DELETE FROM settings WHERE name = 'secret_fingerprint'")
     with diskstore.Cache(cache_dir, secret=b"the attacker's secret") as attacker:
@@ -375,13 +375,13 @@ def test_no_flipped_byte_of_a_compressed_row_changes_the_value_read(
     value: Any = b"compressible " * 400 if kind == KIND_BYTES else "compressible " * 400
     with diskstore.Cache(cache_dir) as cache, contextlib.closing(db(cache)) as con:
         cache.set("k", value)
-        mode, blob = con.execute("SELECT mode, value FROM items WHERE key = 'k'").fetchone()
+        mode, blob = con.execute("SELECT mode, value FROM Cache WHERE key = 'k'").fetchone()
         assert mode & FLAG_ZSTD and mode & KIND_MASK == kind
         for index in range(len(blob)):
             cache.set("k", value)
             flipped = bytearray(blob)
             flipped[index] ^= 0x20
-            con.execute("UPDATE items SET value = ? WHERE key = 'k'", (bytes(flipped),))
+            con.execute("UPDATE Cache SET value = ? WHERE key = 'k'", (bytes(flipped),))
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 got = cache.get("k", "miss")
@@ -395,7 +395,7 @@ def test_no_flipped_byte_of_a_compressed_row_changes_the_value_read(
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("sqlite_journal_mode", "wal; DROP TABLE items"),
+        ("sqlite_journal_mode", "wal; DROP TABLE Cache"),
         ("sqlite_cache_size", "1; ATTACH DATABASE '/tmp/x' AS x"),
         ("sqlite_mmap_size", -1),
         ("sqlite_synchronous", "OFF"),
@@ -416,16 +416,16 @@ def test_tampered_settings_refuse_to_open_naming_the_setting(
 ) -> None:
     with diskstore.Cache(cache_dir) as cache:
         cache.set("k", "v")
-    con = sqlite3.connect(os.path.join(cache_dir, "diskstore.db"), isolation_level=None)
+    con = sqlite3.connect(os.path.join(cache_dir, "cache.db"), isolation_level=None)
     with contextlib.closing(con):
         con.execute("UPDATE settings SET value = ? WHERE name = ?", (value, name))
     with pytest.raises(diskstore.SettingsError, match=name):
         diskstore.Cache(cache_dir)
     with pytest.raises(diskstore.SettingsError, match=name):
         diskstore.Cache(cache_dir, read_only=True)
-    con = sqlite3.connect(os.path.join(cache_dir, "diskstore.db"), isolation_level=None)
+    con = sqlite3.connect(os.path.join(cache_dir, "cache.db"), isolation_level=None)
     with contextlib.closing(con):
-        assert con.execute("SELECT value FROM items WHERE key = 'k'").fetchone() == ("v",)
+        assert con.execute("SELECT value FROM Cache WHERE key = 'k'").fetchone() == ("v",)
         stored = con.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
         assert stored == (value,)  # opening never rewrote the tampered row either
 
@@ -433,9 +433,9 @@ def test_tampered_settings_refuse_to_open_naming_the_setting(
 def test_unknown_rows_in_the_settings_table_are_ignored(cache_dir: str) -> None:
     with diskstore.Cache(cache_dir):
         pass
-    con = sqlite3.connect(os.path.join(cache_dir, "diskstore.db"), isolation_level=None)
+    con = sqlite3.connect(os.path.join(cache_dir, "cache.db"), isolation_level=None)
     with contextlib.closing(con):
-        con.execute("INSERT INTO settings VALUES ('evil; DROP TABLE items', 'x')")
+        con.execute("INSERT INTO settings VALUES ('evil; DROP TABLE Cache', 'x')")
     with diskstore.Cache(cache_dir) as cache:
         cache.set("k", 1)
         assert cache["k"] == 1
@@ -465,7 +465,7 @@ def test_a_signed_entry_moved_to_another_namespace_is_a_miss(cache: diskstore.Ca
     view = cache.namespace("private")
     view.set("k", {"secret": 1})
     with contextlib.closing(db(cache)) as con:
-        con.execute("UPDATE items SET ns = 0 WHERE key = 'k'")
+        con.execute("UPDATE Cache SET ns = 0 WHERE key = 'k'")
         con.execute("UPDATE namespaces SET count = count + 1 WHERE id = 0")
     with pytest.warns(diskstore.CorruptionWarning, match="'k'"):
         assert cache.get("k", "miss") == "miss"
@@ -476,10 +476,10 @@ def test_a_signed_entry_moved_to_another_key_is_a_miss(cache: diskstore.Cache) -
     cache.set("guest", {"role": "guest"})
     with contextlib.closing(db(cache)) as con:
         row = con.execute(
-            "SELECT mode, value, sig, vsize FROM items WHERE key = 'admin'"
+            "SELECT mode, value, sig, vsize FROM Cache WHERE key = 'admin'"
         ).fetchone()
         con.execute(
-            "UPDATE items SET mode = ?, value = ?, sig = ?, vsize = ? WHERE key = 'guest'", row
+            "UPDATE Cache SET mode = ?, value = ?, sig = ?, vsize = ? WHERE key = 'guest'", row
         )
     with pytest.warns(diskstore.CorruptionWarning, match="'guest'"):
         assert cache.get("guest", "miss") == "miss"
@@ -489,7 +489,7 @@ def test_a_signed_entry_moved_to_another_key_is_a_miss(cache: diskstore.Cache) -
 def test_stripping_the_signed_flag_is_refused(cache: diskstore.Cache) -> None:
     cache.set("k", {"a": 1})
     with contextlib.closing(db(cache)) as con:
-        con.execute("UPDATE items SET mode = mode & ?, sig = NULL WHERE key = 'k'", (~FLAG_SIGNED,))
+        con.execute("UPDATE Cache SET mode = mode & ?, sig = NULL WHERE key = 'k'", (~FLAG_SIGNED,))
     with pytest.warns(diskstore.CorruptionWarning, match="'k'"):
         assert cache.get("k", "miss") == "miss"
 
@@ -499,7 +499,7 @@ def test_a_planted_invalid_utf8_text_value_is_a_miss(cache: diskstore.Cache) -> 
     cache.set("other", 1)
     with contextlib.closing(db(cache)) as con:
         con.execute(
-            "INSERT INTO items (ns, key, raw, store_time, access_time, mode, value)"
+            "INSERT INTO Cache (ns, key, raw, store_time, access_time, mode, value)"
             " VALUES (0, 'k', 1, 0, 0, 0, CAST(x'ff' AS TEXT))"
         )
         con.execute("UPDATE namespaces SET count = count + 1 WHERE id = 0")
@@ -514,7 +514,7 @@ def test_a_planted_invalid_utf8_text_key_does_not_break_iteration(
     cache.set("other", 1)
     with contextlib.closing(db(cache)) as con:
         con.execute(
-            "INSERT INTO items (ns, key, raw, store_time, access_time, mode, value)"
+            "INSERT INTO Cache (ns, key, raw, store_time, access_time, mode, value)"
             " VALUES (0, CAST(x'ff' AS TEXT), 1, 0, 0, 0, 1)"
         )
         con.execute("UPDATE namespaces SET count = count + 1 WHERE id = 0")

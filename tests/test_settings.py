@@ -41,10 +41,10 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"statistics": 2}, "statistics"),
     ({"statistics": "yes"}, "statistics"),
     ({"tag_index": "no"}, "tag_index"),
-    ({"sqlite_journal_mode": "bogus; DROP TABLE items"}, "sqlite_journal_mode"),
+    ({"sqlite_journal_mode": "bogus; DROP TABLE Cache"}, "sqlite_journal_mode"),
     ({"sqlite_synchronous": 7}, "sqlite_synchronous"),
     ({"sqlite_synchronous": "FULL; --"}, "sqlite_synchronous"),
-    ({"sqlite_cache_size": "1; DROP TABLE items"}, "sqlite_cache_size"),
+    ({"sqlite_cache_size": "1; DROP TABLE Cache"}, "sqlite_cache_size"),
     ({"sqlite_mmap_size": -1}, "sqlite_mmap_size"),
     ({"sqlite_auto_vacuum": 9}, "sqlite_auto_vacuum"),
     ({"disk_min_file_size": -1}, "disk_min_file_size"),
@@ -240,11 +240,11 @@ def test_misspelt_setting_suggests_the_right_name(cache_dir: str, cache: disksto
 def test_sqlite_settings_are_never_formatted_from_bad_text(cache_dir: str) -> None:
     with diskstore.Cache(cache_dir) as cache:
         cache["key"] = 1
-    con = sqlite3.connect(os.path.join(cache_dir, "diskstore.db"))
+    con = sqlite3.connect(os.path.join(cache_dir, "cache.db"))
     try:
         con.execute(
             "UPDATE settings SET value = ? WHERE name = ?",
-            ("0; DROP TABLE items", "sqlite_cache_size"),
+            ("0; DROP TABLE Cache", "sqlite_cache_size"),
         )
         con.commit()
     finally:

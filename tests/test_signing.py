@@ -32,13 +32,13 @@ BIG = 100_000  # pickled payloads at least this long go to value files
 
 
 def db(cache: diskstore.Cache) -> sqlite3.Connection:
-    return sqlite3.connect(os.path.join(cache.directory, "diskstore.db"), isolation_level=None)
+    return sqlite3.connect(os.path.join(cache.directory, "cache.db"), isolation_level=None)
 
 
 def row(cache: diskstore.Cache, key: str) -> dict[str, Any]:
     with contextlib.closing(db(cache)) as con:
         con.row_factory = sqlite3.Row
-        found = con.execute("SELECT * FROM items WHERE key = ?", (key,)).fetchone()
+        found = con.execute("SELECT * FROM Cache WHERE key = ?", (key,)).fetchone()
     assert found is not None, key
     return dict(found)
 
@@ -47,7 +47,7 @@ def update(cache: diskstore.Cache, key: str, **columns: Any) -> None:
     assignments = ", ".join(f"{name} = ?" for name in columns)
     with contextlib.closing(db(cache)) as con:
         changed = con.execute(
-            f"UPDATE items SET {assignments} WHERE key = ?", (*columns.values(), key)
+            f"UPDATE Cache SET {assignments} WHERE key = ?", (*columns.values(), key)
         ).rowcount
     assert changed == 1
 
@@ -345,7 +345,7 @@ def test_a_cache_without_a_fingerprint_read_with_the_wrong_secret_deletes_nothin
 ) -> None:
     """A cache made before fingerprints were recorded: misses with warnings, no deletion."""
     _fill_with_right_secret(cache_dir)
-    with contextlib.closing(sqlite3.connect(Path(cache_dir) / "diskstore.db")) as con, con:
+    with contextlib.closing(sqlite3.connect(Path(cache_dir) / "cache.db")) as con, con:
         con.execute("DELETE FROM settings WHERE name = 'secret_fingerprint'")
     with diskstore.Cache(cache_dir, disk=counting, secret=b"wrong") as cache:
         for key in WRONG_SECRET_VALUES:
@@ -357,7 +357,7 @@ def test_a_cache_without_a_fingerprint_read_with_the_wrong_secret_deletes_nothin
         assert cache["native"] == 5
     assert counting.calls == 0
     # The wrong secret's fingerprint was not recorded: its entries did not verify under it.
-    with contextlib.closing(sqlite3.connect(Path(cache_dir) / "diskstore.db")) as con:
+    with contextlib.closing(sqlite3.connect(Path(cache_dir) / "cache.db")) as con:
         assert (
             con.execute("SELECT value FROM settings WHERE name = 'secret_fingerprint'").fetchall()
             == []
@@ -372,8 +372,8 @@ def test_a_corruption_warning_points_at_the_callers_line(cache: diskstore.Cache)
     update(cache, "k", value=flip(row(cache, "k")["value"], -1))
     cache.set(Point(1), "under a pickled key")
     with contextlib.closing(db(cache)) as con:
-        blob = con.execute("SELECT key FROM items WHERE raw = 0").fetchone()[0]
-        con.execute("UPDATE items SET key = ? WHERE raw = 0", (flip(blob, -1),))
+        blob = con.execute("SELECT key FROM Cache WHERE raw = 0").fetchone()[0]
+        con.execute("UPDATE Cache SET key = ? WHERE raw = 0", (flip(blob, -1),))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         line = sys._getframe().f_lineno + 1
@@ -601,8 +601,8 @@ def test_a_tampered_entry_in_a_namespace_is_a_miss_there(cache: diskstore.Cache)
     view.set("k", {"a": 1})
     cache.set("k", {"b": 2})
     with contextlib.closing(db(cache)) as con:
-        rowid, blob = con.execute("SELECT rowid, value FROM items WHERE ns != 0").fetchone()
-        con.execute("UPDATE items SET value = ? WHERE rowid = ?", (flip(blob, -1), rowid))
+        rowid, blob = con.execute("SELECT rowid, value FROM Cache WHERE ns != 0").fetchone()
+        con.execute("UPDATE Cache SET value = ? WHERE rowid = ?", (flip(blob, -1), rowid))
     with pytest.warns(diskstore.CorruptionWarning, match="'k'"):
         assert view.get("k", "miss") == "miss"
     assert len(view) == 1

@@ -36,7 +36,7 @@ SHAPES: dict[str, tuple[Any, Any, dict[str, Any]]] = {
 
 
 def _db(directory: str) -> sqlite3.Connection:
-    return sqlite3.connect(os.path.join(directory, "diskstore.db"), isolation_level=None)
+    return sqlite3.connect(os.path.join(directory, "cache.db"), isolation_level=None)
 
 
 def _bytes_mutations(data: bytes, limit: int | None = None) -> Iterator[bytes]:
@@ -122,7 +122,7 @@ def test_no_tampered_row_raises_an_undocumented_exception(tmp_path: Path, shape:
     ):
         con.row_factory = sqlite3.Row
         cache.set(key, value, **options)
-        entry = dict(con.execute("SELECT * FROM items").fetchone())
+        entry = dict(con.execute("SELECT * FROM Cache").fetchone())
         file_path = Path(cache.directory, "data", entry["filename"]) if entry["filename"] else None
         changes: list[tuple[str, Any]] = list(_mutations(entry))
         if file_path is not None:
@@ -131,11 +131,11 @@ def test_no_tampered_row_raises_an_undocumented_exception(tmp_path: Path, shape:
             cache.clear()
             cache.set(key, value, **options)
             if column == "file":
-                current = con.execute("SELECT filename FROM items").fetchone()[0]
+                current = con.execute("SELECT filename FROM Cache").fetchone()[0]
                 Path(cache.directory, "data", current).write_bytes(changed)
             else:
                 try:
-                    con.execute(f"UPDATE items SET {column} = ?", (changed,))
+                    con.execute(f"UPDATE Cache SET {column} = ?", (changed,))
                 except sqlite3.IntegrityError:
                     continue  # the schema itself refuses this change (NOT NULL)
             cases += 1

@@ -47,9 +47,9 @@ class Probe:
             import diskstore
 
             self.cache = diskstore.Cache(directory, **SETTINGS)
-            self.database = os.path.join(directory, "diskstore.db")
+            self.database = os.path.join(directory, "cache.db")
             self.files_root = os.path.join(directory, "data")
-            self.items = "SELECT filename FROM items WHERE filename IS NOT NULL"
+            self.items = "SELECT filename FROM Cache WHERE filename IS NOT NULL"
         else:
             import diskcache  # type: ignore[import-untyped]
 

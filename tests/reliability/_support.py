@@ -8,7 +8,7 @@ import sqlite3
 from typing import Any
 from urllib.parse import quote
 
-DB_NAME = "diskstore.db"
+DB_NAME = "cache.db"
 DATA_DIR = "data"
 BIG = 1 << 20  # a value stored in a file (incompressible, so the file holds it as is)
 
@@ -37,7 +37,7 @@ def referenced_files(directory: str) -> dict[str, int]:
     """Value files the database references, with the size each row records."""
     con = raw_connection(directory)
     try:
-        rows = con.execute("SELECT filename, size FROM items WHERE filename IS NOT NULL")
+        rows = con.execute("SELECT filename, size FROM Cache WHERE filename IS NOT NULL")
         return {name: size for name, size in rows}
     finally:
         con.close()
@@ -52,7 +52,7 @@ def data_files(directory: str) -> dict[str, int]:
     for dirpath, _dirnames, filenames in os.walk(root):
         for name in filenames:
             path = os.path.join(dirpath, name)
-            found[os.path.relpath(path, root)] = os.path.getsize(path)
+            found[os.path.relpath(path, directory)] = os.path.getsize(path)
     return found
 
 
@@ -65,15 +65,16 @@ def orphan_files(directory: str) -> list[str]:
 def item_count(directory: str) -> int:
     con = raw_connection(directory)
     try:
-        return int(con.execute("SELECT count(*) FROM items").fetchone()[0])
+        return int(con.execute("SELECT count(*) FROM Cache").fetchone()[0])
     finally:
         con.close()
 
 
 def table_rows(directory: str, table: str) -> list[tuple[object, ...]]:
     """Every row of *table* (one of the schema's tables), in a stable order."""
-    if table not in ("items", "settings", "namespaces"):
-        raise ValueError(f"table must be items, settings or namespaces, not {table!r}")
+    tables = ("Cache", "Settings", "diskstore_settings", "diskstore_namespaces")
+    if table not in tables:
+        raise ValueError(f"table must be one of {tables}, not {table!r}")
     con = raw_connection(directory)
     try:
         return sorted(con.execute(f"SELECT * FROM {table}").fetchall(), key=repr)

@@ -105,9 +105,10 @@ CASES = [
 
 def snapshot(directory: str) -> dict[str, object]:
     return {
-        "items": table_rows(directory, "items"),
-        "settings": table_rows(directory, "settings"),
-        "namespaces": table_rows(directory, "namespaces"),
+        "items": table_rows(directory, "Cache"),
+        "settings": table_rows(directory, "Settings"),
+        "own settings": table_rows(directory, "diskstore_settings"),
+        "namespaces": table_rows(directory, "diskstore_namespaces"),
         "files": data_files(directory),
     }
 

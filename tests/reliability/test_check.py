@@ -37,7 +37,7 @@ def damage(directory: str) -> None:
     con = raw_connection(directory, read_only=False)
     try:
         files = [
-            row[0] for row in con.execute("SELECT filename FROM items WHERE filename IS NOT NULL")
+            row[0] for row in con.execute("SELECT filename FROM Cache WHERE filename IS NOT NULL")
         ]
         con.execute("UPDATE namespaces SET count = count + 5 WHERE id = 0")
         con.commit()

@@ -163,7 +163,7 @@ def _ioerror_probe(directory: str, results) -> None:
         with diskstore.Cache(directory) as cache:
             for number in range(20):
                 cache.set(f"k{number}", payload("k", str(number), 2000))
-            wal = os.path.getsize(os.path.join(directory, "diskstore.db-wal"))
+            wal = os.path.getsize(os.path.join(directory, "cache.db-wal"))
             soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
             resource.setrlimit(resource.RLIMIT_FSIZE, (wal, hard))
             for name, size in (("inline", 30_000), ("file", 200_000), ("too-big", 2 << 20)):

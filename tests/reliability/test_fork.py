@@ -223,11 +223,11 @@ def test_a_child_does_not_write_back_the_parents_buffered_bookkeeping(cache_dir)
         assert cache.get("hot") == 3
         assert len(cache) == 2
         assert cache.check() == []
-    con = sqlite3.connect(f"{cache_dir}/diskstore.db")
+    con = sqlite3.connect(f"{cache_dir}/cache.db")
     try:
-        counts = dict(con.execute("SELECT key, access_count FROM items").fetchall())
+        counts = dict(con.execute("SELECT key, access_count FROM Cache").fetchall())
         totals = con.execute("SELECT count, size FROM namespaces WHERE id = 0").fetchone()
-        sizes = con.execute("SELECT count(*), sum(size) FROM items").fetchone()
+        sizes = con.execute("SELECT count(*), sum(size) FROM Cache").fetchone()
     finally:
         con.close()
     assert counts == {"hot": 1, "file": 0}  # the set reset it; one read since

@@ -101,7 +101,7 @@ class Backend:
 
 
 DISKSTORE = Backend(
-    "diskstore", "diskstore.db", "SELECT filename FROM items WHERE filename IS NOT NULL"
+    "diskstore", "cache.db", "SELECT filename FROM Cache WHERE filename IS NOT NULL"
 )
 DISKCACHE = Backend(
     "diskcache", "cache.db", "SELECT filename FROM Cache WHERE filename IS NOT NULL"

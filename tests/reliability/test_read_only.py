@@ -46,7 +46,7 @@ def populate(directory: str, state: str) -> None:
     start_forked(writer)
     writer.join(60)
     assert writer.exitcode == 0
-    wal = os.path.join(directory, "diskstore.db-wal")
+    wal = os.path.join(directory, "cache.db-wal")
     if state == "checkpointed":
         assert not os.path.exists(wal)
     if state == "crashed":
