@@ -49,6 +49,7 @@ from benchmarks.context import disk_usage
 from benchmarks.engines import DISKCACHE, DISKSTORE
 from benchmarks.scale import FULL, QUICK, SMOKE, Scale
 from benchmarks.timing import per_call, quiet_gc
+from diskstore import _sql
 from diskstore._store import DB_NAME
 
 clock = time.perf_counter_ns
@@ -107,7 +108,7 @@ def _measure(engine: str, cache: Any, size: int, sample: int, op: str, rng: rand
 
 #: Each engine's own key lookup, as its ``get`` runs it (diskstore's plain namespace).
 _LOOKUPS = {
-    DISKSTORE: "SELECT rowid, mode, value, expire_time FROM items WHERE ns = 0 AND key = ? AND raw = ?",
+    DISKSTORE: _sql.SELECT_ITEM_MAIN,
     DISKCACHE: (
         "SELECT rowid, mode, value, expire_time, filename FROM Cache WHERE key = ? AND raw = ?"
     ),

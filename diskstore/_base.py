@@ -18,10 +18,10 @@ from ._disk import Disk
 from ._exceptions import (
     CorruptionWarning,
     DiskcacheDirectoryWarning,
-    UntrustedPickle,
     IntegrityError,
     StorageFullError,
     Timeout,
+    UntrustedPickle,
     warn_caller,
 )
 from ._memory import MemoryTier
@@ -206,7 +206,7 @@ class CacheBase:
                 return True
         old = con.execute(_sql.SELECT_FOR_WRITE, (ns, db_key, raw)).fetchall()
         if old:
-            rowid, old_file, old_size, old_expire, old_tag = old[0][:5]
+            rowid, old_file, _, old_expire, old_tag = old[0][:5]
             if only_if_missing and (old_expire is None or old_expire > now):
                 return False
         stored = self._publish(conn, stored)

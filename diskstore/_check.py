@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _sql
+from ._diskcache_disk import FILE_MARK
 from ._exceptions import (
     CorruptionWarning,
     DiskcacheDirectoryWarning,
@@ -55,7 +56,11 @@ def run_check(
         for row in integrity:
             report(f"integrity check: {row[0]}", CorruptionWarning)
         if fix:
+            # Indexes are rebuilt in place; damage elsewhere (a page count or root page in
+            # the file header) needs the whole file rewritten, as diskcache's fix does.
             store.run(_sql.REINDEX, retry=True)
+            if [tuple(row) for row in store.run(_sql.INTEGRITY_CHECK, retry=True)] != [("ok",)]:
+                store.run(_sql.VACUUM, retry=True)
 
     with store.write(retry) as conn:
         con = conn.con
@@ -91,12 +96,14 @@ def run_check(
                     )
                 if problem is _UNTRUSTED:
                     untrusted += 1
-                    referenced.add(filename)  # type: ignore[arg-type]
+                    if filename is not None:
+                        referenced.add(filename)
                 elif problem is not None:
                     report(f"entry {rowid}: {problem}", CorruptionWarning)
                     bad_rows.append(rowid)
                 elif filename is not None:
-                    referenced.add(filename)
+                    # A diskcache-style hook's file is named with a mark (see _diskcache_disk).
+                    referenced.add(filename.removeprefix(FILE_MARK))
         if untrusted:
             report(
                 f"{untrusted} entries are pickles written by diskcache, not yet trusted (they "

@@ -528,7 +528,9 @@ class Disk(DiskcacheHooks):
                 raise IntegrityError("entry was written through diskcache-style Disk hooks")
             return self.fetch_hooked(mode, filename, value, read, ns, db_key, raw, sig, size)
         if kind == KIND_DCPICKLE:
-            return self.loads(self.payload(mode, filename, value, ns, db_key, raw, sig, vsize, size))
+            return self.loads(
+                self.payload(mode, filename, value, ns, db_key, raw, sig, vsize, size)
+            )
         if mode & FLAG_OOB:
             return self._fetch_oob(mode, filename, ns, db_key, raw, sig, size, mmap_mode)
         if read and kind == KIND_BYTES and mode & FLAG_FILE:

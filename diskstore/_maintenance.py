@@ -217,7 +217,7 @@ class MaintenanceMixin(CacheBase):
         """
         from ._adopt import adopt
 
-        return adopt(self, trust=trust, progress=progress)  # type: ignore[arg-type]
+        return adopt(self, trust=trust, progress=progress)
 
     def import_diskcache(
         self,

@@ -27,7 +27,6 @@ from typing import Any, Protocol
 
 from . import _clock, _sql
 from ._exceptions import (
-    DiskcacheDirectoryWarning,
     DiskStoreError,
     UntrustedDataError,
     warn_caller,

@@ -57,7 +57,8 @@ SELECT_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
 # diskcache creates its triggers with IF NOT EXISTS, so these, under its names, are the ones
 # both engines run: they count the plain cache in ``Settings`` (as diskcache does, so rows
 # that other programs insert or delete are counted too), and the views in
-# ``diskstore_namespaces``. An update counts only when ``size`` changes.
+# ``diskstore_namespaces``. An update counts only when ``size`` changes. A size that is not
+# a number (a tampered row) counts as 0, so the counters never become NULL; ``check`` recounts.
 TRIGGERS = (
     ("Settings_count_insert", "AFTER INSERT ON Cache FOR EACH ROW WHEN NEW.ns = 0 BEGIN"
      " UPDATE Settings SET value = value + 1 WHERE key = 'count'; END"),
@@ -65,22 +66,24 @@ TRIGGERS = (
      " UPDATE Settings SET value = value - 1 WHERE key = 'count'; END"),
     ("Settings_size_insert", "AFTER INSERT ON Cache FOR EACH ROW"
      " WHEN NEW.ns = 0 AND NEW.size != 0 BEGIN"
-     " UPDATE Settings SET value = value + NEW.size WHERE key = 'size'; END"),
+     " UPDATE Settings SET value = value + coalesce(NEW.size, 0) WHERE key = 'size'; END"),
     ("Settings_size_update", "AFTER UPDATE OF size ON Cache FOR EACH ROW"
      " WHEN NEW.ns = 0 AND NEW.size IS NOT OLD.size BEGIN"
-     " UPDATE Settings SET value = value + NEW.size - OLD.size WHERE key = 'size'; END"),
+     " UPDATE Settings SET value = value + coalesce(NEW.size, 0) - coalesce(OLD.size, 0)"
+     " WHERE key = 'size'; END"),
     ("Settings_size_delete", "AFTER DELETE ON Cache FOR EACH ROW"
      " WHEN OLD.ns = 0 AND OLD.size != 0 BEGIN"
-     " UPDATE Settings SET value = value - OLD.size WHERE key = 'size'; END"),
+     " UPDATE Settings SET value = value - coalesce(OLD.size, 0) WHERE key = 'size'; END"),
     ("diskstore_ns_insert", "AFTER INSERT ON Cache FOR EACH ROW WHEN NEW.ns != 0 BEGIN"
-     " UPDATE diskstore_namespaces SET count = count + 1, size = size + NEW.size"
+     " UPDATE diskstore_namespaces SET count = count + 1, size = size + coalesce(NEW.size, 0)"
      " WHERE id = NEW.ns; END"),
     ("diskstore_ns_delete", "AFTER DELETE ON Cache FOR EACH ROW WHEN OLD.ns != 0 BEGIN"
-     " UPDATE diskstore_namespaces SET count = count - 1, size = size - OLD.size"
+     " UPDATE diskstore_namespaces SET count = count - 1, size = size - coalesce(OLD.size, 0)"
      " WHERE id = OLD.ns; END"),
     ("diskstore_ns_size_update", "AFTER UPDATE OF size ON Cache FOR EACH ROW"
      " WHEN NEW.ns != 0 AND NEW.size IS NOT OLD.size BEGIN"
-     " UPDATE diskstore_namespaces SET size = size + NEW.size - OLD.size"
+     " UPDATE diskstore_namespaces"
+     " SET size = size + coalesce(NEW.size, 0) - coalesce(OLD.size, 0)"
      " WHERE id = NEW.ns; END"),
 )  # fmt: skip
 DROP_TRIGGER = "DROP TRIGGER IF EXISTS {name}"
@@ -215,7 +218,7 @@ SELECT_COUNT = (
     " ELSE (SELECT count FROM diskstore_namespaces WHERE id = ?1) END"
 )
 _TOTAL = (
-    "(SELECT value FROM Settings WHERE key = '{name}')"
+    "coalesce((SELECT value FROM Settings WHERE key = '{name}'), 0)"
     " + (SELECT coalesce(sum({name}), 0) FROM diskstore_namespaces WHERE id != 0)"
 )
 SELECT_TOTALS = f"SELECT {_TOTAL.format(name='count')}, {_TOTAL.format(name='size')}"
@@ -412,8 +415,7 @@ ITERKEYS_FIRST_BYTES = (
     f"SELECT rowid, {_SAFE_KEY} FROM Cache WHERE {_IN_NS} ORDER BY key, raw LIMIT ?2"
 )
 ITERKEYS_LAST_BYTES = (
-    f"SELECT rowid, {_SAFE_KEY} FROM Cache WHERE {_IN_NS}"
-    " ORDER BY key DESC, raw DESC LIMIT ?2"
+    f"SELECT rowid, {_SAFE_KEY} FROM Cache WHERE {_IN_NS} ORDER BY key DESC, raw DESC LIMIT ?2"
 )
 ITERKEYS_NEXT_BYTES = (
     f"SELECT rowid, {_SAFE_KEY} FROM Cache"

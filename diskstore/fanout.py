@@ -18,9 +18,9 @@ import contextlib
 import itertools
 import math
 import os
+import struct
 import tempfile
 import threading
-import struct
 import time
 import zlib
 from collections.abc import Callable, Iterator

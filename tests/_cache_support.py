@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import diskstore
+from diskstore._modes import from_row
 
 SPAWN = multiprocessing.get_context("spawn")
 FORK = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
@@ -76,13 +77,22 @@ def pragma(cache: diskstore.Cache, name: str) -> Any:
 
 
 def value_files(directory: str) -> list[str]:
-    """Relative paths of every regular file below ``<directory>/data``."""
+    """Every regular file below ``<directory>/data``, relative to the directory (as rows
+    name them)."""
     root = os.path.join(directory, "data")
     found = []
     for parent, _dirs, names in os.walk(root):
         for name in names:
-            found.append(os.path.relpath(os.path.join(parent, name), root))
+            found.append(os.path.relpath(os.path.join(parent, name), directory))
     return sorted(found)
+
+
+def code_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``Cache`` row with its ``mode`` as the code sees it (see ``diskstore._modes``)."""
+    mode = row.get("mode")
+    if type(mode) is int:
+        row = {**row, "mode": from_row(mode)}
+    return row
 
 
 # -- process workers ------------------------------------------------------------------------

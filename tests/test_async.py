@@ -744,7 +744,7 @@ async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 def _no_lock_held(directory: str) -> bool:
-    locks = Path(directory, "locks")
+    locks = Path(directory, "cache.db-locks")
     for path in locks.glob("*.lock") if locks.exists() else []:
         lock = filelock.FileLock(str(path), thread_local=False)
         try:

@@ -255,9 +255,7 @@ class TestLifecycle:
             expected = fan.directory
         with diskcache.Cache(spelling) as theirs:
             assert theirs.directory == expected
-        with pytest.warns(diskstore.DiskcacheDirectoryWarning):  # diskcache's cache.db is there
-            ours = diskstore.Cache(spelling)
-        with ours:
+        with diskstore.Cache(spelling) as ours:  # diskcache's cache.db, opened in place
             assert ours.directory == expected
         assert not os.path.exists("$DISKSTORE_TEST_ROOT")
 

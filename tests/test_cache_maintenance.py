@@ -180,23 +180,23 @@ class TestTagIndex:
     def test_create_and_drop(self, cache_dir: str) -> None:
         with diskstore.Cache(cache_dir) as cache:
             assert cache.tag_index is False
-            assert "items_tag" not in index_names(cache)
+            assert "Cache_tag_rowid" not in index_names(cache)
             cache.create_tag_index()
             assert cache.tag_index is True
-            assert "items_tag" in index_names(cache)
+            assert "Cache_tag_rowid" in index_names(cache)
         with diskstore.Cache(cache_dir) as cache:
             assert cache.tag_index is True
             cache.set("key", 1, tag="t")
             cache.drop_tag_index()
             assert cache.tag_index is False
-            assert "items_tag" not in index_names(cache)
+            assert "Cache_tag_rowid" not in index_names(cache)
             assert cache.evict("t") == 1
         with diskstore.Cache(cache_dir) as cache:
             assert cache.tag_index is False
 
     def test_tag_index_setting(self, cache_dir: str) -> None:
         with diskstore.Cache(cache_dir, tag_index=True) as cache:
-            assert "items_tag" in index_names(cache)
+            assert "Cache_tag_rowid" in index_names(cache)
             assert cache.reset("tag_index") is True
 
 
@@ -299,7 +299,7 @@ class TestVolumeCheck:
         cache["file"] = os.urandom(FILE_SIZE)
         cache["other"] = 1
         (name,) = value_files(cache.directory)
-        os.remove(os.path.join(cache.directory, "data", name))
+        os.remove(os.path.join(cache.directory, name))
         found = cache.check()
         assert [issubclass(w.category, diskstore.CorruptionWarning) for w in found].count(True)
         assert len(cache) == 2  # check() without fix changes nothing
@@ -328,7 +328,7 @@ def test_len_reads_a_counter_that_check_repairs(cache: diskstore.Cache) -> None:
     cache.namespace("ns")["key"] = 1
     con = sqlite3.connect(os.path.join(cache.directory, "cache.db"))
     try:
-        con.execute("UPDATE namespaces SET count = 12345 WHERE name = ''")
+        con.execute("UPDATE Settings SET value = 12345 WHERE key = 'count'")
         con.commit()
     finally:
         con.close()

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import zstandard
+from _cache_support import code_row
 
 import diskstore
 from diskstore._modes import (
@@ -42,11 +43,11 @@ def stored(cache: diskstore.Cache, key: str) -> dict[str, Any]:
         con.row_factory = sqlite3.Row
         row = con.execute("SELECT * FROM Cache WHERE key = ?", (key,)).fetchone()
     assert row is not None, key
-    return dict(row)
+    return code_row(dict(row))
 
 
 def file_bytes(cache: diskstore.Cache, key: str) -> bytes:
-    return (Path(cache.directory) / "data" / str(stored(cache, key)["filename"])).read_bytes()
+    return (Path(cache.directory) / str(stored(cache, key)["filename"])).read_bytes()
 
 
 # -- when payloads are compressed ---------------------------------------------------------
@@ -319,7 +320,7 @@ def test_an_empty_stream(cache: diskstore.Cache) -> None:
 
 def test_a_truncated_compressed_file_is_a_miss(cache: diskstore.Cache) -> None:
     cache["k"] = b"z" * 200_000
-    path = Path(cache.directory) / "data" / stored(cache, "k")["filename"]
+    path = Path(cache.directory) / stored(cache, "k")["filename"]
     path.write_bytes(path.read_bytes()[:-3])
     with pytest.warns(diskstore.CorruptionWarning, match="'k'"):
         assert cache.get("k", "miss") == "miss"

@@ -49,6 +49,7 @@ from diskstore._modes import (
     KIND_NATIVE,
     KIND_PICKLE,
     KIND_TEXT,
+    from_row,
 )
 
 # Settings that place every payload in a row, or in a file, with compression on or off.
@@ -71,7 +72,7 @@ def mode_of(cache: diskstore.Cache, key: Any) -> int:
             "SELECT mode FROM Cache WHERE key = ? AND raw = ?", (db_key, raw)
         ).fetchone()
     assert row is not None, key
-    return int(row[0]) & ~64  # without the pin flag
+    return from_row(int(row[0])) & ~64  # without the pin flag
 
 
 # -- values -------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ diskcache's layout.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -351,10 +350,12 @@ def test_both_engines_on_one_directory_at_once(tmp_path: Path) -> None:
         for engine in ("diskcache", "diskstore", "diskcache", "diskstore")
     ]
     for worker in workers:
-        out, err = worker.communicate(timeout=300)
+        _, err = worker.communicate(timeout=300)
         assert worker.returncode == 0, err
     kept = [i for i in range(rounds) if i % 3]
-    expected = {f"{engine}-{i}": f"value {i}" for engine in ("diskcache", "diskstore") for i in kept}
+    expected = {
+        f"{engine}-{i}": f"value {i}" for engine in ("diskcache", "diskstore") for i in kept
+    }
     with Cache(directory) as cache:
         assert cache["shared"] == 4 * rounds  # every increment of both engines counted
         for key, value in expected.items():

@@ -28,7 +28,9 @@ from diskstore._exceptions import IntegrityError
 from diskstore._files import CHUNK, NAME_PATTERN, TEMP_PATTERN, FileStore
 
 BIG = 40_000  # above the default disk_min_file_size (32 KiB): stored in a value file
-VALID = "ab/" + "0123456789abcdef0123456789abcd" + ".val"
+VALID = "data/ab/" + "0123456789abcdef0123456789abcd" + ".val"
+#: A value file as diskcache names it, which diskstore reads where it is.
+DISKCACHE_VALID = "ab/cd/" + "0123456789abcdef0123456789ab" + ".val"
 
 
 def db(cache: diskstore.Cache) -> sqlite3.Connection:
@@ -82,7 +84,7 @@ def test_written_names_match_the_pattern_and_are_random(tmp_path: Path) -> None:
     for name in names:
         assert NAME_PATTERN.fullmatch(name)
         assert store.validate(name) == name
-        assert (tmp_path / "data" / name).read_bytes() == b"x"
+        assert (tmp_path / name).read_bytes() == b"x"
 
 
 @pytest.mark.parametrize(
@@ -97,6 +99,11 @@ def test_written_names_match_the_pattern_and_are_random(tmp_path: Path) -> None:
         "ab/" + "0" * 31 + ".val",
         "ab/" + "0" * 30 + ".tmp",
         "ab/" + "0" * 30 + ".val\n",
+        "data/ab/" + "0" * 30 + ".val\n",
+        "data/../ab/" + "0" * 29 + ".val",
+        "ab/cd/" + "0" * 30 + ".val",
+        "zz/cd/" + "0" * 28 + ".val",
+        "data/ab/" + "0" * 28 + ".tmp",
         "ab/" + "0" * 30 + ".val/x",
         "ab\\" + "0" * 30 + ".val",
         "ab/" + "0" * 30 + ".VAL",
@@ -119,9 +126,13 @@ def test_validate_rejects_every_other_name(tmp_path: Path, name: object) -> None
 
 def test_validate_accepts_exact_pattern(tmp_path: Path) -> None:
     assert FileStore(str(tmp_path)).validate(VALID) == VALID
+    assert FileStore(str(tmp_path)).validate(DISKCACHE_VALID) == DISKCACHE_VALID
 
 
-@pytest.mark.parametrize("relative", ["../victim", "ab/../victim", "ab/cd/ef", "", "/ab", "ab/"])
+@pytest.mark.parametrize(
+    "relative",
+    ["../victim", "ab/../victim", "zz/cd/ef", "", "/ab", "ab/", "data/../victim", "cache.db"],
+)
 def test_unlink_any_refuses_paths_outside_one_subdirectory(tmp_path: Path, relative: str) -> None:
     victim = tmp_path / "victim"
     victim.write_text("keep")
@@ -137,13 +148,13 @@ def test_write_holds_a_locked_temporary_until_published(tmp_path: Path) -> None:
     pending = store.write([b"abc", memoryview(b"def")])
     temp = pending.name[:-4] + ".tmp"
     assert TEMP_PATTERN.fullmatch(temp)
-    assert (tmp_path / "data" / temp).read_bytes() == b"abcdef"
-    assert not (tmp_path / "data" / pending.name).exists()
+    assert (tmp_path / temp).read_bytes() == b"abcdef"
+    assert not (tmp_path / pending.name).exists()
     assert (pending.stored_bytes, pending.input_bytes) == (6, 6)
     assert store.in_progress(temp)
     store.publish(pending)
-    assert not (tmp_path / "data" / temp).exists()
-    assert (tmp_path / "data" / pending.name).read_bytes() == b"abcdef"
+    assert not (tmp_path / temp).exists()
+    assert (tmp_path / pending.name).read_bytes() == b"abcdef"
     assert not store.in_progress(temp)
 
 
@@ -175,7 +186,7 @@ def test_transform_and_digest_see_the_stored_bytes(tmp_path: Path) -> None:
     chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
     pending = store.write(chunks, transform=zstandard.ZstdCompressor().compressobj(), digest=digest)
     store.publish(pending)
-    stored = (tmp_path / "data" / pending.name).read_bytes()
+    stored = (tmp_path / pending.name).read_bytes()
     assert pending.input_bytes == len(data)
     assert pending.stored_bytes == len(stored) < len(data) // 10
     assert digest.digest() == hashlib.sha256(stored).digest()
@@ -187,8 +198,8 @@ def test_files_are_0600_and_directories_0700_whatever_the_umask(tmp_path: Path) 
         store = new_store(tmp_path / "cache")
         name = publish(store, b"x")
     assert mode_bits(tmp_path / "cache" / "data") == 0o700
-    assert mode_bits(tmp_path / "cache" / "data" / name[:2]) == 0o700
-    assert mode_bits(tmp_path / "cache" / "data" / name) == 0o600
+    assert mode_bits(tmp_path / "cache" / "data" / name.split("/")[1]) == 0o700
+    assert mode_bits(tmp_path / "cache" / name) == 0o600
 
 
 def test_write_refuses_a_planted_symlink_at_the_temporary_name(
@@ -226,7 +237,7 @@ def test_open_refuses_a_symlinked_value_file(tmp_path: Path) -> None:
     victim.write_bytes(b"secret")
     store = new_store(tmp_path / "cache")
     name = publish(store, b"x")
-    path = tmp_path / "cache" / "data" / name
+    path = tmp_path / "cache" / name
     path.unlink()
     path.symlink_to(victim)
     with pytest.raises(IntegrityError):
@@ -239,15 +250,16 @@ def test_open_refuses_a_symlinked_value_file(tmp_path: Path) -> None:
 def test_open_refuses_a_symlinked_subdirectory(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    (outside / VALID[3:]).write_bytes(b"secret")
+    leaf = VALID.rsplit("/", 1)[1]
+    (outside / leaf).write_bytes(b"secret")
     store = new_store(tmp_path / "cache")
     publish(store, b"x")  # creates data/
-    os.symlink(outside, tmp_path / "cache" / "data" / VALID[:2])
+    os.symlink(outside, tmp_path / "cache" / VALID.rsplit("/", 1)[0])
     with pytest.raises(IntegrityError):
         store.open(VALID)
     with pytest.raises(OSError):
         store.unlink(VALID)
-    assert (outside / VALID[3:]).read_bytes() == b"secret"
+    assert (outside / leaf).read_bytes() == b"secret"
 
 
 def test_a_cache_never_follows_a_symlinked_value_subdirectory(tmp_path: Path) -> None:
@@ -256,8 +268,9 @@ def test_a_cache_never_follows_a_symlinked_value_subdirectory(tmp_path: Path) ->
     with diskstore.Cache(str(tmp_path / "cache")) as cache:
         cache.set("f", os.urandom(BIG))
         name = filename_of(cache, "f")
-        sub = Path(cache.directory) / "data" / name[:2]
-        os.rename(sub / name[3:], outside / name[3:])
+        folder, leaf = name.rsplit("/", 1)
+        sub = Path(cache.directory) / folder
+        os.rename(sub / leaf, outside / leaf)
         sub.rmdir()
         sub.symlink_to(outside)
         with pytest.warns(diskstore.CorruptionWarning, match="'f'"):
@@ -265,7 +278,7 @@ def test_a_cache_never_follows_a_symlinked_value_subdirectory(tmp_path: Path) ->
         cache.set("g", os.urandom(BIG))
         set_filename(cache, "g", name)
         cache.delete("g")
-    assert (outside / name[3:]).stat().st_size == BIG
+    assert (outside / leaf).stat().st_size == BIG
 
 
 @pytest.mark.parametrize("planted", ["link", "file"])
@@ -293,15 +306,16 @@ def test_check_fix_removes_a_planted_entry_in_data_without_following_it(
 
 def test_open_refuses_a_symlinked_data_directory(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
-    (outside / VALID[:2]).mkdir(parents=True)
-    (outside / VALID).write_bytes(b"secret")
+    inside = VALID.removeprefix("data/")
+    (outside / inside.split("/")[0]).mkdir(parents=True)
+    (outside / inside).write_bytes(b"secret")
     store = new_store(tmp_path / "cache")
     os.symlink(outside, tmp_path / "cache" / "data")
     with pytest.raises((IntegrityError, OSError)):
         store.open(VALID)
     with pytest.raises((IntegrityError, OSError)):
         store.unlink(VALID)
-    assert (outside / VALID).read_bytes() == b"secret"
+    assert (outside / inside).read_bytes() == b"secret"
 
 
 @pytest.mark.timeout(60)
@@ -316,7 +330,7 @@ def test_a_fifo_in_place_of_a_value_file_never_blocks_a_reader(tmp_path: Path) -
         cache = diskstore.Cache(sys.argv[1])
         cache.set("f", os.urandom(40000))
         name = cache._store.run("SELECT filename FROM Cache")[0][0]
-        path = os.path.join(sys.argv[1], "data", name)
+        path = os.path.join(sys.argv[1], name)
         os.unlink(path)
         os.mkfifo(path)
         print(repr(cache.get("f", "miss")))
@@ -344,7 +358,7 @@ def test_scan_lists_entries_without_following_links(tmp_path: Path) -> None:
     name = publish(store, b"x")
     os.symlink(outside, tmp_path / "cache" / "data" / "zz")
     (tmp_path / "cache" / "data" / "stray").write_text("x")
-    assert sorted(store.scan()) == sorted([name, "zz", "stray"])
+    assert sorted(store.scan()) == sorted([name, "data/zz", "data/stray"])
 
 
 # -- through the cache --------------------------------------------------------------------
@@ -393,7 +407,7 @@ def test_value_files_of_a_cache_are_opened_without_following_links(tmp_path: Pat
     victim.write_bytes(b"not yours")
     with diskstore.Cache(str(tmp_path / "cache")) as cache:
         cache.set("f", os.urandom(BIG))
-        path = Path(cache.directory) / "data" / filename_of(cache, "f")
+        path = Path(cache.directory) / filename_of(cache, "f")
         path.unlink()
         path.symlink_to(victim)
         with pytest.warns(diskstore.CorruptionWarning, match="'f'"):

@@ -63,7 +63,7 @@ def test_cache_clear_is_indexed_and_leaves_everything_else(cache: diskstore.Cach
         row[3]
         for row in cache._store.run("EXPLAIN QUERY PLAN " + _sql.SELECT_FUNCTION_CHUNK, (1, 0, 100))
     )
-    assert "items_fn" in plan and "SCAN" not in plan
+    assert "Cache_fn" in plan and "SCAN" not in plan
 
 
 def test_an_item_overwritten_by_set_is_no_longer_the_functions(cache: diskstore.Cache) -> None:
@@ -111,7 +111,9 @@ def _recorded(directory: str, name: str) -> tuple[int, int] | None:
     """The hits and misses the database holds for *name*, read with plain sqlite3."""
     con = sqlite3.connect(Path(directory) / "cache.db")
     try:
-        row = con.execute("SELECT hits, misses FROM functions WHERE name = ?", (name,)).fetchone()
+        row = con.execute(
+            "SELECT hits, misses FROM diskstore_functions WHERE name = ?", (name,)
+        ).fetchone()
     finally:
         con.close()
     return None if row is None else (int(row[0]), int(row[1]))

@@ -94,10 +94,9 @@ def test_iterkeys_goes_on_past_a_key_that_is_not_utf8(cache: diskstore.Cache) ->
         cache.set(f"k{number:04d}", number)
     with contextlib.closing(sqlite3.connect(f"{cache.directory}/{DB_NAME}")) as con, con:
         con.execute(
-            "INSERT INTO Cache (ns, key, raw, store_time, access_time, mode, value)"
-            " VALUES (0, CAST(x'6b30313530ff' AS TEXT), 1, 0, 0, 0, 1)"
+            "INSERT INTO Cache (key, raw, store_time, access_time, mode, value)"
+            " VALUES (CAST(x'6b30313530ff' AS TEXT), 1, 0, 0, 1, 1)"
         )
-        con.execute("UPDATE namespaces SET count = count + 1 WHERE id = 0")
     keys = [f"k{number:04d}" for number in range(COUNT)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", diskstore.CorruptionWarning)

@@ -775,7 +775,7 @@ class TestAsync:
         assert results[2:] == [2, 2]
         assert len(body) == 1
         assert fetch.cache_info().currsize == 1
-        assert not list((Path(cache.directory) / "locks").iterdir())
+        assert not list((Path(cache.directory) / "cache.db-locks").iterdir())
 
     def test_async_exception_is_not_cached(self, cache: diskstore.Cache) -> None:
         body = Counter()
@@ -860,7 +860,7 @@ def test_processes_missing_one_key_run_the_body_once(tmp_path: Path) -> None:
         _stop(processes)
     assert sorted(value for _, value in values) == [81] * 4
     assert len(_runs(log)) == 1
-    assert not list((tmp_path / "cache" / "locks").iterdir())
+    assert not list((tmp_path / "cache" / "cache.db-locks").iterdir())
 
 
 @pytest.mark.slow
@@ -900,4 +900,4 @@ def test_killed_holder_releases_waiters(tmp_path: Path) -> None:
     assert runs[0] == str(holder.pid)
     assert runs[1] in {str(pid) for pid, _ in values}
     # The lock file the killed holder left behind was removed by the next computation.
-    assert not list((tmp_path / "cache" / "locks").iterdir())
+    assert not list((tmp_path / "cache" / "cache.db-locks").iterdir())

@@ -179,5 +179,5 @@ def test_bad_limits_are_rejected(cache_dir: str) -> None:
 
 
 def test_the_change_counter_file_is_private(tiered: diskstore.Cache) -> None:
-    mode = os.stat(Path(tiered.directory) / "changes").st_mode & 0o777
+    mode = os.stat(Path(tiered.directory) / "cache.db-changes").st_mode & 0o777
     assert mode == 0o600

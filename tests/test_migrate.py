@@ -142,12 +142,20 @@ def test_a_tampered_file_name_is_skipped_not_followed(source: str, tmp_path: Pat
         assert cache["big-text"] == BIG_TEXT
 
 
-def test_opening_a_diskcache_directory_warns_how_to_migrate(source: str) -> None:
-    with pytest.warns(diskstore.DiskcacheDirectoryWarning, match="import_diskcache") as caught:
-        cache = diskstore.Cache(source)
-    cache.close()
-    assert caught[0].filename == __file__
-    assert "diskstore migrate" in str(caught[0].message)
+def test_a_diskcache_directory_opens_in_place_and_a_pickle_warns_at_the_callers_line(
+    source: str,
+) -> None:
+    with diskstore.Cache(source) as cache:
+        assert cache["str"] == "value" and cache["big-text"] == BIG_TEXT
+        with pytest.warns(diskstore.DiskcacheDirectoryWarning, match="adopt_diskcache") as caught:
+            assert cache.get("big-pickle") is None
+        assert caught[0].filename == __file__
+        assert "diskstore adopt" in str(caught[0].message)
+        cache.adopt_diskcache(trust=True)
+        for key, value in ITEMS.items():  # everything diskcache wrote, in place
+            assert cache[key] == value, key
+        assert cache.get("tagged", tag=True) == ("x", "group")
+        assert "expired" not in cache
 
 
 def test_not_a_diskcache_directory(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from _cache_support import mapped_from
 import diskstore
 from diskstore import _oob
 from diskstore._exceptions import IntegrityError
-from diskstore._modes import FLAG_FILE, FLAG_OOB, FLAG_SIGNED, KIND_PICKLE
+from diskstore._modes import FLAG_FILE, FLAG_OOB, FLAG_SIGNED, KIND_PICKLE, from_row
 
 # Enough to span several hash chunks and to take the threaded path, yet quick to write.
 BIG = (_oob.PARALLEL_MIN + 3 * _oob.HASH_CHUNK + 12345) // 8
@@ -36,13 +36,13 @@ def row(cache: diskstore.Cache, key: str) -> tuple[int, str | None]:
     ) as con:
         found = con.execute("SELECT mode, filename FROM Cache WHERE key = ?", (key,)).fetchone()
     assert found is not None
-    return int(found[0]), found[1]
+    return from_row(int(found[0])), found[1]
 
 
 def value_path(cache: diskstore.Cache, key: str) -> str:
     _, filename = row(cache, key)
     assert filename is not None
-    return os.path.join(cache.directory, "data", filename)
+    return os.path.join(cache.directory, filename)
 
 
 def flip(path: str, offset: int) -> None:

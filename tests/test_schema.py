@@ -10,7 +10,6 @@ statements, kept below as data.
 from __future__ import annotations
 
 import io
-import json
 import os
 import sqlite3
 import subprocess

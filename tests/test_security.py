@@ -28,12 +28,15 @@ from diskstore._fingerprint import fingerprint
 from diskstore._keys import encode_canonical
 from diskstore._modes import (
     FLAG_FILE,
-    FLAG_SIGNED,
     FLAG_ZSTD,
     KIND_BYTES,
     KIND_MASK,
     KIND_PICKLE,
     KIND_TEXT,
+    MODE_LIMIT,
+    ROW_SIGNED,
+    from_row,
+    to_row,
 )
 from diskstore._rows import Stored
 from diskstore._signing import Signer
@@ -68,15 +71,17 @@ def plant(
     raw: int = 1,
     ns: int = 0,
 ) -> None:
-    """Insert a row behind the cache's back, keeping the namespace counters right."""
+    """Insert a row behind the cache's back (the table's triggers count it).
+
+    *mode* is a mode as the code sees it, stored as the cache would store it; anything that
+    is not a valid mode is stored as it is.
+    """
+    stored_mode = to_row(mode) if type(mode) is int and 0 <= mode < MODE_LIMIT else mode
     with contextlib.closing(db(cache)) as con:
         con.execute(
-            "INSERT INTO Cache (ns, key, raw, store_time, access_time, mode, size, vsize,"
-            " filename, value, sig) VALUES (?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?)",
-            (ns, key, raw, mode, size, vsize, filename, value, sig),
-        )
-        con.execute(
-            "UPDATE namespaces SET count = count + 1, size = size + ? WHERE id = ?", (size, ns)
+            "INSERT INTO Cache (key, raw, store_time, access_time, mode, size, vsize,"
+            " filename, value, sig) VALUES (?, ?, 0, 0, ?, ?, ?, ?, ?, ?)",
+            (key, raw + 2 * ns, stored_mode, size, vsize, filename, value, sig),
         )
 
 
@@ -240,7 +245,7 @@ def test_a_pickle_stored_by_a_cache_with_another_secret_never_runs(
     with contextlib.closing(sqlite3.connect(os.path.join(cache_dir, "cache.db"))) as con:
         with con:
             con.execute(
-                "UPDATE settings SET value = ? WHERE name = 'secret_fingerprint'",
+                "UPDATE diskstore_settings SET value = ? WHERE name = 'secret_fingerprint'",
                 (fingerprint(b"the owner's secret"),),
             )
     with diskstore.Cache(cache_dir, secret=b"the owner's secret") as cache:
@@ -251,7 +256,7 @@ def test_a_pickle_stored_by_a_cache_with_another_secret_never_runs(
     assert not marker.exists()
     with contextlib.closing(sqlite3.connect(os.path.join(cache_dir, "cache.db"))) as con:
         with con:
-            con.execute("DELETE FROM settings WHERE name = 'secret_fingerprint'")
+            con.execute("DELETE FROM diskstore_settings WHERE name = 'secret_fingerprint'")
     with diskstore.Cache(cache_dir, secret=b"the attacker's secret") as attacker:
         attacker.set("k", Exploit(str(marker)))
         attacker.get("k")  # control: the right secret does load it
@@ -376,7 +381,7 @@ def test_no_flipped_byte_of_a_compressed_row_changes_the_value_read(
     with diskstore.Cache(cache_dir) as cache, contextlib.closing(db(cache)) as con:
         cache.set("k", value)
         mode, blob = con.execute("SELECT mode, value FROM Cache WHERE key = 'k'").fetchone()
-        assert mode & FLAG_ZSTD and mode & KIND_MASK == kind
+        assert from_row(mode) & FLAG_ZSTD and from_row(mode) & KIND_MASK == kind
         for index in range(len(blob)):
             cache.set("k", value)
             flipped = bytearray(blob)
@@ -392,6 +397,13 @@ def test_no_flipped_byte_of_a_compressed_row_changes_the_value_read(
 
 
 # -- settings -----------------------------------------------------------------------------
+def _settings_table(name: str) -> tuple[str, str]:
+    """Where setting *name* is stored: diskcache's ``Settings``, or diskstore's own table."""
+    if name in ("disk_compress_threshold", "disk_compress_level"):
+        return "diskstore_settings", "name"
+    return "Settings", "key"
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -406,7 +418,7 @@ def test_no_flipped_byte_of_a_compressed_row_changes_the_value_read(
         ("statistics", 7),
         ("tag_index", "yes"),
         ("disk_min_file_size", -5),
-        ("disk_pickle_protocol", 99),
+        ("disk_pickle_protocol", "5"),
         ("disk_compress_threshold", None),
         ("disk_compress_level", 23),
     ],
@@ -416,9 +428,10 @@ def test_tampered_settings_refuse_to_open_naming_the_setting(
 ) -> None:
     with diskstore.Cache(cache_dir) as cache:
         cache.set("k", "v")
+    table, column = _settings_table(name)
     con = sqlite3.connect(os.path.join(cache_dir, "cache.db"), isolation_level=None)
     with contextlib.closing(con):
-        con.execute("UPDATE settings SET value = ? WHERE name = ?", (value, name))
+        con.execute(f"UPDATE {table} SET value = ? WHERE {column} = ?", (value, name))
     with pytest.raises(diskstore.SettingsError, match=name):
         diskstore.Cache(cache_dir)
     with pytest.raises(diskstore.SettingsError, match=name):
@@ -426,7 +439,7 @@ def test_tampered_settings_refuse_to_open_naming_the_setting(
     con = sqlite3.connect(os.path.join(cache_dir, "cache.db"), isolation_level=None)
     with contextlib.closing(con):
         assert con.execute("SELECT value FROM Cache WHERE key = 'k'").fetchone() == ("v",)
-        stored = con.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        stored = con.execute(f"SELECT value FROM {table} WHERE {column} = ?", (name,)).fetchone()
         assert stored == (value,)  # opening never rewrote the tampered row either
 
 
@@ -465,8 +478,7 @@ def test_a_signed_entry_moved_to_another_namespace_is_a_miss(cache: diskstore.Ca
     view = cache.namespace("private")
     view.set("k", {"secret": 1})
     with contextlib.closing(db(cache)) as con:
-        con.execute("UPDATE Cache SET ns = 0 WHERE key = 'k'")
-        con.execute("UPDATE namespaces SET count = count + 1 WHERE id = 0")
+        con.execute("UPDATE Cache SET raw = raw & 1 WHERE key = 'k'")  # to the plain cache
     with pytest.warns(diskstore.CorruptionWarning, match="'k'"):
         assert cache.get("k", "miss") == "miss"
 
@@ -489,7 +501,8 @@ def test_a_signed_entry_moved_to_another_key_is_a_miss(cache: diskstore.Cache) -
 def test_stripping_the_signed_flag_is_refused(cache: diskstore.Cache) -> None:
     cache.set("k", {"a": 1})
     with contextlib.closing(db(cache)) as con:
-        con.execute("UPDATE Cache SET mode = mode & ?, sig = NULL WHERE key = 'k'", (~FLAG_SIGNED,))
+        con.execute("UPDATE Cache SET mode = mode & ?, sig = NULL WHERE key = 'k'", (~ROW_SIGNED,))
+        assert from_row(con.execute("SELECT mode FROM Cache").fetchone()[0]) == KIND_PICKLE
     with pytest.warns(diskstore.CorruptionWarning, match="'k'"):
         assert cache.get("k", "miss") == "miss"
 
@@ -499,10 +512,9 @@ def test_a_planted_invalid_utf8_text_value_is_a_miss(cache: diskstore.Cache) -> 
     cache.set("other", 1)
     with contextlib.closing(db(cache)) as con:
         con.execute(
-            "INSERT INTO Cache (ns, key, raw, store_time, access_time, mode, value)"
-            " VALUES (0, 'k', 1, 0, 0, 0, CAST(x'ff' AS TEXT))"
+            "INSERT INTO Cache (key, raw, store_time, access_time, mode, value)"
+            " VALUES ('k', 1, 0, 0, 1, CAST(x'ff' AS TEXT))"
         )
-        con.execute("UPDATE namespaces SET count = count + 1 WHERE id = 0")
     with pytest.warns(diskstore.CorruptionWarning, match="'k'"):
         assert cache.get("k", "miss") == "miss"
     assert cache["other"] == 1
@@ -514,10 +526,9 @@ def test_a_planted_invalid_utf8_text_key_does_not_break_iteration(
     cache.set("other", 1)
     with contextlib.closing(db(cache)) as con:
         con.execute(
-            "INSERT INTO Cache (ns, key, raw, store_time, access_time, mode, value)"
-            " VALUES (0, CAST(x'ff' AS TEXT), 1, 0, 0, 0, 1)"
+            "INSERT INTO Cache (key, raw, store_time, access_time, mode, value)"
+            " VALUES (CAST(x'ff' AS TEXT), 1, 0, 0, 1, 1)"
         )
-        con.execute("UPDATE namespaces SET count = count + 1 WHERE id = 0")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", diskstore.CorruptionWarning)
         assert "other" in list(cache)

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _cache_support import code_row
 
 import diskstore
 from diskstore._disk import Disk
-from diskstore._modes import FLAG_FILE, FLAG_SIGNED, FLAG_ZSTD, KIND_MASK, KIND_PICKLE
+from diskstore._modes import FLAG_FILE, FLAG_SIGNED, FLAG_ZSTD, KIND_MASK, KIND_PICKLE, to_row
 from diskstore._signing import ENV_VAR, TAG_SIZE, Signer, config_dir, resolve_secret
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -40,10 +41,12 @@ def row(cache: diskstore.Cache, key: str) -> dict[str, Any]:
         con.row_factory = sqlite3.Row
         found = con.execute("SELECT * FROM Cache WHERE key = ?", (key,)).fetchone()
     assert found is not None, key
-    return dict(found)
+    return code_row(dict(found))
 
 
 def update(cache: diskstore.Cache, key: str, **columns: Any) -> None:
+    if type(columns.get("mode")) is int:
+        columns["mode"] = to_row(columns["mode"])
     assignments = ", ".join(f"{name} = ?" for name in columns)
     with contextlib.closing(db(cache)) as con:
         changed = con.execute(
@@ -346,7 +349,7 @@ def test_a_cache_without_a_fingerprint_read_with_the_wrong_secret_deletes_nothin
     """A cache made before fingerprints were recorded: misses with warnings, no deletion."""
     _fill_with_right_secret(cache_dir)
     with contextlib.closing(sqlite3.connect(Path(cache_dir) / "cache.db")) as con, con:
-        con.execute("DELETE FROM settings WHERE name = 'secret_fingerprint'")
+        con.execute("DELETE FROM diskstore_settings WHERE name = 'secret_fingerprint'")
     with diskstore.Cache(cache_dir, disk=counting, secret=b"wrong") as cache:
         for key in WRONG_SECRET_VALUES:
             with pytest.warns(diskstore.CorruptionWarning, match=re.escape(repr(key))):
@@ -359,7 +362,9 @@ def test_a_cache_without_a_fingerprint_read_with_the_wrong_secret_deletes_nothin
     # The wrong secret's fingerprint was not recorded: its entries did not verify under it.
     with contextlib.closing(sqlite3.connect(Path(cache_dir) / "cache.db")) as con:
         assert (
-            con.execute("SELECT value FROM settings WHERE name = 'secret_fingerprint'").fetchall()
+            con.execute(
+                "SELECT value FROM diskstore_settings WHERE name = 'secret_fingerprint'"
+            ).fetchall()
             == []
         )
     _assert_right_secret_reads_everything(cache_dir, counting)
@@ -476,7 +481,7 @@ def test_a_flipped_byte_in_a_signed_value_file_is_a_miss(
     cache.set("k", [os.urandom(BIG)])
     entry = row(cache, "k")
     assert entry["mode"] & FLAG_FILE and entry["mode"] & FLAG_SIGNED
-    path = Path(cache.directory) / "data" / entry["filename"]
+    path = Path(cache.directory) / entry["filename"]
     data = path.read_bytes()
     path.write_bytes(flip(data, None if where == "middle" else where))
     assert_dropped(cache, "k", 1)
@@ -486,7 +491,7 @@ def test_a_flipped_byte_in_a_signed_value_file_is_a_miss(
 @pytest.mark.parametrize("change", ["truncate", "extend", "remove"])
 def test_a_damaged_value_file_is_a_miss(cache: diskstore.Cache, change: str) -> None:
     cache.set("k", [os.urandom(BIG)])
-    path = Path(cache.directory) / "data" / row(cache, "k")["filename"]
+    path = Path(cache.directory) / row(cache, "k")["filename"]
     if change == "truncate":
         path.write_bytes(path.read_bytes()[:-1])
     elif change == "extend":

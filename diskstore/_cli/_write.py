@@ -12,6 +12,7 @@ from .. import _sql
 from .._cache import Cache
 from .._check import run_check
 from .._migrate import source_databases
+from .._store import DB_NAME
 from ._common import (
     EXIT_NO,
     EXIT_OK,
@@ -118,7 +119,7 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
     if (
         os.path.isdir(target)
         and os.listdir(target)
-        and not os.path.isfile(os.path.join(target, "diskstore.db"))
+        and not os.path.isfile(os.path.join(target, DB_NAME))
     ):
         raise UsageError(f"{args.directory!r} exists and is not a diskstore cache")
     with Cache(target) as cache:

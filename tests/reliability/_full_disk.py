@@ -101,9 +101,9 @@ class Probe:
         for dirpath, _dirnames, filenames in os.walk(self.files_root):
             for name in filenames:
                 path = os.path.join(dirpath, name)
-                relative = os.path.relpath(path, self.files_root)
-                if os.sep not in relative:
-                    continue
+                if os.sep not in os.path.relpath(path, self.files_root):
+                    continue  # the database and its journals
+                relative = os.path.relpath(path, self.directory)
                 if relative not in referenced:
                     orphan += 1
                 if name.endswith(".val") and os.path.getsize(path) not in sizes:

@@ -39,14 +39,14 @@ def damage(directory: str) -> None:
         files = [
             row[0] for row in con.execute("SELECT filename FROM Cache WHERE filename IS NOT NULL")
         ]
-        con.execute("UPDATE namespaces SET count = count + 5 WHERE id = 0")
+        con.execute("UPDATE Settings SET value = value + 5 WHERE key = 'count'")
         con.commit()
     finally:
         con.close()
     data = os.path.join(directory, "data")
     missing, truncated = files[0], files[1]
-    os.unlink(os.path.join(data, missing))
-    with open(os.path.join(data, truncated), "r+b") as handle:
+    os.unlink(os.path.join(directory, missing))
+    with open(os.path.join(directory, truncated), "r+b") as handle:
         handle.truncate(100)
     os.makedirs(os.path.join(data, "ab"), exist_ok=True)
     with open(os.path.join(data, "ab", "0" * 30 + ".val"), "wb") as handle:

@@ -226,7 +226,10 @@ def test_a_child_does_not_write_back_the_parents_buffered_bookkeeping(cache_dir)
     con = sqlite3.connect(f"{cache_dir}/cache.db")
     try:
         counts = dict(con.execute("SELECT key, access_count FROM Cache").fetchall())
-        totals = con.execute("SELECT count, size FROM namespaces WHERE id = 0").fetchone()
+        totals = con.execute(
+            "SELECT (SELECT value FROM Settings WHERE key = 'count'),"
+            " (SELECT value FROM Settings WHERE key = 'size')"
+        ).fetchone()
         sizes = con.execute("SELECT count(*), sum(size) FROM Cache").fetchone()
     finally:
         con.close()

@@ -63,14 +63,15 @@ class Backend:
         return os.path.join(directory, "data") if self.name == "diskstore" else directory
 
     def value_files(self, directory: str) -> dict[str, int]:
+        """Value files by the name their rows give (relative to the directory, for both)."""
         root = self.files_root(directory)
         found: dict[str, int] = {}
         for dirpath, _dirnames, filenames in os.walk(root):
             for name in filenames:
                 path = os.path.join(dirpath, name)
-                relative = os.path.relpath(path, root)
-                if os.sep not in relative:  # the database and its journals
-                    continue
+                if os.sep not in os.path.relpath(path, root):
+                    continue  # the database and its journals
+                relative = os.path.relpath(path, directory)
                 found[relative] = os.path.getsize(path)
         return found
 
