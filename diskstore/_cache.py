@@ -137,6 +137,8 @@ class Cache(
 
             directory = tempfile.mkdtemp(prefix="diskstore-")
         directory = expand_directory(directory)
+        # Before anything is created: a process without a secret changes nothing on disk.
+        key = resolve_secret(secret) if disk.signed else None
         if not read_only:
             make_directories(directory)
             if not os.access(directory, os.W_OK | os.X_OK):
@@ -166,7 +168,6 @@ class Cache(
         store.pragmas = {n: v for n, v in loaded.as_dict().items() if n.startswith("sqlite_")}
         store.close_idle_connections()  # reopen with the merged pragmas
         self._store = store
-        key = resolve_secret(secret) if disk.signed else None
         options = {
             **loaded.disk_options(),
             **{name[len("disk_") :]: value for name, value in extra_disk.items()},
