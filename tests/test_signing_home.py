@@ -42,8 +42,8 @@ if os.environ.pop("DROP_TO_NOBODY", None):
         warm["x"] = {"a": 1}
         warm["x"]
     os.setgroups([])
-    os.setgid(NOBODY)
-    os.setuid(NOBODY)
+    os.setgid(NOBODY_UID)
+    os.setuid(NOBODY_UID)
     os.environ["HOME"] = "/nonexistent"
 report = {"uid": os.getuid(), "home_writable": False}
 try:
@@ -62,7 +62,7 @@ except Exception as exc:
     report["traceback"] = traceback.format_exc()
 report["created"] = os.path.exists(directory)
 print(json.dumps(report))
-""".replace("NOBODY", str(NOBODY))
+""".replace("NOBODY_UID", str(NOBODY))
 
 
 def _unshare_works() -> bool:
@@ -168,3 +168,36 @@ def test_a_secret_from_any_of_the_three_ways_opens_the_cache(
     report = _open_in_child(home, how, shared_tmp)
     assert "error" not in report, report.get("traceback")
     assert report["value"] == {"a": [1, 2]}
+
+
+@pytest.mark.timeout(180)
+def test_the_command_line_says_the_same_in_one_line(shared_tmp: Path) -> None:
+    directory = shared_tmp / "cache"
+    subprocess.run(
+        [sys.executable, "-c", f"import diskstore; diskstore.Cache({str(directory)!r}).close()"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+        timeout=60,
+    )
+    blocker = shared_tmp / "file"
+    blocker.write_text("")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("XDG_CONFIG_HOME", "DISKSTORE_SECRET")
+    }
+    env.update(HOME=str(blocker / "home"), PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, "-m", "diskstore", "stats", str(directory)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("diskstore stats: error: no signing secret")
+    assert "DISKSTORE_SECRET" in lines[0] and "--inspect" in lines[0]
