@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _cache_support import memoized_calls_worker, run_processes
+from _cache_support import in_pseudo_terminal, memoized_calls_worker, run_processes
 
 import diskstore
 from diskstore import _cli, _demo
@@ -620,31 +620,11 @@ def test_progress_without_tqdm_is_silent(monkeypatch: pytest.MonkeyPatch) -> Non
 
 @pytest.mark.timeout(60)
 def test_a_terminal_that_reports_no_size_still_gets_a_bar(filled: str) -> None:
-    import pty
-    import select
-
-    leader, follower = pty.openpty()  # 0 columns, 0 lines: nobody set its size
-    process = subprocess.Popen(
+    status, output = in_pseudo_terminal(
         [sys.executable, "-m", "diskstore", "check", filled],
-        stdout=follower,
-        stderr=follower,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        size=None,  # 0 columns, 0 lines
     )
-    os.close(follower)
-    output = b""
-    try:
-        while select.select([leader], [], [], 30)[0]:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the other side closed
-                break
-            if not chunk:
-                break
-            output += chunk
-    finally:
-        os.close(leader)
-        assert process.wait(timeout=30) == 0
+    assert status == 0
     text = output.decode("utf-8", "replace")
     assert "checking: 100%" in text and "4/4" in text, text
 

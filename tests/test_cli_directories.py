@@ -279,7 +279,10 @@ def test_a_diskcache_directory_says_how_to_copy_it(
 
 
 def test_a_value_whose_class_cannot_be_imported_is_one_line(
-    cache_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cache_dir: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     module = tmp_path / "modules" / "elsewhere_only.py"
     module.parent.mkdir()
@@ -298,6 +301,12 @@ def test_a_value_whose_class_cannot_be_imported_is_one_line(
     assert run("get", cache_dir, "thing")[0] == 1
     err = one_line_error(capsys)
     assert "module 'elsewhere_only'" in err and "--inspect" in err
+    # The module is importable, but the class has gone from it.
+    module.write_text("class Other:\n    pass\n")
+    monkeypatch.syspath_prepend(str(module.parent))
+    assert run("get", cache_dir, "thing")[0] == 1
+    err = one_line_error(capsys)
+    assert "Can't get attribute 'Thing'" in err and "--inspect" in err
 
 
 def _as_nobody(argv: list[str], results: Any) -> None:

@@ -79,6 +79,11 @@ CHUNKED = {
     "ITER_BACKWARD_NS": "items_ns (ns=? AND rowid<?)",
     "ITER_FORWARD_NS_BYTES": "items_ns (ns=? AND rowid>? AND rowid<?)",
     "ITER_BACKWARD_NS_BYTES": "items_ns (ns=? AND rowid<?)",
+    # The command line's keys, leaving expired items out as it walks.
+    "ITER_FORWARD_LIVE": "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+    "ITER_FORWARD_LIVE_BYTES": "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+    "ITER_FORWARD_NS_LIVE": "items_ns (ns=? AND rowid>? AND rowid<?)",
+    "ITER_FORWARD_NS_LIVE_BYTES": "items_ns (ns=? AND rowid>? AND rowid<?)",
     "ITERKEYS_FIRST": "COVERING INDEX items_key (ns=?)",
     "ITERKEYS_LAST": "COVERING INDEX items_key (ns=?)",
     "ITERKEYS_NEXT": "COVERING INDEX items_key (ns=? AND (key,raw)>(?,?))",
@@ -107,6 +112,9 @@ CHUNKED = {
 AGGREGATES = {
     "SELECT_ACTUAL_COUNTS": "items_key (ns=?)",
     "COUNT_FUNCTION_ITEMS": "items_fn (fn=? AND ns=?)",
+    # Expired items not yet removed (the command line's stats): the front of the expiry index.
+    "COUNT_EXPIRED": "items_expire (expire_time<?)",
+    "COUNT_EXPIRED_ALL": "COVERING INDEX items_expire (expire_time<?)",
 }
 
 # Inserts have no plan to speak of (the unique index is probed by the insert itself).

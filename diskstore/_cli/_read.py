@@ -122,12 +122,14 @@ def _unloadable(key: Any, args: argparse.Namespace, exc: Exception) -> Failed:
     """The value's class (or a function it names) cannot be imported here: say which, and
     how to go on, in one line."""
     module = getattr(exc, "name", None)
-    what = f"module {module!r}" if isinstance(exc, ImportError) and module else str(exc)
+    if isinstance(exc, ImportError) and module:
+        reason = f"it needs module {module!r}, which this Python cannot import"
+    else:
+        reason = f"its class is not where it was when it was stored ({exc})"
     return Failed(
-        f"cannot load the value of {key!r}: it needs {what}, which this Python cannot "
-        f"import; run the command where the program that stored it runs (its virtualenv, "
-        f"its PYTHONPATH), or list its metadata with: diskstore keys {args.directory} "
-        "--inspect"
+        f"cannot load the value of {key!r}: {reason}; run the command where the program "
+        "that stored it runs (its virtualenv, its PYTHONPATH), or list its metadata with: "
+        f"diskstore keys {args.directory} --inspect"
     )
 
 
@@ -137,7 +139,11 @@ def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
         missing = object()
         try:
             value, expire_time, tag = cache.get(key, default=missing, expire_time=True, tag=True)
-        except (ImportError, AttributeError) as exc:  # unpickling: a class not importable here
+        except ImportError as exc:  # unpickling: the value's module is not importable here
+            raise _unloadable(key, args, exc) from exc
+        except AttributeError as exc:
+            if "Can't get attribute" not in str(exc):  # pickle's words: no such class there
+                raise
             raise _unloadable(key, args, exc) from exc
     if value is missing:
         where = f" in namespace {args.namespace!r}" if args.namespace else ""

@@ -96,9 +96,7 @@ def _check_stopped(args: argparse.Namespace, stopped: str, shards: int, finished
     return f"{stopped}; repaired only the {finished} of {shards} shards checked to the end"
 
 
-def _removing(
-    args: argparse.Namespace, cache: AnyCache, remove: Callable[[], int], what: str
-) -> int:
+def _removing(cache: AnyCache, remove: Callable[[], int]) -> int:
     """Run *remove*; on Ctrl-C, count what it had removed and raise :class:`Interrupted`."""
     before = len(cache)
     try:
@@ -106,13 +104,13 @@ def _removing(
     except KeyboardInterrupt:
         removed = before - len(cache)
         raise Interrupted(
-            f"removed {removed} {what} before stopping; run it again to remove the rest"
+            f"removed {removed} item(s) before stopping; run it again to remove the rest"
         ) from None
 
 
 def cmd_clear(args: argparse.Namespace, out: TextIO) -> int:
     with open_cache(args, read_only=False) as cache:
-        removed = _removing(args, cache, lambda: cache.clear(retry=True), "item(s)")
+        removed = _removing(cache, lambda: cache.clear(retry=True))
         others = sum(shard._total_count() for shard in shards_of(cache)) - len(cache)
     where = f" from namespace {args.namespace!r}" if args.namespace else ""
     text = f"removed {removed} item(s){where}"
@@ -128,7 +126,7 @@ def _removal(method: str, what: str) -> Callable[[argparse.Namespace, TextIO], i
     def command(args: argparse.Namespace, out: TextIO) -> int:
         with open_cache(args, read_only=False) as cache:
             run = getattr(cache, method)
-            removed = _removing(args, cache, lambda: int(run(retry=True)), "item(s)")
+            removed = _removing(cache, lambda: int(run(retry=True)))
         return _report(args, out, f"removed {removed} {what}", {"removed": removed})
 
     return command
@@ -141,7 +139,7 @@ cmd_expire = _removal("expire", "expired item(s)")
 def cmd_evict(args: argparse.Namespace, out: TextIO) -> int:
     tag = parse_key(args.tag, args.literal)
     with open_cache(args, read_only=False) as cache:
-        removed = _removing(args, cache, lambda: cache.evict(tag, retry=True), "item(s)")
+        removed = _removing(cache, lambda: cache.evict(tag, retry=True))
     text = f"removed {removed} item(s) tagged {tag!r}"
     return _report(args, out, text, {"removed": removed, "tag": json_key(tag)})
 
