@@ -1,5 +1,14 @@
 """How keys, values and tags become Redis keys and hash fields: the on-disk format, reused.
 
+A namespace's keys all start with ``diskstore:<namespace>:`` (``%`` and ``:`` in the name
+written as ``%25`` and ``%3A``, so a namespace's prefix never starts another's). No part of
+that prefix is a hash tag: on a Redis Cluster every item lands in the slot its own key
+hashes to, so a namespace spreads over every master. The one exception is a queue: its
+index and the items it generates carry the queue's hash tag, ``{q<crc32 of its name>}``,
+so that a push or a pull stays one script on one slot. Every key shaped like a queue's
+(an ``int`` within ``QUEUE_RANGE``, or ``"<prefix>-<15 digits>"`` with a number in it) is
+stored there, since a queue may generate it, whether or not a queue did.
+
 Every item is a Redis hash at ``<prefix>i:<encoded key>`` with the fields
 
 - ``m``: how ``v`` is encoded: ``i``/``f``/``s``/``b`` for a native int, float, str or
@@ -20,6 +29,7 @@ encoding (or its signed serialization) after the mark ``x``.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from .._disk import Disk
@@ -27,7 +37,7 @@ from .._exceptions import IntegrityError
 from .._keys import decode_canonical, encode_canonical
 from .._modes import KIND_NATIVE
 
-__all__ = ["Codec", "Fields"]
+__all__ = ["Codec", "Fields", "namespace_prefix"]
 
 #: Field names of an item hash.
 MODE, VALUE, EXPIRE, TAG = b"m", b"v", b"e", b"t"
@@ -35,6 +45,34 @@ _NATIVE_MARKS = {int: b"i", float: b"f", str: b"s", bytes: b"b"}
 
 #: ``(mode, value, expire, tag)`` as read back with HMGET.
 Fields = list[Any]
+
+#: The numbers a queue's generated keys may take (a queue starts at ``QUEUE_START``, the
+#: middle, and grows by one per push at either end).
+QUEUE_RANGE = (10**14, 9 * 10**14)
+_QUEUE_TAG_LENGTH = len(b"{q00000000}")
+
+
+def namespace_prefix(namespace: str) -> bytes:
+    """``diskstore:<namespace>:``, the name escaped so that no prefix starts another's."""
+    name = namespace.replace("%", "%25").replace(":", "%3A")
+    return b"diskstore:" + name.encode("utf-8", "surrogatepass") + b":"
+
+
+def queue_tag(name: bytes) -> bytes:
+    """The hash tag shared by a queue's index and items (``name``: ``n`` or ``s<prefix>``)."""
+    return b"{q%08x}" % zlib.crc32(name)
+
+
+def queue_of(key: Any) -> bytes | None:
+    """The queue name (as :func:`queue_tag` takes it) whose slot holds ``key``, or None."""
+    low, high = QUEUE_RANGE
+    if type(key) is int:
+        return b"n" if low <= key < high else None
+    if type(key) is str and len(key) >= 16 and key[-16] == "-":
+        digits = key[-15:]
+        if digits.isascii() and digits.isdigit() and low <= int(digits) < high:
+            return b"s" + key[:-16].encode("utf-8", "surrogatepass")
+    return None
 
 
 class Codec:
@@ -51,6 +89,11 @@ class Codec:
     def item_key(self, key: Any) -> bytes:
         """The Redis key of the item stored under *key*."""
         if type(key) is str:
+            if len(key) >= 16 and key[-16] == "-":
+                queue = queue_of(key)
+                if queue is not None:
+                    body = b"s" + key.encode("utf-8", "surrogatepass")
+                    return self.item_prefix + queue_tag(queue) + body
             return self.item_prefix + b"s" + key.encode("utf-8", "surrogatepass")
         if type(key) is bytes:
             return self.item_prefix + b"b" + key
@@ -59,12 +102,20 @@ class Codec:
         if not raw:
             return self.item_prefix + b"x" + bytes(db_key)
         if type(db_key) is int:
+            if queue_of(db_key) is not None:
+                return self.item_prefix + queue_tag(b"n") + b"i" + str(db_key).encode()
             return self.item_prefix + b"i" + str(db_key).encode()
         return self.item_prefix + b"f" + repr(float(db_key)).encode()
+
+    def queue_index(self, name: bytes) -> bytes:
+        """The sorted set indexing the queue ``name`` (``n`` or ``s<prefix>``)."""
+        return self.prefix + b"q:" + queue_tag(name) + name
 
     def user_key(self, item_key: bytes) -> Any:
         """Inverse of :meth:`item_key`; ``IntegrityError`` for a key it did not write."""
         body = item_key[len(self.item_prefix) :]
+        if body[:2] == b"{q":
+            body = body[_QUEUE_TAG_LENGTH:]
         mark, rest = body[:1], body[1:]
         try:
             if mark == b"s":

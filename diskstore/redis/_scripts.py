@@ -2,13 +2,26 @@
 
 Redis runs a script without interleaving any other command, so a script is how a write that
 touches the item hash, its expiry and its tag set stays all-or-nothing without a round trip
-per step. Keys are passed in ``KEYS`` (so the scripts work on a cluster when a namespace's
-keys share one hash slot, which the ``{namespace}`` in every key guarantees).
+per step. Keys are passed in ``KEYS``. On a Redis Cluster a script may only touch keys of one
+hash slot, and an item's slot is not its tag set's or its function's: there the write
+scripts get the item's key alone (the caller then adds the item to those sets with
+``INDEX_ADD``, after the write), and bulk removal checks each item with ``DELETE_IF`` on
+the item's own slot. A queue's index and items share a slot (see ``_codec``).
 """
 
 from __future__ import annotations
 
-__all__ = ["EVICT", "INCR", "POP_QUEUE", "PUSH", "RELEASE", "RENEW", "SET", "TOUCH"]
+__all__ = [
+    "DELETE_IF",
+    "INCR",
+    "INDEX_ADD",
+    "POP_QUEUE",
+    "PUSH",
+    "RELEASE",
+    "RENEW",
+    "SET",
+    "TOUCH",
+]
 
 # A script that declares itself (a shebang line, Redis 7) is refused as a whole while the
 # server is over ``maxmemory`` with ``noeviction``; an undeclared one would be let through
@@ -20,7 +33,7 @@ _DENY_OOM = "#!lua\n"
 # or a tag) pexpireat in ms, the expire time, the encoded tag, each '' when absent. A plain
 # set thus sends two arguments: redis-py's packing costs grow with their number. A tag
 # set lives as long as its longest-lived member, so tag sets of expiring items do not
-# accumulate.
+# accumulate. ``tkey`` is nil when the caller maintains the tag set itself (a cluster).
 _WRITE_ITEM = """
 local function index_add(tkey, item, pexpireat)
   local existed = redis.call('EXISTS', tkey)
@@ -43,15 +56,15 @@ local function write_item(item, tkey, a, i)
   end
   if (a[i + 4] or '') ~= '' then
     redis.call('HSET', item, 't', a[i + 4])
-    index_add(tkey, item, pexpireat)
+    if tkey then index_add(tkey, item, pexpireat) end
   end
 end
 """
 
-#: KEYS: item[, tag set][, function set]. ARGV: the item (see ``write_item``), then
-#: only_if_missing ('1' or ''), then the memoized function that stored it, if one did (the
-#: item then joins the function's set, last in KEYS). Returns 1 if stored, 0 if the key
-#: existed and only_if_missing.
+#: KEYS: item[, tag set][, function set] (the sets only when the script is to add the item
+#: to them: never on a cluster). ARGV: the item (see ``write_item``), then only_if_missing
+#: ('1' or ''), then the memoized function that stored it, if one did. Returns 1 if stored,
+#: 0 if the key existed and only_if_missing.
 SET = (
     _DENY_OOM
     + _WRITE_ITEM
@@ -59,14 +72,40 @@ SET = (
 local item = KEYS[1]
 if ARGV[6] == '1' and redis.call('EXISTS', item) == 1 then return 0 end
 redis.call('DEL', item)
-write_item(item, KEYS[2], ARGV, 1)
+local next_key = 2
+local tkey = nil
+if (ARGV[5] or '') ~= '' and KEYS[next_key] then
+  tkey = KEYS[next_key]
+  next_key = next_key + 1
+end
+write_item(item, tkey, ARGV, 1)
 if (ARGV[7] or '') ~= '' then
   redis.call('HSET', item, 'f', ARGV[7])
-  index_add(KEYS[#KEYS], item, ARGV[3] or '')
+  if KEYS[next_key] then index_add(KEYS[next_key], item, ARGV[3] or '') end
 end
 return 1
 """
 )
+
+#: KEYS: an index set (a tag's or a memoized function's). ARGV: the item key, its pexpireat
+#: in ms or ''. Adds the item; the set lives as long as its longest-lived member.
+INDEX_ADD = (
+    _DENY_OOM
+    + _WRITE_ITEM
+    + """
+index_add(KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+)
+
+#: KEYS: item. ARGV: a field ('t' or 'f') and a value. Deletes the item only while the field
+#: holds the value; returns 1 if it did.
+DELETE_IF = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 #: KEYS: item. ARGV: expire time (repr) or '', pexpireat ms or ''. Returns 1 if touched.
 TOUCH = (
@@ -102,24 +141,7 @@ return {1, redis.call('HGET', item, 'v')}
 """
 )
 
-#: KEYS: an index set (a tag's or a memoized function's). ARGV: the field ('t' or 'f'), its
-#: value, then item keys. Deletes the listed items whose field still holds the value,
-#: forgets the listed members; returns how many items it deleted.
-EVICT = """
-local tkey = KEYS[1]
-local removed = 0
-for i = 3, #ARGV do
-  local item = ARGV[i]
-  if redis.call('HGET', item, ARGV[1]) == ARGV[2] then
-    redis.call('DEL', item)
-    removed = removed + 1
-  end
-  redis.call('SREM', tkey, item)
-end
-return removed
-"""
-
-#: KEYS: queue index (sorted set), item[, tag set]. ARGV: expected edge score or '', new
+#: KEYS: queue index (sorted set), item[, tag set] (see SET). ARGV: expected edge score or '', new
 #: score, side ('back'/'front'), then the item (see ``write_item``).
 #: Returns 1 if pushed, 0 if the edge moved or was stale (retry), -1 if a plain item sits
 #: where the queue would grow.

@@ -27,8 +27,18 @@ from .._exceptions import SettingsError, UnsupportedError
 from .._settings import DEFAULT_SETTINGS
 from .._signing import SecretArg, Signer, resolve_secret
 from ._base import shaped
-from ._codec import EXPIRE, MODE, TAG, VALUE, Codec, decode_expire, decode_tag, encode_tag
-from ._connection import Shared, make_client, translate
+from ._codec import (
+    EXPIRE,
+    MODE,
+    TAG,
+    VALUE,
+    Codec,
+    decode_expire,
+    decode_tag,
+    encode_tag,
+    namespace_prefix,
+)
+from ._connection import ERRORS, Shared, describe, is_cluster, translate
 from ._functions import FunctionsMixin
 from ._lock import RedisLock
 from ._near import NearCache
@@ -87,15 +97,17 @@ class RedisCache(QueueMixin, FunctionsMixin):
     """A cache on a Redis server, with the API and storage format of :class:`~diskstore.Cache`.
 
     ``url`` is a redis-py URL (``redis://[user:password@]host:port/db``, ``rediss://`` for
-    TLS, ``unix://``). ``namespace`` keeps this cache's keys apart from other caches on the
-    same server (``clear()`` touches only them). ``timeout`` bounds every wait for the
-    server, in seconds. Values are signed with ``secret`` (see ``Cache``): every machine
-    sharing a namespace needs the same secret. ``client`` uses an existing ``redis.Redis``
-    instead of opening one. ``near_items`` > 0 keeps up to that many recently read items
-    (and at most ``near_bytes``) in this process, kept coherent by the server's
-    invalidation messages (see :mod:`._near`). ``**settings`` takes the ``statistics``
-    and ``disk_*`` settings of ``Cache``; the size and eviction settings are the server's
-    (``maxmemory``).
+    TLS, ``unix://``); on a Redis Cluster, the URL of any node (``cluster=None``, the
+    default, asks the server at first use whether it is a cluster node; ``True`` or
+    ``False`` says so without asking). ``namespace`` keeps this cache's keys apart from
+    other caches on the same server (``clear()`` touches only them). ``timeout`` bounds
+    every wait for the server, in seconds. Values are signed with ``secret`` (see
+    ``Cache``): every machine sharing a namespace needs the same secret. ``client`` uses an
+    existing ``redis.Redis`` or ``redis.cluster.RedisCluster`` instead of opening one.
+    ``near_items`` > 0 keeps up to that many recently read items (and at most
+    ``near_bytes``) in this process, kept coherent by the server's invalidation messages
+    (see :mod:`._near`). ``**settings`` takes the ``statistics`` and ``disk_*`` settings
+    of ``Cache``; the size and eviction settings are the server's (``maxmemory``).
 
     Nothing is sent to the server until the first operation, so a server that is down is
     reported there, as :class:`~diskstore.ServerUnavailableError`.
@@ -109,9 +121,10 @@ class RedisCache(QueueMixin, FunctionsMixin):
         timeout: float = 10.0,
         secret: SecretArg = None,
         disk: type[Disk] = Disk,
-        client: redis.Redis | None = None,
+        client: Any = None,
         near_items: int = 0,
         near_bytes: int = 64 * 2**20,
+        cluster: bool | None = None,
         **settings: Any,
     ) -> None:
         if not isinstance(url, str):
@@ -129,13 +142,17 @@ class RedisCache(QueueMixin, FunctionsMixin):
         for name, limit in (("near_items", near_items), ("near_bytes", near_bytes)):
             if type(limit) is not int or limit < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {limit!r}")
+        if cluster not in (None, True, False):
+            raise TypeError(f"cluster must be None, True or False, got {cluster!r}")
+        if client is not None and not (isinstance(client, redis.Redis) or is_cluster(client)):
+            raise TypeError(
+                f"client must be a redis.Redis or redis.cluster.RedisCluster, got {client!r}"
+            )
         statistics, disk_options = _settings(settings)
-        owns = client is None
-        if client is None:
-            client = make_client(url, float(timeout))
-        self._url = url
+        where = _where(url) if client is None else describe(client)
+        self._url = url if client is None else where
         self._timeout = float(timeout)
-        self._shared = Shared(client, _where(url), owns)
+        self._shared = Shared(client, url, float(timeout), cluster, where)
         self._shared.statistics = statistics
         signer = Signer(resolve_secret(secret) if disk.signed else None)
         options = {"compress_threshold": 1024, "compress_level": 3, **disk_options}
@@ -143,8 +160,8 @@ class RedisCache(QueueMixin, FunctionsMixin):
         self._bind(_check_namespace(namespace))
         if near_items:
             # Tracks every view below this namespace too: their keys share the prefix.
-            root = b"diskstore{" + namespace.encode()
-            near = NearCache(client, root, items=near_items, max_bytes=near_bytes)
+            root = namespace_prefix(namespace)[:-1]
+            near = NearCache(self._shared, root, items=near_items, max_bytes=near_bytes)
             self._shared.near = near
             # A cache dropped without close() must not leave the thread and its two
             # connections behind: stop them when the last view of the cache is collected.
@@ -152,13 +169,12 @@ class RedisCache(QueueMixin, FunctionsMixin):
 
     def _bind(self, namespace: str) -> None:
         self._ns_name = namespace
-        self._codec = Codec(b"diskstore{" + namespace.encode() + b"}:", self._disk)
-        self._client = self._shared.client
+        self._codec = Codec(namespace_prefix(namespace), self._disk)
 
     # -- properties ------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        """The server's URL."""
+        """The server's URL (for a ``client=``, the server or cluster it talks to)."""
         return self._url
 
     @property
@@ -172,9 +188,14 @@ class RedisCache(QueueMixin, FunctionsMixin):
         return self._disk
 
     @property
-    def client(self) -> redis.Redis:
-        """The redis-py client."""
+    def client(self) -> Any:
+        """The redis-py client: a ``redis.Redis``, or a ``RedisCluster`` on a cluster."""
         return self._client
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the server is a Redis Cluster (asks the server when not yet known)."""
+        return is_cluster(self._client)
 
     @property
     def namespace_name(self) -> str:
@@ -235,7 +256,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
             if extra:
                 return self._client.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
             return self._client.hmget(rkey, MODE, VALUE)
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
 
     def _near_fields(self, near: NearCache, rkey: bytes) -> Any:
@@ -246,7 +267,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
         generation = near.generation
         try:
             fields = self._client.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
         if fields[0] is not None:
             near.put(rkey, fields, generation)
@@ -268,7 +289,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
     def _count(self, hit: bool) -> None:
         try:
             self._client.hincrby(self._codec.prefix + b"stats", "hits" if hit else "misses", 1)
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
 
     def read(self, key: Any, retry: bool = False) -> Any:
@@ -284,7 +305,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
     def __contains__(self, key: Any) -> bool:
         try:
             return bool(self._client.exists(self._codec.item_key(key)))
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
 
     # -- writes ----------------------------------------------------------------------------
@@ -368,15 +389,24 @@ class RedisCache(QueueMixin, FunctionsMixin):
         if function is not None:
             args.append(function.encode("utf-8", "surrogatepass"))
             keys.append(self._function_key(function))
-        script = self._shared.scripts["SET"]
+        shared = self._shared
+        pexpireat = args[2] if len(args) > 2 else ""
+        batch = shared.pipeline()
+        if batch is not None:
+            batch.append((rkey, args, keys))
+            return True
         try:
-            pipe = self._shared.pipeline()
-            if pipe is not None:
-                script(keys=[rkey, *keys], args=args, client=pipe)
-                return True
-            return bool(script(keys=[rkey, *keys], args=args))
-        except rex.RedisError as exc:
-            raise translate(exc, self._shared.where) from exc
+            script = shared.scripts["SET"]  # opens the client: shared.cluster is known after
+            if not (keys and shared.cluster):
+                return bool(script(keys=[rkey, *keys], args=args))
+            # A cluster: the sets live in other slots. The item first, so that an evict
+            # running meanwhile cannot drop the set's entry of an item it did not delete.
+            stored = bool(script(keys=[rkey], args=args))
+            if stored:
+                self._index_add(keys, rkey, pexpireat)
+            return stored
+        except ERRORS as exc:
+            raise translate(exc, shared.where) from exc
         finally:
             self._forget(rkey)
 
@@ -390,7 +420,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
         rkey = self._codec.item_key(key)
         try:
             return bool(self._shared.scripts["TOUCH"](keys=[rkey], args=args))
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
         finally:
             self._forget(rkey)
@@ -415,7 +445,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
                 status, result = self._shared.scripts["INCR"](
                     keys=[rkey], args=[delta, "" if default is None else default]
                 )
-            except rex.RedisError as exc:
+            except ERRORS as exc:
                 raise translate(exc, self._shared.where) from exc
             value = _incr_result(key, status, result)
             if value is not ENOVAL:
@@ -452,7 +482,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
                         return result
                     except rex.WatchError:
                         continue
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
 
     def decr(self, key: Any, delta: int | float = 1, default: Any = 0, retry: bool = False) -> Any:
@@ -465,7 +495,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
         rkey = self._codec.item_key(key)
         try:
             return bool(self._client.delete(rkey))
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
         finally:
             self._forget(rkey)
@@ -490,7 +520,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
                 pipe.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
                 pipe.delete(rkey)
                 fields, _ = pipe.execute()
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
         finally:
             self._forget(rkey)
@@ -504,29 +534,46 @@ class RedisCache(QueueMixin, FunctionsMixin):
         if shared.pipeline() is not None:
             yield  # nested: part of the outer block
             return
-        pipe = self._client.pipeline(transaction=True)
-        shared.local.pipe = pipe
+        batch: list[tuple[bytes, list[Any], list[bytes]]] = []
+        shared.local.pipe = batch
         try:
             yield
-        except BaseException:
+        finally:
             shared.local.pipe = None
-            pipe.reset()
-            raise
-        shared.local.pipe = None
+        if not batch:
+            return
         try:
-            pipe.execute()
-        except rex.RedisError as exc:
+            self._commit(batch)
+        except ERRORS as exc:
             raise translate(exc, shared.where) from exc
         finally:
-            pipe.reset()
             self._forget()
+
+    def _commit(self, batch: list[tuple[bytes, list[Any], list[bytes]]]) -> None:
+        """Apply a ``transact()`` block's writes: one ``MULTI``/``EXEC`` per hash slot (one in
+        all on a single server), then add the items to their tag and function sets."""
+        client: Any = self._client
+        groups: dict[int, list[tuple[bytes, list[Any]]]] = {}
+        for rkey, args, _ in batch:
+            slot = client.keyslot(rkey) if is_cluster(client) else 0
+            groups.setdefault(slot, []).append((rkey, args))
+        for writes in groups.values():
+            with client.pipeline(transaction=True) as pipe:
+                for rkey, args in writes:
+                    _queue_item_write(pipe, rkey, args)
+                pipe.execute()
+        for rkey, args, keys in batch:
+            if keys:
+                self._index_add(keys, rkey, args[2] if len(args) > 2 else "")
 
     def transact(self, retry: bool = False) -> Any:
         """Apply the block's writes atomically: ``with cache.transact(): cache.set(...)``.
 
         The writes of the block (``set``, in every namespace view of this cache) are queued
         and sent as one ``MULTI``/``EXEC`` when the block ends, so other clients see all of
-        them or none; an exception in the block discards them. Reads inside the block see
+        them or none; an exception in the block discards them. On a Redis Cluster that holds
+        per hash slot: each slot's writes are one ``MULTI``/``EXEC``, sent one slot after
+        another. Reads inside the block see
         the server as it was before the block. Writes whose result depends on the current
         value (``add``, ``incr``, ``pop``, ``delete``, ...) raise ``UnsupportedError`` there.
         """
@@ -544,7 +591,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
         """Close the connections this cache opened (a client passed in stays open)."""
         if self._shared.near is not None:
             self._shared.near.close()
-        if self._shared.owns_client:
+        if self._shared.owns_client and self._shared.opened:
             self._client.close()
 
     def __enter__(self) -> RedisCache:
@@ -556,6 +603,23 @@ class RedisCache(QueueMixin, FunctionsMixin):
     def __repr__(self) -> str:
         where = f", namespace={self._ns_name!r}" if self._ns_name else ""
         return f"{type(self).__name__}({self._shared.where!r}{where})"
+
+
+def _queue_item_write(pipe: Any, rkey: bytes, args: list[Any]) -> None:
+    """Queue, as plain commands, what the SET script does for ``args`` (no script: a
+    ``MULTI`` cannot load one it finds missing)."""
+    fields: dict[bytes, Any] = {MODE: args[0], VALUE: args[1]}
+    pexpireat = args[2] if len(args) > 2 else ""
+    if pexpireat:
+        fields[EXPIRE] = args[3]
+    if len(args) > 4 and args[4]:
+        fields[TAG] = args[4]
+    if len(args) > 6 and args[6]:
+        fields[b"f"] = args[6]
+    pipe.delete(rkey)
+    pipe.hset(rkey, mapping=fields)
+    if pexpireat:
+        pipe.pexpireat(rkey, int(pexpireat))
 
 
 def _incr_result(key: Any, status: int, result: Any) -> Any:
