@@ -61,9 +61,10 @@ def test_planted_pickle_is_a_miss_and_never_runs(cache: RedisCache, tmp_path: Pa
     marker = str(tmp_path / "pwned")
     rkey = cache._codec.item_key("victim")
     payload = pickle.dumps(_Exploit(marker))
-    # An unsigned pickle, and one wearing a forged header, both claiming to be pickles.
-    for mode in (b"3", b"35"):
-        cache.client.hset(rkey, mapping={"m": mode, "v": b"\x00" * 40 + payload})
+    # An unsigned pickle, and one wearing a forged header, both claiming to be pickles
+    # (kind d, then the mode: 3 is a pickle, 35 a signed one).
+    for mode in (3, 35):
+        cache.client.set(rkey, b"d" + mode.to_bytes(2, "big") + b"\x00" * 40 + payload)
         with pytest.warns(diskstore.CorruptionWarning):
             assert cache.get("victim", "default") == "default"
         assert not os.path.exists(marker)
@@ -72,8 +73,8 @@ def test_planted_pickle_is_a_miss_and_never_runs(cache: RedisCache, tmp_path: Pa
 
 def test_a_payload_moved_to_another_key_fails_verification(cache: RedisCache) -> None:
     cache.set("a", {"secret": 1})
-    fields = cache.client.hgetall(cache._codec.item_key("a"))
-    cache.client.hset(cache._codec.item_key("b"), mapping=fields)
+    stored = cache.client.get(cache._codec.item_key("a"))
+    cache.client.set(cache._codec.item_key("b"), stored)
     with pytest.warns(diskstore.CorruptionWarning):
         assert cache.get("b") is None
     assert cache.get("a") == {"secret": 1}
@@ -81,7 +82,7 @@ def test_a_payload_moved_to_another_key_fails_verification(cache: RedisCache) ->
 
 def test_check_reports_and_fixes_planted_entries(cache: RedisCache) -> None:
     cache.set("good", [1])
-    cache.client.hset(cache._codec.item_key("bad"), mapping={"m": b"3", "v": b"junk"})
+    cache.client.set(cache._codec.item_key("bad"), b"d\x00\x03junk")
     found = cache.check(fix=True)
     assert len(found) == 1 and issubclass(found[0].category, diskstore.CorruptionWarning)
     assert cache.check() == []
@@ -410,9 +411,7 @@ def test_async_cache_faults_and_planted_values(own_server: RedisServer) -> None:
         await down.close()
         async with AsyncRedisCache(own_server.url, timeout=2) as cache:
             rkey = cache.cache._codec.item_key("planted")
-            await asyncio.to_thread(
-                cache.cache.client.hset, rkey, mapping={"m": b"3", "v": b"\x80\x04K\x01."}
-            )
+            await asyncio.to_thread(cache.cache.client.set, rkey, b"d\x00\x03\x80\x04K\x01.")
             with pytest.warns(diskstore.CorruptionWarning):
                 assert await cache.get("planted", "miss") == "miss"
             await cache.set("k", 1)

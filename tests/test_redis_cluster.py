@@ -175,7 +175,7 @@ def test_errors_name_the_server_of_a_given_client() -> None:
 def test_errors_name_the_nodes_of_a_given_cluster_client(redis_cluster: Any) -> None:
     client = redis_cluster.client(socket_timeout=1, socket_connect_timeout=1)
     cache = RedisCache(client=client, namespace=f"test-{uuid.uuid4().hex}")
-    client.set(cache._codec.item_key("k"), b"not an item")  # a string where a hash goes
+    client.hset(cache._codec.item_key("k"), "x", 1)  # a hash where an item string goes
     with pytest.raises(diskstore.StorageError) as raised:
         cache.get("k")
     for host, port in redis_cluster.startup_nodes:

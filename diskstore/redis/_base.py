@@ -43,10 +43,10 @@ class RedisBase:
             else:
                 near.discard(rkey)
 
-    def _decoded(self, rkey: bytes, mode: bytes, data: bytes) -> Any:
+    def _decoded(self, rkey: bytes, blob: bytes) -> Any:
         """The stored value, or ``ENOVAL`` (with a warning) when it fails verification."""
         try:
-            return self._codec.value(rkey, mode, data)
+            return self._codec.value(rkey, blob)
         except IntegrityError as exc:
             self._drop_corrupt(rkey, exc)
             return ENOVAL

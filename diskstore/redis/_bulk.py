@@ -17,7 +17,7 @@ from typing import Any
 from .._exceptions import CorruptionWarning, IntegrityError
 from . import _scripts
 from ._base import RedisBase
-from ._codec import MODE, VALUE, encode_tag
+from ._codec import encode_tag
 from ._connection import ERRORS, translate
 
 __all__ = ["BulkMixin"]
@@ -104,25 +104,29 @@ class BulkMixin(RedisBase):
                 members: Any = self._client.spop(index, _BATCH)
                 if not members:
                     return removed
-                with self._client.pipeline(transaction=False) as pipe:
-                    for rkey in members:
-                        pipe.execute_command(  # type: ignore[no-untyped-call]
-                            "EVAL", _scripts.DELETE_IF, 1, rkey, field, value
-                        )
-                    removed += sum(int(done) for done in pipe.execute())
+                removed += self._check_members(members, field, value, delete=True)
                 self._forget()
         except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
+
+    def _check_members(
+        self, members: list[bytes], field: bytes, value: bytes, *, delete: bool
+    ) -> int:
+        """How many of the items ``members`` hold that tag (``field`` ``t``) or function
+        (``f``), each checked (and deleted) on its own slot; one pipeline per master."""
+        with self._client.pipeline(transaction=False) as pipe:
+            for rkey in members:
+                pipe.execute_command(  # type: ignore[no-untyped-call]
+                    "EVAL", _scripts.DELETE_IF, 1, rkey, field, value, "1" if delete else ""
+                )
+            return sum(int(found) for found in pipe.execute())
 
     def _count_indexed(self, index: bytes, field: bytes, value: bytes) -> int:
         """How many members of the set ``index`` are live items whose ``field`` is ``value``."""
         count = 0
         try:
             for batch in _batches(self._client.sscan_iter(index, count=_BATCH)):
-                with self._client.pipeline(transaction=False) as pipe:
-                    for rkey in batch:
-                        pipe.hget(rkey, field)
-                    count += sum(1 for found in pipe.execute() if found == value)
+                count += self._check_members(batch, field, value, delete=False)
         except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
         return count
@@ -176,16 +180,18 @@ class BulkMixin(RedisBase):
                 try:
                     with self._client.pipeline(transaction=False) as pipe:
                         for rkey in batch:
-                            pipe.hmget(rkey, MODE, VALUE)
-                        rows = pipe.execute()
+                            pipe.get(rkey)
+                        blobs = pipe.execute(raise_on_error=False)
                 except ERRORS as exc:
                     raise translate(exc, self._shared.where) from exc
-                for rkey, (mode, data) in zip(batch, rows, strict=True):
-                    if mode is None:
+                for rkey, blob in zip(batch, blobs, strict=True):
+                    if blob is None:
                         continue  # expired meanwhile
                     try:
                         self._codec.user_key(rkey)
-                        self._codec.verify(rkey, mode, data)
+                        if not isinstance(blob, bytes):
+                            raise IntegrityError(f"not an item: {blob}")
+                        self._codec.verify(rkey, blob)
                     except IntegrityError as exc:
                         warnings.warn(f"cache entry {rkey!r}: {exc}", CorruptionWarning, 1)
                         if fix:

@@ -20,7 +20,7 @@ own writes drop their keys at once.
 When any connection fails, the near cache is emptied and bypassed until all are back and
 tracking is on again; the thread checks them every ``_HEALTH`` seconds, so a silently
 dead connection costs at most that long plus the timeout. Values are kept as the server's
-verified fields and decoded on every hit, so callers get fresh objects.
+strings (with their expiry time) and decoded on every hit, so callers get fresh objects.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ _POLL = 0.05
 
 
 class NearCache:
-    """A bounded LRU of item fields, kept coherent by server-side invalidation."""
+    """A bounded LRU of item strings, kept coherent by server-side invalidation."""
 
     def __init__(self, shared: Any, prefix: bytes, *, items: int, max_bytes: int) -> None:
         # Weakly: the cache's finalizer stops this thread when the last view is dropped.
@@ -65,7 +65,7 @@ class NearCache:
 
     # -- the cache -------------------------------------------------------------------------
     def get(self, rkey: bytes) -> Any:
-        """The fields kept for ``rkey``, or None."""
+        """``(string, expire time or None)`` kept for ``rkey``, or None."""
         with self._mutex:
             found = self._entries.get(rkey)
             if found is None:
@@ -73,10 +73,10 @@ class NearCache:
             self._entries.move_to_end(rkey)
             return found[0]
 
-    def put(self, rkey: bytes, fields: Any, generation: int) -> None:
-        """Keep ``fields`` read for ``rkey`` unless an invalidation arrived since
+    def put(self, rkey: bytes, entry: tuple[bytes, float | None], generation: int) -> None:
+        """Keep ``entry`` read for ``rkey`` unless an invalidation arrived since
         ``generation`` was read (or the near cache is not coherent now)."""
-        size = sum(len(field) for field in fields if field is not None) + len(rkey)
+        size = len(entry[0]) + len(rkey)
         if size > self._max_bytes:
             return
         with self._mutex:
@@ -85,7 +85,7 @@ class NearCache:
             old = self._entries.pop(rkey, None)
             if old is not None:
                 self._bytes -= old[1]
-            self._entries[rkey] = (fields, size)
+            self._entries[rkey] = (entry, size)
             self._bytes += size
             while len(self._entries) > self._items or self._bytes > self._max_bytes:
                 _, (_, dropped) = self._entries.popitem(last=False)

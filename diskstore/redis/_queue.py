@@ -18,7 +18,7 @@ from .._constants import ENOVAL, QUEUE_START
 from .._exceptions import IntegrityError, UnsupportedError
 from .._queue import check_prefix, check_side
 from ._base import RedisBase, shaped
-from ._codec import QUEUE_RANGE, decode_expire, decode_tag
+from ._codec import QUEUE_RANGE, decode_tag
 from ._connection import ERRORS, translate
 
 __all__ = ["QueueMixin"]
@@ -27,9 +27,7 @@ __all__ = ["QueueMixin"]
 class QueueMixin(RedisBase):
     """Queue operations of :class:`~diskstore.redis.RedisCache`."""
 
-    def _item_args(
-        self, rkey: bytes, value: Any, expire: float | None, read: bool, tag: Any
-    ) -> tuple[list[bytes], list[Any]]:
+    def _item(self, rkey: bytes, value: Any, expire: float | None, read: bool, tag: Any) -> Any:
         raise NotImplementedError  # provided by RedisCache
 
     def _index(self, prefix: str | None) -> bytes:
@@ -66,16 +64,17 @@ class QueueMixin(RedisBase):
                     raise ValueError(f"queue {prefix!r} is full: its keys reached {number}")
                 key = number if prefix is None else f"{prefix}-{number:015d}"
                 rkey = self._codec.item_key(key)
-                keys, args = self._item_args(rkey, value, expire, read, tag)
+                item = self._item(rkey, value, expire, read, tag)
+                pxat = "" if item.pxat is None else item.pxat
                 cluster = self._shared.cluster
                 status = script(
-                    keys=[index, rkey] if cluster else [index, rkey, *keys],
-                    args=[expected, number, side, *args],
+                    keys=[index, rkey] if cluster else [index, rkey, *item.indexes],
+                    args=[expected, number, side, item.blob, pxat],
                 )
                 self._forget(rkey)
                 if status == 1:
-                    if cluster and keys:
-                        self._index_add(keys, rkey, args[2])
+                    if cluster and item.indexes:
+                        self._index_add(item.indexes, rkey, pxat)
                     return key
                 if status == -1:
                     raise ValueError(
@@ -99,7 +98,7 @@ class QueueMixin(RedisBase):
                 raise translate(exc, self._shared.where) from exc
             if found is None:
                 return shaped(default, None, None, expire_time, tag)
-            rkey, mode, data, exp, tg = found
+            rkey, blob = found
             if remove:
                 self._forget(rkey)
             try:
@@ -107,10 +106,11 @@ class QueueMixin(RedisBase):
             except IntegrityError as exc:
                 self._drop_corrupt(rkey, exc)
                 continue
-            value = self._decoded(rkey, mode, data)
+            value = self._decoded(rkey, blob)
             if value is ENOVAL:
                 continue
-            return shaped((key, value), decode_expire(exp), decode_tag(tg), expire_time, tag)
+            expire, encoded_tag, _ = self._codec.extras(blob)
+            return shaped((key, value), expire, decode_tag(encoded_tag), expire_time, tag)
 
     def pull(
         self,

@@ -27,9 +27,8 @@ from .._memoize import DEFAULT_LOCK_TIMEOUT, memoize
 from .._singleflight import SingleFlight, produce
 from . import _scripts
 from ._bulk import glob_escape
-from ._codec import EXPIRE, MODE, TAG, VALUE
 from ._connection import DEFAULT_MAX_BULK, ERRORS, is_cluster, translate
-from .cache import RedisCache, _incr_result, flagged_args, incr_fast_path
+from .cache import RedisCache, _incr_result, incr_fast_path
 
 __all__ = ["AsyncRedisCache"]
 
@@ -127,36 +126,41 @@ class AsyncRedisCache:
         """Return the value for *key*, or *default*; see ``RedisCache.get``."""
         sync = self._sync
         rkey = sync._codec.item_key(key)
-        names = (MODE, VALUE, EXPIRE, TAG) if expire_time or tag else (MODE, VALUE)
         aclient = self._state.client or await self._open()
         try:
-            fields: Any = await aclient.hmget(rkey, *names)
-            value = sync._value_of(rkey, fields)
+            blob: Any = await aclient.get(rkey)
+            value = ENOVAL if blob is None else sync._decoded(rkey, blob)
             if sync._shared.statistics:
                 counter = "hits" if value is not ENOVAL else "misses"
                 await aclient.hincrby(sync._codec.prefix + b"stats", counter, 1)
         except ERRORS as exc:
             raise self._error(exc) from exc
-        return sync._shape_read(value, fields, default, expire_time, tag)
+        if expire_time or tag:
+            return sync._shape_read(value, blob, default, expire_time, tag)
+        return default if value is ENOVAL else value
 
     async def _write(
         self, key: Any, value: Any, expire: float | None, read: bool, tag: Any,
         only_if_missing: bool,
     ) -> bool:  # fmt: skip
-        rkey = self._sync._codec.item_key(key)
-        keys, args = self._sync._item_args(rkey, value, expire, read, tag, await self._limit())
-        if only_if_missing:
-            args = flagged_args(args, True)
-        script = self._state.scripts["SET"]
+        sync = self._sync
+        rkey = sync._codec.item_key(key)
+        item = sync._item(rkey, value, expire, read, tag, limit=await self._limit())
+        aclient = self._state.client
         try:
-            if not (keys and is_cluster(self._state.client)):
-                return bool(await script(keys=[rkey, *keys], args=args))
+            if not item.indexes:  # one native SET
+                return bool(await aclient.set(rkey, item.blob, pxat=item.pxat, nx=only_if_missing))
+            pxat = "" if item.pxat is None else item.pxat
+            flag = "1" if only_if_missing else ""
+            script = self._state.scripts["SET"]
+            if not is_cluster(aclient):
+                keys = [rkey, *item.indexes]
+                return bool(await script(keys=keys, args=[item.blob, pxat, flag]))
             # A cluster: the tag's set is in another slot, added to after the write.
-            stored = bool(await script(keys=[rkey], args=args))
+            stored = bool(await script(keys=[rkey], args=[item.blob, pxat, flag]))
             if stored:
-                pexpireat = args[2] if len(args) > 2 else ""
-                for index in keys:
-                    await self._state.scripts["INDEX_ADD"](keys=[index], args=[rkey, pexpireat])
+                for index in item.indexes:
+                    await self._state.scripts["INDEX_ADD"](keys=[index], args=[rkey, pxat])
             return stored
         except ERRORS as exc:
             raise self._error(exc) from exc
@@ -234,18 +238,16 @@ class AsyncRedisCache:
         tag: bool = False,
         retry: bool = False,
     ) -> Any:
-        """Remove *key* and return its value atomically, or *default*."""
+        """Remove *key* and return its value atomically (``GETDEL``), or *default*."""
         sync = self._sync
         rkey = sync._codec.item_key(key)
         aclient = self._state.client or await self._open()
         try:
-            async with aclient.pipeline(transaction=True) as pipe:
-                pipe.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
-                pipe.delete(rkey)
-                fields, _ = await pipe.execute()
+            blob: Any = await aclient.getdel(rkey)
         except ERRORS as exc:
             raise self._error(exc) from exc
-        return sync._shape_read(sync._value_of(rkey, fields), fields, default, expire_time, tag)
+        value = ENOVAL if blob is None else sync._decoded(rkey, blob)
+        return sync._shape_read(value, blob, default, expire_time, tag)
 
     # -- namespace-wide and queues, in a worker thread --------------------------------------
     async def clear(self, retry: bool = False) -> int:
