@@ -71,18 +71,19 @@ def store(backend: Backend) -> Any:
     return backend.open()
 
 
-@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
+@pytest.fixture(params=["sqlite", *BACKENDS[1:]])
 def async_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Opens ``AsyncCache`` or ``AsyncRedisCache`` objects on one fresh storage."""
     if request.param.startswith("redis"):
         from diskstore.redis import AsyncRedisCache
 
-        fixture = "redis_cluster" if request.param == "redis-cluster" else "redis_server"
-        url = request.getfixturevalue(fixture).url
+        cluster = request.param.startswith("redis-cluster")
+        url = request.getfixturevalue("redis_cluster" if cluster else "redis_server").url
         namespace = f"test-{uuid.uuid4().hex}"
+        near = {"near_items": 1000} if request.param.endswith("-near") else {}
 
         def opener() -> Any:
-            return AsyncRedisCache(url, namespace=namespace)
+            return AsyncRedisCache(url, namespace=namespace, **near)
     else:
 
         def opener() -> Any:

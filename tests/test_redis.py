@@ -291,6 +291,44 @@ def test_writes_that_need_a_result_are_refused_inside_transact(cache: RedisCache
     assert "a" not in cache
 
 
+def test_async_near_cache_serves_reads_and_sees_other_writers(redis_server: Any) -> None:
+    import asyncio
+
+    from diskstore.redis import AsyncRedisCache
+
+    namespace = f"test-{uuid.uuid4().hex}"
+    other = RedisCache(redis_server.url, namespace=namespace)
+
+    async def main() -> None:
+        async with AsyncRedisCache(redis_server.url, namespace=namespace, near_items=100) as near:
+            kept = near.cache._shared.near
+            assert _eventually(lambda: kept.ready)
+            await near.set("k", [1])
+            for _ in range(200):  # the server's invalidation of this write may drop a copy
+                if await near.get("k") == [1] and len(kept) == 1:
+                    break
+                await asyncio.sleep(0.005)
+            assert len(kept) == 1
+            first, second = await near.get("k"), await near.get("k")
+            assert first == second == [1] and first is not second
+            other.set("k", [2])  # another machine writes
+            for _ in range(2000):
+                if await near.get("k") == [2]:
+                    break
+                await asyncio.sleep(0.005)
+            assert await near.get("k") == [2]
+            await near.set("mine", 1)
+            await near.get("mine")
+            await near.set("mine", 2)  # this process's own write is visible at once
+            assert await near.get("mine") == 2
+            await near.delete("mine")
+            assert await near.get("mine") is None
+            await near.clear()
+
+    asyncio.run(main())
+    other.close()
+
+
 def test_peekitem_is_refused_with_the_reason(cache: RedisCache) -> None:
     cache.set("k", 1)
     with pytest.raises(diskstore.UnsupportedError, match="insertion order"):

@@ -73,6 +73,13 @@ class NearCache:
             self._entries.move_to_end(rkey)
             return found[0]
 
+    def lookup(self, rkey: bytes) -> bytes | None:
+        """The item string kept for ``rkey`` if it has not expired, else None."""
+        found = self.get(rkey)
+        if found is None or (found[1] is not None and found[1] <= time.time()):
+            return None
+        return found[0]  # type: ignore[no-any-return]
+
     def put(self, rkey: bytes, entry: tuple[bytes, float | None], generation: int) -> None:
         """Keep ``entry`` read for ``rkey`` unless an invalidation arrived since
         ``generation`` was read (or the near cache is not coherent now)."""

@@ -146,6 +146,7 @@ class QueueMixin(RedisBase):
         """
         raise UnsupportedError(
             "RedisCache.peekitem() is not offered: Redis keeps no insertion order over a "
-            "namespace's keys (an order index would grow with every expired key); use "
+            "namespace's keys, and keeping one would make every set a script (about 1.6x "
+            "its cost) and grow with every expired key (see docs/redis.md); use "
             "push/pull/peek queues, which keep their own order"
         )

@@ -6,7 +6,8 @@ Single-key operations (``get``, ``set``, ``add``, ``incr``, ``delete``, ``pop``,
 handling). Namespace-wide operations and queues, rarer and built from several steps, run
 the synchronous implementation in a worker thread. ``get_or_set`` and ``memoize``
 deduplicate concurrent misses across tasks, processes and machines with the server's
-per-key lock (:class:`~diskstore.redis.RedisLock`).
+per-key lock (:class:`~diskstore.redis.RedisLock`). ``near_items`` gives it the near cache
+of ``RedisCache`` (a hit is answered without awaiting anything).
 """
 
 from __future__ import annotations
@@ -127,8 +128,16 @@ class AsyncRedisCache:
         sync = self._sync
         rkey = sync._codec.item_key(key)
         aclient = self._state.client or await self._open()
+        near = sync._shared.near
         try:
-            blob: Any = await aclient.get(rkey)
+            if near is not None and near.ready:
+                blob: Any = near.lookup(rkey)
+                if blob is None:
+                    generation = near.generation
+                    blob = await aclient.get(rkey)
+                    sync._near_keep(near, rkey, blob, generation)
+            else:
+                blob = await aclient.get(rkey)
             value = ENOVAL if blob is None else sync._decoded(rkey, blob)
             if sync._shared.statistics:
                 counter = "hits" if value is not ENOVAL else "misses"
@@ -164,6 +173,8 @@ class AsyncRedisCache:
             return stored
         except ERRORS as exc:
             raise self._error(exc) from exc
+        finally:
+            sync._forget(rkey)
 
     async def set(
         self,
@@ -201,6 +212,8 @@ class AsyncRedisCache:
                 )
             except ERRORS as exc:
                 raise self._error(exc) from exc
+            finally:
+                self._sync._forget(rkey)
             value = _incr_result(key, status, result)
             if value is not ENOVAL:
                 return value
@@ -213,10 +226,13 @@ class AsyncRedisCache:
     async def delete(self, key: Any, retry: bool = False) -> bool:
         """Remove *key*; return whether it was there."""
         aclient = self._state.client or await self._open()
+        rkey = self._sync._codec.item_key(key)
         try:
-            return bool(await aclient.delete(self._sync._codec.item_key(key)))
+            return bool(await aclient.delete(rkey))
         except ERRORS as exc:
             raise self._error(exc) from exc
+        finally:
+            self._sync._forget(rkey)
 
     async def contains(self, key: Any) -> bool:
         """Whether *key* is stored (``in`` cannot be awaited)."""
@@ -246,6 +262,8 @@ class AsyncRedisCache:
             blob: Any = await aclient.getdel(rkey)
         except ERRORS as exc:
             raise self._error(exc) from exc
+        finally:
+            sync._forget(rkey)
         value = ENOVAL if blob is None else sync._decoded(rkey, blob)
         return sync._shape_read(value, blob, default, expire_time, tag)
 

@@ -263,23 +263,25 @@ class RedisCache(QueueMixin, FunctionsMixin):
 
     def _near_blob(self, near: NearCache, rkey: bytes) -> bytes | None:
         """The item's string from the near cache, else from the server (then kept)."""
-        found = near.get(rkey)
-        if found is not None:
-            expire = found[1]
-            if expire is None or expire > time.time():
-                return found[0]  # type: ignore[no-any-return]
+        kept = near.lookup(rkey)
+        if kept is not None:
+            return kept
         generation = near.generation
         try:
             blob: Any = self._client.get(rkey)
         except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
+        self._near_keep(near, rkey, blob, generation)
+        return blob  # type: ignore[no-any-return]
+
+    def _near_keep(self, near: NearCache, rkey: bytes, blob: Any, generation: int) -> None:
+        """Keep a string read from the server, unless an invalidation came meanwhile."""
         if blob is not None:
             try:
                 expire = self._codec.extras(blob)[0]
             except IntegrityError:
-                return blob  # type: ignore[no-any-return]  # not kept: the caller drops it
+                return  # not kept: the reader drops it
             near.put(rkey, (blob, expire), generation)
-        return blob  # type: ignore[no-any-return]
 
     def _shape_read(
         self, value: Any, blob: bytes | None, default: Any, expire_time: bool, tag: bool
