@@ -111,6 +111,34 @@ def test_a_cluster_client_can_be_given(redis_cluster: Any) -> None:
     assert client.ping()  # a client passed in stays open
 
 
+def test_an_async_cache_on_a_given_cluster_client(redis_cluster: Any) -> None:
+    client = redis_cluster.client()
+
+    async def main() -> list[Any]:
+        cache = AsyncRedisCache(client=client, namespace=f"test-{uuid.uuid4().hex}")
+        try:
+            await cache.set("k", {"v": 1}, tag="t")
+            found = [await cache.get("k"), await cache.evict("t"), await cache.get("k")]
+            return [*found, repr(cache).startswith("AsyncRedisCache('redis-cluster://")]
+        finally:
+            await cache.clear()
+            await cache.close()
+
+    assert asyncio.run(main()) == [{"v": 1}, 1, None, True]
+    assert client.ping()
+
+
+def test_cluster_true_opens_a_cluster_client_without_asking(redis_cluster: Any) -> None:
+    cache = RedisCache(redis_cluster.url, cluster=True, namespace=f"test-{uuid.uuid4().hex}")
+    assert cache._shared.cluster is True
+    cache.set("k", 1)
+    assert isinstance(cache.client, RedisCluster) and cache["k"] == 1
+    cache.clear()
+    cache.close()
+    with pytest.raises(TypeError, match="cluster"):
+        RedisCache(redis_cluster.url, cluster="yes")  # type: ignore[arg-type]
+
+
 def test_cluster_false_on_a_cluster_node_says_how_to_open_it(redis_cluster: Any) -> None:
     cache = RedisCache(redis_cluster.url, cluster=False)
     with pytest.raises(diskstore.StorageError, match="cluster=True"):

@@ -1,7 +1,8 @@
 """A master of a real Redis Cluster killed while clients write and read through RedisCache.
 
 The cluster has 3 masters and 3 replicas, with a 1 s node timeout, so a replica is promoted
-about two seconds after its master dies. Writers store write-once keys (a lost write can
+about two seconds after its master dies. Writers (three on ``RedisCache``, one on
+``AsyncRedisCache``) store write-once keys (a lost write can
 only read as a miss, never as an older value), readers with a near cache read them back.
 During the switch an operation may only raise ``ServerUnavailableError``, and within a
 bound; afterwards the same cache objects work again; every value read is whole and the
@@ -14,6 +15,7 @@ kills, each on a fresh cluster, and prints what was lost.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -72,6 +74,30 @@ def _writer(url: str, writer: int, outcome: Outcome, stop: threading.Event) -> N
         _time(outcome, started)
         number += 1
     cache.close()
+
+
+def _async_writer(url: str, writer: int, outcome: Outcome, stop: threading.Event) -> None:
+    """A writer on ``AsyncRedisCache`` (redis.asyncio's cluster client), in its own loop."""
+    from diskstore.redis import AsyncRedisCache
+
+    async def main() -> None:
+        async with AsyncRedisCache(url, namespace="failover", timeout=TIMEOUT) as cache:
+            number = 0
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    await cache.set((writer, number), payload(writer, number))
+                    outcome.acked[(writer, number)] = time.monotonic()
+                except diskstore.ServerUnavailableError:
+                    outcome.errors += 1
+                    outcome.last_error_at = time.monotonic()
+                    outcome.failed.add((writer, number))
+                except Exception as exc:  # anything else is a defect
+                    outcome.unexpected.append(f"async set: {type(exc).__name__}: {exc}")
+                _time(outcome, started)
+                number += 1
+
+    asyncio.run(main())
 
 
 def _reader(url: str, outcome: Outcome, stop: threading.Event, writers: int) -> None:
