@@ -113,11 +113,14 @@ class BulkMixin(RedisBase):
         self, members: list[bytes], field: bytes, value: bytes, *, delete: bool
     ) -> int:
         """How many of the items ``members`` hold that tag (``field`` ``t``) or function
-        (``f``), each checked (and deleted) on its own slot; one pipeline per master."""
+        (``f``), each checked (and deleted) on its own slot; one pipeline per master. The
+        script is loaded first (on every master of a cluster), so the pipeline sends only
+        its digest."""
+        sha = self._client.script_load(_scripts.DELETE_IF)
         with self._client.pipeline(transaction=False) as pipe:
             for rkey in members:
                 pipe.execute_command(  # type: ignore[no-untyped-call]
-                    "EVAL", _scripts.DELETE_IF, 1, rkey, field, value, "1" if delete else ""
+                    "EVALSHA", sha, 1, rkey, field, value, "1" if delete else ""
                 )
             return sum(int(found) for found in pipe.execute())
 

@@ -1,4 +1,4 @@
-"""How keys, values and tags become Redis keys and hash fields: the on-disk format, reused.
+"""How keys, values and tags become Redis keys and strings: the on-disk format, reused.
 
 A namespace's keys all start with ``diskstore:<namespace>:`` (``%`` and ``:`` in the name
 written as ``%25`` and ``%3A``, so a namespace's prefix never starts another's). No part of
