@@ -17,11 +17,12 @@ $(STAMP): pyproject.toml | $(PY)
 demo: $(STAMP)
 	$(PY) -m diskstore demo
 
-# The Redis tests start their own redis-server (Debian's package); install it when missing.
+# The Redis tests start their own redis-server, and a cluster joined by redis-cli (Debian's
+# redis-server package, which brings redis-tools); install them when missing.
 redis-server:
-	@command -v redis-server >/dev/null || test -x /usr/bin/redis-server || \
+	@{ command -v redis-server && command -v redis-cli; } >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends redis-server >/dev/null; } || \
+	    --no-install-recommends redis-server redis-tools >/dev/null; } || \
 	  echo "redis-server could not be installed: the Redis tests will be skipped"
 
 test: $(STAMP) redis-server

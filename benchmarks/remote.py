@@ -1,11 +1,13 @@
-"""The Redis workload: RedisCache against bare redis-py on one local redis-server.
+"""The Redis workload: RedisCache against bare redis-py on one local redis-server, and on a
+local 3-master Redis Cluster.
 
 The floor is redis-py's own ``GET``/``SET`` of the same keys and values on the same
-server: what any Redis client pays for the round trip and the protocol. RedisCache adds
-key encoding, the value format (natives as themselves, pickles signed) and, for a set, one
-Lua script that writes the hash, expiry and tag atomically. Rows: ``get``, ``set`` and
-``memoize_hit`` in the diskstore column (RedisCache), the floor's ``GET``/``SET`` in the
-sqlite3 (floor) column; ``near_get`` is a RedisCache with its near cache, next to a plain
+server (on the cluster, redis-py's ``RedisCluster``): what any Redis client pays for the
+round trip and the protocol. RedisCache adds key encoding and the value format (natives as
+themselves after a one-byte header, pickles signed); a plain get and set are one ``GET``
+and one ``SET`` each. Rows: ``get``, ``set`` and ``memoize_hit`` in the diskstore column
+(RedisCache), the floor's ``GET``/``SET`` in the sqlite3 (floor) column, and the same three
+as ``cluster_*`` on the cluster (skipped without ``redis-cli``); ``near_get`` is a RedisCache with its near cache, next to a plain
 RedisCache get in the floor column. ``staleness_us`` is how long after another client's
 write the near cache still answered the old value (p50 and p99 of the trials).
 
@@ -47,6 +49,113 @@ def _start_server() -> tuple[subprocess.Popen[bytes], int, str]:
         stderr=subprocess.DEVNULL,
     )
     return process, port, workdir
+
+
+def _start_cluster() -> tuple[list[subprocess.Popen[bytes]], list[int], str] | None:
+    """Three cluster-enabled redis-servers joined by ``redis-cli --cluster create``."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        return None
+    sockets = []
+    for _ in range(6):
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        sockets.append(probe)
+    ports = [int(probe.getsockname()[1]) for probe in sockets]
+    for probe in sockets:
+        probe.close()
+    workdir = tempfile.mkdtemp(prefix="diskstore-bench-cluster-")
+    processes = []
+    for index in range(3):
+        node_dir = f"{workdir}/{index}"
+        subprocess.run(["mkdir", "-p", node_dir], check=True)
+        processes.append(
+            subprocess.Popen(
+                [binary, "--port", str(ports[index]), "--cluster-port", str(ports[index + 3]),
+                 "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--save", "",
+                 "--dir", node_dir],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+    import redis
+
+    for port in ports[:3]:
+        _wait_ready(redis.Redis(port=port))
+    subprocess.run(
+        [cli, "--cluster", "create", *(f"127.0.0.1:{port}" for port in ports[:3]),
+         "--cluster-yes"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+    )  # fmt: skip
+    for _ in range(1000):
+        infos = [redis.Redis(port=port).cluster("info") for port in ports[:3]]
+        if all(info.get("cluster_state") == "ok" for info in infos):
+            return processes, ports[:3], workdir
+        time.sleep(0.02)
+    raise RuntimeError("the Redis cluster did not come up")
+
+
+def _cluster_rows(ctx: Context, samples: Samples, result: WorkloadResult) -> None:
+    """``cluster_get``, ``cluster_set`` and ``cluster_memoize_hit`` against RedisCluster."""
+    started = _start_cluster()
+    if started is None:
+        result.notes.append("cluster rows skipped: no redis-cli")
+        return
+    from redis.cluster import RedisCluster
+
+    from diskstore import memoize
+    from diskstore.redis import RedisCache
+
+    processes, ports, workdir = started
+    try:
+        floor = RedisCluster(host="127.0.0.1", port=ports[0])
+        cache = RedisCache(f"redis://127.0.0.1:{ports[0]}/0", namespace="bench")
+        rng = random.Random(ctx.seed + 1)
+        keys = [data.key(i) for i in range(KEYS)]
+        values = [data.small_value(rng) for _ in range(KEYS)]
+        blobs = [v if isinstance(v, bytes) else str(v).encode() for v in values]
+        fkeys = [b"floor:" + key.encode() for key in keys]
+        for key, fkey, value, blob in zip(keys, fkeys, values, blobs, strict=True):
+            cache.set(key, value)
+            floor.set(fkey, blob)
+
+        @memoize(cache, name="bench")
+        def lookup(index: int) -> Any:
+            return values[index]
+
+        for index in range(KEYS):
+            lookup(index)
+        count = ctx.scale.signed_ops // 2
+        order = [rng.randrange(KEYS) for _ in range(count)]
+        slices = split(count, ctx.scale.rounds)
+        for number, engine in turns([DISKSTORE, FLOOR], ctx.scale.rounds):
+            part = [order[i] for i in slices[number]]
+            if engine == DISKSTORE:
+                _timed(
+                    samples, "cluster_get", engine, [lambda i=i: cache.get(keys[i]) for i in part]
+                )
+                sets = [lambda i=i: cache.set(keys[i], values[i]) for i in part]
+                _timed(samples, "cluster_set", engine, sets)
+                _timed(
+                    samples, "cluster_memoize_hit", engine, [lambda i=i: lookup(i) for i in part]
+                )
+            else:
+                _timed(
+                    samples, "cluster_get", engine, [lambda i=i: floor.get(fkeys[i]) for i in part]
+                )
+                sets = [lambda i=i: floor.set(fkeys[i], blobs[i]) for i in part]
+                _timed(samples, "cluster_set", engine, sets)
+                hits = [lambda i=i: floor.get(fkeys[i]) for i in part]
+                _timed(samples, "cluster_memoize_hit", engine, hits)
+        cache.clear()
+        cache.close()
+        floor.close()
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _wait_ready(client: Any) -> None:
@@ -103,7 +212,9 @@ def _staleness(url: str, namespace: str) -> list[int]:
 def redis_workload(ctx: Context) -> WorkloadResult:
     """get/set/memoize hit on RedisCache vs redis-py; near cache vs plain; staleness."""
     result = WorkloadResult(
-        "redis", "RedisCache vs bare redis-py GET/SET on one local server", [DISKSTORE, FLOOR]
+        "redis",
+        "RedisCache vs bare redis-py GET/SET on one local server and a local 3-master cluster",
+        [DISKSTORE, FLOOR],
     )
     if not shutil.which("redis-server") and not shutil.which("/usr/bin/redis-server"):
         result.skipped = "no redis-server binary (make bench installs it)"
@@ -166,8 +277,12 @@ def redis_workload(ctx: Context) -> WorkloadResult:
                 _timed(samples, "memoize_hit", engine, [lambda k=k: floor.get(k) for k in fkeys])
                 plain = [lambda i=i: cache.get(keys[i]) for i in part]
                 _timed(samples, "near_get", engine, plain)
+        _cluster_rows(ctx, samples, result)
         result.add_samples(samples)
-        for op in ("get", "set", "memoize_hit"):
+        ops = ("get", "set", "memoize_hit", "cluster_get", "cluster_set", "cluster_memoize_hit")
+        for op in ops:
+            if op not in samples:
+                continue
             mine = statistics.median(samples[op][DISKSTORE])
             base = statistics.median(samples[op][FLOOR])
             result.add_metric(f"ratio_{op}", DISKSTORE, round(mine / base, 3))

@@ -13,7 +13,7 @@ import errno
 import math
 import os
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _clock, _fingerprint, _sql
 from ._arithmetic import ArithmeticMixin
@@ -44,9 +44,6 @@ from ._signing import SecretArg, Signer, resolve_secret
 from ._store import Store
 from ._tiered import TieredReadMixin
 
-if TYPE_CHECKING:
-    from . import _memoize
-
 
 def expand_directory(directory: str | os.PathLike[str]) -> str:
     """The absolute path a directory argument names: ``~`` and ``$VARS`` expanded.
@@ -70,23 +67,6 @@ _QUIET: Any = _Quiet()
 _NO_NAMESPACE = -1
 #: A mode whose bits under this mask equal the Disk's kind is an inline payload it reads.
 _KIND_AND_SLOW_FLAGS = KIND_MASK | FLAG_FILE | FLAG_PINNED | FLAG_OOB
-
-
-class _LazyFunction:
-    """A method whose module is imported on first access (memoize pulls in inspect,
-    hashing and cloudpickle, which a cache that never memoizes does not need)."""
-
-    def __init__(self, module: str, name: str) -> None:
-        self._module = module
-        self._name = name
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        import importlib
-
-        function = getattr(importlib.import_module(self._module, __package__), self._name)
-        if owner is not None:
-            setattr(owner, self._name, function)  # later lookups skip the descriptor
-        return function.__get__(instance, owner)
 
 
 class Cache(
@@ -143,6 +123,8 @@ class Cache(
 
             directory = tempfile.mkdtemp(prefix="diskstore-")
         directory = expand_directory(directory)
+        # Before anything is created: a process without a secret changes nothing on disk.
+        key = resolve_secret(secret) if disk.signed else None
         if not read_only:
             make_directories(directory)
             if not os.access(directory, os.W_OK | os.X_OK):
@@ -171,7 +153,6 @@ class Cache(
         store.pragmas = {n: v for n, v in loaded.as_dict().items() if n.startswith("sqlite_")}
         store.close_idle_connections()  # reopen with the merged pragmas
         self._store = store
-        key = resolve_secret(secret) if disk.signed else None
         options = {
             **loaded.disk_options(),
             **{name[len("disk_") :]: value for name, value in extra_disk.items()},
@@ -686,10 +667,3 @@ class Cache(
     def __repr__(self) -> str:
         where = f", namespace={self._ns_name!r}" if self._ns_name else ""
         return f"{type(self).__name__}({self._directory!r}{where})"
-
-    # -- memoize ----------------------------------------------------------------------------
-    #: ``@cache.memoize(...)`` caches a function's results here (see :func:`diskstore.memoize`).
-    if TYPE_CHECKING:
-        memoize = _memoize.memoize
-    else:
-        memoize = _LazyFunction("._memoize", "memoize")

@@ -10,6 +10,7 @@ catches them all; each also derives from the built-in a Python user would expect
     ├── ForkedTransactionError (RuntimeError) a child forked inside ``transact()`` used it
     ├── ReadOnlyError (PermissionError) a write on a cache opened read-only
     ├── SecretMismatchError (PermissionError) opened with another secret than it was made with
+    ├── SecretUnavailableError (PermissionError) no secret given, and none can be kept
     ├── UntrustedDataError (ValueError) importing pickles without ``trust=True``
     ├── StorageError (OSError)         the disk refused a write (full, I/O error)
     │   └── StorageFullError           no space left on the device or database
@@ -75,6 +76,15 @@ class SecretMismatchError(DiskStoreError, PermissionError):
     Raised when the cache is opened, before anything is read or deleted: entries signed with
     the other secret would all fail verification. The message names the ways to supply the
     right secret (``secret=``, ``DISKSTORE_SECRET``, the secret file).
+    """
+
+
+class SecretUnavailableError(DiskStoreError, PermissionError):
+    """No signing secret was given and none can be read or created in the config directory.
+
+    Raised when a cache is opened by a process with no ``secret=``, no ``DISKSTORE_SECRET``
+    and no writable place for the per-user secret file (no home directory, or a read-only
+    one, as in many containers). The message names those three ways to supply one.
     """
 
 

@@ -16,7 +16,7 @@ import os
 from . import _sql
 from ._disk import Disk
 from ._exceptions import DiskStoreError, SecretMismatchError
-from ._signing import ENV_VAR, SecretArg, config_dir
+from ._signing import ENV_VAR, SecretArg, secret_file
 from ._store import Store
 
 #: Name of the row of the ``settings`` table that holds the fingerprint.
@@ -43,7 +43,7 @@ def _source(secret: SecretArg) -> str:
         return "the secret= argument"
     if os.environ.get(ENV_VAR):
         return f"the {ENV_VAR} environment variable"
-    return f"the secret file {config_dir() / 'secret'}"
+    return f"the secret file {secret_file()}"
 
 
 def _signed_by(store: Store, disk: Disk) -> bool:
@@ -90,6 +90,6 @@ def reconcile(store: Store, key: bytes, secret: SecretArg, *, read_only: bool, d
         f"secret (fingerprint {recorded}) than this process has (fingerprint {mine}, from "
         f"{_source(secret)}); nothing was read or deleted. Open it with the secret it was "
         f"created with: pass secret=..., set {ENV_VAR}, or put it in the secret file "
-        f"{config_dir() / 'secret'}. To list its keys and metadata without the secret, use "
+        f"{secret_file()}. To list its keys and metadata without the secret, use "
         "diskstore.inspect_cache(directory) or the command `diskstore keys DIR --inspect`."
     )

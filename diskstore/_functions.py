@@ -17,7 +17,7 @@ They are kept per function name for the whole database, all namespaces together.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import _clock, _sql
@@ -27,7 +27,8 @@ from ._exceptions import Timeout
 from ._record import Record
 
 if TYPE_CHECKING:
-    from ._hooks import CallCounts
+    from ._hooks import CallCounts, OnHit, OnMiss
+    from ._memoize import MemoizeDecorator
 
 _CHUNK = 100
 #: The first schema version whose ``functions`` table counts hits and misses.
@@ -85,6 +86,83 @@ def combine_function_stats(parts: Iterable[dict[str, FunctionStats]]) -> dict[st
 
 class FunctionsMixin(CacheBase):
     """The internal protocol between :mod:`diskstore._memoize` and a cache."""
+
+    def memoize(
+        self,
+        name: str | None = None,
+        typed: bool = False,
+        expire: float | None = None,
+        tag: str | bytes | int | float | None = None,
+        ignore: Collection[str | int] = (),
+        *,
+        version: str | int | None = None,
+        hash_source: bool = False,
+        key: Callable[..., Any] | None = None,
+        store_if: Callable[[Any], object] | None = None,
+        single_flight: bool = True,
+        lock_timeout: float | None = 60.0,
+        refresh_after: float | None = None,
+        round_trip: bool = False,
+        mmap_mode: str | None = None,
+        on_hit: OnHit | None = None,
+        on_miss: OnMiss | None = None,
+        **unknown: Any,
+    ) -> MemoizeDecorator:
+        """Memoize a function in this cache: ``@cache.memoize()`` above a ``def``.
+
+        The first five arguments are diskcache's: ``name`` (default: the function's
+        ``module.qualname``) identifies the function's results; ``typed=True`` keys
+        ``f(3)`` and ``f(3.0)`` apart; ``expire`` is in seconds (``0``: look results up but
+        never store them); ``tag`` is stored with each result; ``ignore`` lists parameter
+        names or positions left out of the key.
+
+        Keyword-only: ``version`` is part of the key (bump it when the function's meaning
+        changes); ``hash_source=True`` adds a hash of the function's source; ``key``
+        replaces the argument-derived part of the key; ``store_if(result)`` saying no
+        returns the result unstored; ``single_flight`` makes concurrent misses of one key
+        run the function once while the others wait up to ``lock_timeout`` seconds;
+        ``refresh_after`` returns a result older than that at once and recomputes it in
+        the background; ``round_trip=True`` returns what the cache gives back even on a
+        miss; ``mmap_mode='r'`` returns numpy arrays memory-mapped from their files;
+        ``on_hit(key)`` and ``on_miss(key, seconds)`` are called after each hit and each
+        computation. Any other keyword is refused with a ``TypeError``.
+
+        ``cache.memoize(...)`` is ``diskstore.memoize(cache, ...)``: see
+        :func:`diskstore.memoize` and [Memoizing functions](memoize.md) for the details.
+
+        >>> import tempfile, diskstore
+        >>> cache = diskstore.Cache(tempfile.mkdtemp())
+        >>> @cache.memoize(expire=60, tag="squares")
+        ... def square(x):
+        ...     return x * x
+        >>> square(4), square(4), square.cache_info().hits
+        (16, 16, 1)
+        >>> cache.close()
+        """
+        # Imported on first use: memoize pulls in inspect, hashing and cloudpickle, which a
+        # cache that never memoizes does not need.
+        from ._memoize import memoize
+
+        return memoize(
+            self,  # type: ignore[arg-type]  # a Cache: the other parts give it what memoize asks
+            name,
+            typed,
+            expire,
+            tag,
+            ignore,
+            version=version,
+            hash_source=hash_source,
+            key=key,
+            store_if=store_if,
+            single_flight=single_flight,
+            lock_timeout=lock_timeout,
+            refresh_after=refresh_after,
+            round_trip=round_trip,
+            mmap_mode=mmap_mode,
+            on_hit=on_hit,
+            on_miss=on_miss,
+            **unknown,
+        )
 
     def stored_at(self, key: Any, retry: bool = False) -> float | None:
         """When the current value of *key* was stored (``time.time()`` seconds), or None.

@@ -50,17 +50,34 @@ class IterationMixin(CacheBase):
         last = int(self._store.run(_sql.SELECT_MAX_ROWID, retry=True)[0][0])
         return self._iter_rowids_upto(reverse, last)
 
-    def _iter_rowids_upto(self, reverse: bool, last: int) -> Iterator[Any]:
+    def _iter_rowids_upto(
+        self, reverse: bool, last: int, *, live_at: float | None = None
+    ) -> Iterator[Any]:
         """Yield keys in rowid order up to rowid *last*, a chunk at a time, each chunk
-        resuming after the previous one (the statements stop at *last* themselves)."""
+        resuming after the previous one (the statements stop at *last* themselves).
+
+        With *live_at* (forward only), items expired at that time are left out.
+        """
         ns = self._ns
-        if reverse:
+        live: tuple[float, ...] = ()
+        if live_at is not None:
+            if reverse:
+                raise ValueError("live_at lists keys forward only")
+            sqls = (
+                (_sql.ITER_FORWARD_LIVE, _sql.ITER_FORWARD_LIVE_BYTES)
+                if ns == 0
+                else (_sql.ITER_FORWARD_NS_LIVE, _sql.ITER_FORWARD_NS_LIVE_BYTES)
+            )
+            limit: tuple[int, ...] = (last,)
+            bound = 0
+            live = (live_at,)
+        elif reverse:
             sqls = (
                 (_sql.ITER_BACKWARD, _sql.ITER_BACKWARD_BYTES)
                 if ns == 0
                 else (_sql.ITER_BACKWARD_NS, _sql.ITER_BACKWARD_NS_BYTES)
             )
-            limit: tuple[int, ...] = ()
+            limit = ()
             bound = last + 1
         else:
             sqls = (
@@ -76,7 +93,7 @@ class IterationMixin(CacheBase):
         as_stored = type(self._disk).get is Disk.get
         chunk = _CHUNK
         while True:
-            params = (*view, bound, *limit, chunk)
+            params = (*view, bound, *limit, *live, chunk)
             try:
                 rows = self._store.scan(sqls[0], params, retry=True)
             except DiskStoreError as exc:
@@ -116,6 +133,20 @@ class IterationMixin(CacheBase):
     def __iter__(self) -> Iterator[Any]:
         """Iterate keys in insertion order (expired items included until removed)."""
         return self._iter_rowids(reverse=False)
+
+    def _iter_live(self, now: float) -> Iterator[Any]:
+        """Iterate keys in insertion order, leaving out the items expired at *now*."""
+        last = int(self._store.run(_sql.SELECT_MAX_ROWID, retry=True)[0][0])
+        return self._iter_rowids_upto(False, last, live_at=now)
+
+    def _expired_count(self, now: float, *, all_namespaces: bool = False) -> int:
+        """How many items (of this namespace, or of all) are expired at *now* but not yet
+        removed: ``len()`` counts them until ``expire()`` or a write removes them."""
+        if all_namespaces:
+            rows = self._store.run(_sql.COUNT_EXPIRED_ALL, (now,), retry=True)
+        else:
+            rows = self._store.run(_sql.COUNT_EXPIRED, (now, self._ns), retry=True)
+        return int(rows[0][0])
 
     def __reversed__(self) -> Iterator[Any]:
         return self._iter_rowids(reverse=True)

@@ -23,12 +23,19 @@ def make_directories(directory: str) -> None:
     for path in reversed(missing):
         try:
             os.makedirs(path, 0o700)  # one level at a time, so each is private
-        except FileExistsError:
+        except FileExistsError as exc:
             if not os.path.isdir(path):
-                raise
+                raise StorageError(
+                    errno.ENOTDIR,
+                    f"cannot create cache directory {directory!r}: {path!r} is a file; a "
+                    "cache is a directory (give the name of a new or existing directory)",
+                ) from exc
         except OSError as exc:
+            # exc.strerror, not exc: its text would repeat the errno this error prints.
+            where = f" ({path})" if path != directory else ""
             raise StorageError(
-                exc.errno or errno.EACCES, f"cannot create cache directory {directory!r}: {exc}"
+                exc.errno or errno.EACCES,
+                f"cannot create cache directory {directory!r}: {exc.strerror or exc}{where}",
             ) from exc
 
 

@@ -6,7 +6,9 @@ secret that lives outside the directory; a payload is unpickled only after its t
 
 The secret comes from, in order: the ``secret=`` argument, the ``DISKSTORE_SECRET``
 environment variable, or a random per-user key created on first use in the user's config
-directory (mode 0600). ``secret=False`` turns signing off.
+directory (mode 0600). ``secret=False`` turns signing off. A process that has none of the
+three (no home directory, or a read-only one, and no ``XDG_CONFIG_HOME``) gets one
+:class:`SecretUnavailableError` naming them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._exceptions import DiskStoreError
+from ._exceptions import DiskStoreError, SecretUnavailableError
 
 SecretArg = bytes | str | bool | None
 _Compare = Callable[[bytes, bytes], bool]
@@ -130,10 +132,38 @@ class Signer:
 
 
 def config_dir() -> Path:
-    """The per-user directory holding the default secret."""
+    """The per-user directory holding the default secret.
+
+    Raises ``RuntimeError`` when ``XDG_CONFIG_HOME`` is not set and the user has no home
+    directory (no ``HOME``, and no entry in the password database).
+    """
     base = os.environ.get("XDG_CONFIG_HOME")
     root = Path(base) if base else Path.home() / ".config"
     return root / "diskstore"
+
+
+def secret_file() -> str:
+    """Where the default secret file is, for messages: a path, or how it would be found."""
+    try:
+        return str(config_dir() / "secret")
+    except RuntimeError:
+        return "$XDG_CONFIG_HOME/diskstore/secret (this user has no home directory)"
+
+
+def _unavailable(reason: str) -> SecretUnavailableError:
+    return SecretUnavailableError(
+        f"no signing secret: diskstore needs one to sign and verify pickled data, and {reason}. "
+        "Give it one in any of three ways: pass secret=... when opening the cache; set the "
+        f"{ENV_VAR} environment variable; or set XDG_CONFIG_HOME to a writable directory, "
+        "where the secret is created as diskstore/secret. Every process that shares the "
+        "cache needs the same secret."
+    )
+
+
+def _os_reason(exc: OSError, path: Path) -> str:
+    """*exc* in words, once (``str(exc)`` repeats the errno and path)."""
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+    return f"{exc.strerror or exc}{where}"
 
 
 def _check_private(path: Path) -> None:
@@ -147,8 +177,23 @@ def _check_private(path: Path) -> None:
 
 
 def _load_or_create_user_secret() -> bytes:
-    directory = config_dir()
+    """The per-user secret, created on first use; :class:`SecretUnavailableError` when it
+    can be neither read nor created (no home directory, or a read-only one: containers,
+    daemons, CI users)."""
+    try:
+        directory = config_dir()
+    except RuntimeError:
+        raise _unavailable("this user has no home directory to keep one in") from None
     path = directory / "secret"
+    try:
+        return _read_or_create(directory, path)
+    except OSError as exc:
+        raise _unavailable(
+            f"cannot read or create the secret file {path}: {_os_reason(exc, path)}"
+        ) from exc
+
+
+def _read_or_create(directory: Path, path: Path) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError:

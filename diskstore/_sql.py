@@ -410,6 +410,15 @@ ITER_BACKWARD_NS_BYTES = ITER_BACKWARD_NS.replace("rowid, key, raw & 1", f"rowid
 # stored ``raw`` is ``2 * ns`` or ``2 * ns + 1``. The resume point of a text key is bound as
 # bytes (the fourth parameter says so) and cast back to text, so a key that is not UTF-8 can
 # be passed.
+# Forward, leaving out the items expired at a given time (the command line's ``keys``).
+_LIVE = " AND (expire_time IS NULL OR expire_time > ?) ORDER BY"
+ITER_FORWARD_LIVE = ITER_FORWARD.replace(" ORDER BY", _LIVE)
+ITER_FORWARD_NS_LIVE = ITER_FORWARD_NS.replace(" ORDER BY", _LIVE)
+ITER_FORWARD_LIVE_BYTES = ITER_FORWARD_BYTES.replace(" ORDER BY", _LIVE)
+ITER_FORWARD_NS_LIVE_BYTES = ITER_FORWARD_NS_BYTES.replace(" ORDER BY", _LIVE)
+# Items expired at a given time but not yet removed: of one namespace, and of all of them.
+COUNT_EXPIRED = "SELECT count(*) FROM Cache WHERE expire_time <= ? AND +ns = ?"
+COUNT_EXPIRED_ALL = "SELECT count(*) FROM Cache WHERE expire_time <= ?"
 _IN_NS = "raw IN (2 * ?1, 2 * ?1 + 1)"
 ITERKEYS_FIRST_BYTES = (
     f"SELECT rowid, {_SAFE_KEY} FROM Cache WHERE {_IN_NS} ORDER BY key, raw LIMIT ?2"

@@ -200,3 +200,38 @@ def memoized_calls_worker(directory: str, name: str, arguments: list[int]) -> No
         memoized = cache.memoize(name=name)(square)
         for x in arguments:
             memoized(x)
+
+
+def in_pseudo_terminal(
+    argv: list[str], *, size: tuple[int, int] | None = (24, 100)
+) -> tuple[int, bytes]:
+    """Run *argv* with stdout and stderr on a pseudo-terminal of *size* (lines, columns;
+    ``None`` leaves it as a new one is, 0x0); return its status and output."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import subprocess
+    import termios
+
+    leader, follower = pty.openpty()
+    if size is not None:
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
+    try:
+        process = subprocess.Popen(argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+        os.close(follower)
+        chunks = []
+        while True:
+            ready, _, _ = select.select([leader], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the other side closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return process.wait(timeout=120), b"".join(chunks)
+    finally:
+        os.close(leader)

@@ -1,8 +1,9 @@
 """The ``backend`` fixture: one behaviour suite, run on every storage backend.
 
 A test that takes ``backend`` runs on the SQLite :class:`diskstore.Cache`, on
-:class:`diskstore.redis.RedisCache` against a real redis-server, and on a RedisCache with a
-near cache (every cache object opened has its own, as on separate machines). Each run gets a fresh,
+:class:`diskstore.redis.RedisCache` against a real redis-server and against a real 3-master
+Redis Cluster, and on both with a near cache (every cache object opened has its own, as on
+separate machines). Each run gets a fresh,
 empty cache (a new directory, or a new namespace on the shared server); ``backend.open()``
 opens another cache object on the same storage, as a second machine would.
 """
@@ -18,7 +19,7 @@ import pytest
 
 import diskstore
 
-BACKENDS = ["sqlite", "redis", "redis-near"]
+BACKENDS = ["sqlite", "redis", "redis-near", "redis-cluster", "redis-cluster-near"]
 
 
 class Backend:
@@ -28,8 +29,8 @@ class Backend:
         self.name = name
         self.opened: list[Any] = []
         if name.startswith("redis"):
-            server = request.getfixturevalue("redis_server")
-            self.url = server.url
+            fixture = "redis_cluster" if name.startswith("redis-cluster") else "redis_server"
+            self.url = request.getfixturevalue(fixture).url
             self.where = f"test-{uuid.uuid4().hex}"
         else:
             self.where = str(tmp_path / "cache")
@@ -40,7 +41,7 @@ class Backend:
         if self.name.startswith("redis"):
             from diskstore.redis import RedisCache
 
-            if self.name == "redis-near":
+            if self.name.endswith("-near"):
                 options.setdefault("near_items", 1000)
             cache = RedisCache(self.url, namespace=self.where, **options)
         else:
@@ -70,24 +71,26 @@ def store(backend: Backend) -> Any:
     return backend.open()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", *BACKENDS[1:]])
 def async_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Opens ``AsyncCache`` or ``AsyncRedisCache`` objects on one fresh storage."""
-    if request.param == "redis":
+    if request.param.startswith("redis"):
         from diskstore.redis import AsyncRedisCache
 
-        url = request.getfixturevalue("redis_server").url
+        cluster = request.param.startswith("redis-cluster")
+        url = request.getfixturevalue("redis_cluster" if cluster else "redis_server").url
         namespace = f"test-{uuid.uuid4().hex}"
+        near = {"near_items": 1000} if request.param.endswith("-near") else {}
 
         def opener() -> Any:
-            return AsyncRedisCache(url, namespace=namespace)
+            return AsyncRedisCache(url, namespace=namespace, **near)
     else:
 
         def opener() -> Any:
             return diskstore.AsyncCache(str(tmp_path / "cache"))
 
     yield opener
-    if request.param == "redis":
+    if request.param.startswith("redis"):
         from diskstore.redis import RedisCache
 
         with RedisCache(url, namespace=namespace) as leftover:

@@ -68,3 +68,15 @@ def redis_server() -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Any]:
+    """One real 3-master Redis Cluster shared by the session's cluster tests."""
+    from _redis_cluster import RedisClusterProcess
+
+    cluster = RedisClusterProcess(masters=3).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -259,6 +259,27 @@ class TestLifecycle:
             assert ours.directory == expected
         assert not os.path.exists("$DISKSTORE_TEST_ROOT")
 
+    @pytest.mark.parametrize("below", ["", "sub"])
+    def test_a_file_given_as_the_directory_is_named_in_one_clear_error(
+        self, tmp_path: Path, below: str
+    ) -> None:
+        script = tmp_path / "file.py"
+        script.write_text("x = 1\n")
+        with pytest.raises(diskstore.StorageError) as raised:
+            diskstore.Cache(script / below if below else script)
+        message = str(raised.value)
+        assert f"{str(script)!r} is a file" in message and "a cache is a directory" in message
+        assert message.count("[Errno") == 1
+        assert script.read_text() == "x = 1\n"
+
+    def test_a_directory_that_cannot_be_created_says_why_once(self, tmp_path: Path) -> None:
+        # Below /proc nothing can be created, even by root.
+        with pytest.raises(diskstore.StorageError) as raised:
+            diskstore.Cache(f"/proc/{os.getpid()}/diskstore-cache")
+        message = str(raised.value)
+        assert "cannot create cache directory" in message
+        assert message.count("[Errno") == 1, message
+
     def test_directory_is_private(self, cache: diskstore.Cache) -> None:
         assert os.stat(cache.directory).st_mode & 0o077 == 0
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _cache_support import memoized_calls_worker, run_processes
+from _cache_support import in_pseudo_terminal, memoized_calls_worker, run_processes
 
 import diskstore
 from diskstore import _cli, _demo
@@ -192,7 +192,7 @@ def test_keys_lists_keys_in_insertion_order(filled: str) -> None:
 def test_keys_limit(filled: str) -> None:
     status, out = run("keys", filled, "--limit", "2")
     assert status == 0
-    assert out.splitlines() == ["'greeting'", "('user', 42)", "... (first 2 of 3 keys)"]
+    assert out.splitlines() == ["'greeting'", "('user', 42)", "... (the first 2; there are more)"]
     assert run("keys", filled, "--limit", "3")[1].splitlines()[-1] == "7"
 
 
@@ -290,7 +290,7 @@ def test_a_cache_made_with_another_secret_exits_3_naming_the_ways_to_supply_it(
     # Inspection needs no secret and loads nothing.
     status, out = run("keys", cache_dir, "--inspect", "--json")
     assert status == 0
-    assert json.loads(out)[0]["key"] == "settings"
+    assert json.loads(out)["entries"][0]["key"] == "settings"
     monkeypatch.delenv("DISKSTORE_SECRET")
     # The command opened the cache read-only: the entry is still there for its owner.
     with diskstore.Cache(cache_dir, secret="the writer's secret") as cache:
@@ -446,8 +446,10 @@ def test_a_closed_pipe_ends_the_listing_quietly(cache_dir: str) -> None:
 def _documented_command_lines() -> list[list[str]]:
     text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     lines = []
-    for match in re.finditer(r"^\$ (?:python -m )?diskstore (.*)$", text, flags=re.MULTILINE):
-        lines.append(shlex.split(match.group(1)))
+    pattern = r"^\$ (?:python -m )?diskstore (.*)(?=\n(.*))"
+    for match in re.finditer(pattern, text, flags=re.MULTILINE):
+        if not match.group(2).startswith("usage:"):  # a usage error, shown as one
+            lines.append(shlex.split(match.group(1)))
     return lines
 
 
@@ -611,3 +613,62 @@ def test_progress_without_tqdm_is_silent(monkeypatch: pytest.MonkeyPatch) -> Non
     with progress_bar("working", 10, stream=terminal) as progress:
         progress(10, 10)
     assert terminal.getvalue() == ""
+
+
+@pytest.mark.timeout(60)
+def test_a_terminal_that_reports_no_size_still_gets_a_bar(filled: str) -> None:
+    status, output = in_pseudo_terminal(
+        [sys.executable, "-m", "diskstore", "check", filled],
+        size=None,  # 0 columns, 0 lines
+    )
+    assert status == 0
+    text = output.decode("utf-8", "replace")
+    assert "checking: 100%" in text and "4/4" in text, text
+
+
+def _documented_output(command: str) -> str:
+    """What docs/cli.md shows ``$ diskstore COMMAND`` printing (up to the next prompt)."""
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    match = re.search(
+        rf"^\$ diskstore {re.escape(command)}\n(.*?)(?=^\$ |^```)", text, re.MULTILINE | re.DOTALL
+    )
+    assert match, f"docs/cli.md does not show `diskstore {command}`"
+    return match.group(1)
+
+
+def test_the_documented_keys_and_stats_sessions_are_real_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/cli.md's ``keys`` and ``stats`` examples, replayed on the cache they describe."""
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    with diskstore.Cache("cache", statistics=True) as cache:
+        cache.set("greeting", "hello", expire=3600, tag="words")
+        cache[("user", 42)] = {"name": "Ann"}
+        cache[7] = b"\x00raw"
+        cache.set("session-token", "abc", expire=0.01)
+        cache.namespace("sessions")["user-17"] = {"cart": []}
+        cache.get("greeting")
+        cache.get("missing")
+    time.sleep(0.05)
+    for command in (
+        "keys cache",
+        "keys cache --include-expired",
+        "keys cache --limit 1",
+        "keys cache 'gree*' --json",
+        "keys cache --namespace sessions",
+        "keys cache --inspect --include-expired",
+    ):
+        status, out = run(*shlex.split(command))
+        assert status == 0
+        expected = _documented_output(command)
+        if "--inspect" in command:  # how long ago it expired depends on the moment
+            out = re.sub(r"expired [\d.]+ s ago", "expired 2.5 s ago", out)
+        assert out == expected, command
+    status, out = run("stats", "cache")
+    documented = _documented_output("stats cache").splitlines()
+    assert out.splitlines()[1:3] == documented[1:3]  # items, and the expired line
+    assert [line.split()[0] for line in out.splitlines()] == [
+        line.split()[0] for line in documented
+    ]

@@ -2,9 +2,13 @@
 
 Every ```python block of every page in ``docs/`` and of ``README.md`` runs, in order, in one
 namespace per page, in a fresh temporary working directory, so a page reads top to bottom
-like a session. A block fenced as ```python no-run (or ```{.python .no-run}, the form
-mkdocs renders) is shown but not run; it is for code that truly cannot run here (it needs a
-server, say), and each one must say so in its first line.
+like a session. A block fenced as ```{.python .no-run} is shown but not run; it is for code
+that truly cannot run here (it needs a server, say), and each one must say so in its first
+line. (```python no-run is not a fence to mkdocs: it renders the block as prose.)
+
+The built site is checked against the Markdown: every code block of a page, and only those,
+is a code block of its HTML, and every heading of its HTML is a heading of its Markdown, so
+a fence mkdocs does not understand fails the tests instead of garbling the page.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import dataclasses
 import importlib
 import inspect
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -305,24 +311,177 @@ def test_the_version_in_the_docs_is_the_package_version() -> None:
             assert match.group(1) == diskstore.__version__, f"{_page_id(page)}: {match.group()}"
 
 
-@pytest.mark.timeout(300)
-def test_the_site_builds(tmp_path: Path) -> None:
-    """``make docs`` in strict mode: a broken link, nav entry or docstring fails it."""
+def build_site(site: Path, docs: Path = DOCS) -> subprocess.CompletedProcess[str]:
+    """``mkdocs build --strict`` of *docs* (the project's by default) into *site*."""
     mkdocs = Path(sys.executable).with_name("mkdocs")
     if not mkdocs.exists():
         pytest.skip("mkdocs is not installed (pip install -e '.[dev]')")
-    result = subprocess.run(
-        [str(mkdocs), "build", "--strict", "--site-dir", str(tmp_path / "site")],
+    config = ROOT / "mkdocs.yml"
+    if docs != DOCS:  # the project's configuration, pointed at other pages
+        text = config.read_text(encoding="utf-8").replace("docs_dir: docs", f"docs_dir: {docs}")
+        # The docstrings of this checkout, whatever the new configuration's directory.
+        text = text.replace("        python:\n", f"        python:\n          paths: [{ROOT}]\n", 1)
+        config = site.parent / "mkdocs.yml"
+        config.write_text(text, encoding="utf-8")
+    return subprocess.run(
+        [str(mkdocs), "build", "--strict", "--config-file", str(config), "--site-dir", str(site)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The documentation built as ``make docs`` builds it, once for this module."""
+    built = tmp_path_factory.mktemp("site") / "site"
+    result = build_site(built)
     assert result.returncode == 0, result.stderr
+    return built
+
+
+@pytest.mark.timeout(300)
+def test_the_site_builds_and_works_offline(site: Path) -> None:
+    """``make docs`` in strict mode: a broken link, nav entry or docstring fails it."""
     # The site works offline: no script, stylesheet or font is fetched from elsewhere.
     remote = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)=\"(?:https?:)?//[^\"]+\"")
-    for page in (tmp_path / "site").rglob("*.html"):
+    for page in site.rglob("*.html"):
         found = remote.findall(page.read_text(encoding="utf-8"))
-        assert not found, f"{page.relative_to(tmp_path)} loads {found[0]}"
-    for sheet in (tmp_path / "site").rglob("*.css"):
+        assert not found, f"{page.relative_to(site)} loads {found[0]}"
+    for sheet in site.rglob("*.css"):
         assert "@import url(http" not in sheet.read_text(encoding="utf-8"), sheet
+
+
+class _Rendered(HTMLParser):
+    """The headings and code blocks of a built page's main column (mkdocstrings' own
+    headings, generated from docstrings, left out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headings: list[str] = []
+        self.code: list[str] = []
+        self._depth = 0  # inside the main column: count of open <div>s, 0 outside
+        self._heading: list[str] | None = None
+        self._pre: list[str] | None = None
+        self._skip = 0  # inside a heading's permalink
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if self._depth == 0:
+            if tag == "div" and attributes.get("role") == "main":
+                self._depth = 1
+            return
+        if tag == "div":
+            self._depth += 1
+        elif re.fullmatch(r"h[1-6]", tag) and "doc-heading" not in (attributes.get("class") or ""):
+            self._heading = []
+        elif tag == "a" and attributes.get("class") == "headerlink":
+            self._skip += 1
+        elif tag == "pre" and "doc-signature" not in (attributes.get("class") or ""):
+            self._pre = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._depth == 0:
+            return
+        if tag == "div":
+            self._depth -= 1
+        elif re.fullmatch(r"h[1-6]", tag) and self._heading is not None:
+            self.headings.append("".join(self._heading).strip())
+            self._heading = None
+        elif tag == "a" and self._skip:
+            self._skip -= 1
+        elif tag == "pre" and self._pre is not None:
+            self.code.append("".join(self._pre))
+            self._pre = None
+
+    def handle_data(self, data: str) -> None:
+        if self._skip:
+            return
+        for sink in (self._heading, self._pre):
+            if sink is not None:
+                sink.append(data)
+
+
+def _markdown_headings(page: Path) -> list[str]:
+    """The ATX headings of *page*, outside code blocks, as their text renders."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    inside = {block.line - 1 + offset for block in code_blocks(page)
+              for offset in range(-1, block.code.count("\n") + 1)}  # fmt: skip
+    found = []
+    for number, line in enumerate(lines):
+        match = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if match and number not in inside:
+            text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", match.group(1))
+            found.append(text.replace("`", ""))
+    return found
+
+
+def _built_page(site: Path, page: Path) -> Path:
+    return site / ("index.html" if page.stem == "index" else f"{page.stem}/index.html")
+
+
+def rendering_problems(site: Path, page: Path) -> list[str]:
+    """What the built *page* shows that its Markdown does not say, or leaves out."""
+    rendered = _Rendered()
+    rendered.feed(_built_page(site, page).read_text(encoding="utf-8"))
+    problems = []
+    expected_headings = _markdown_headings(page)
+    for heading in rendered.headings:
+        if heading not in expected_headings:
+            problems.append(f"a heading that is not in the Markdown: {heading!r}")
+    written = [block.code.rstrip("\n") for block in code_blocks(page)]
+    shown = [text.rstrip("\n") for text in rendered.code]
+    if page.name == "api.md":  # docstrings add examples of their own
+        shown = [text for text in shown if text in written]
+    for text in shown:
+        if text not in written:
+            first = next((line for line in text.splitlines() if line.strip()), "")
+            problems.append(f"a code block that is not one in the Markdown: {first!r} ...")
+    for text in written:
+        if text not in shown:
+            first = next((line for line in text.splitlines() if line.strip()), "")
+            problems.append(f"a code block of the Markdown that is not rendered as one: {first!r}")
+    return problems
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("page", sorted(DOCS.glob("*.md")), ids=_page_id)
+def test_the_built_page_shows_the_markdown_as_written(site: Path, page: Path) -> None:
+    problems = rendering_problems(site, page)
+    assert not problems, f"{_page_id(page)} renders garbled:\n" + "\n".join(problems)
+
+
+@pytest.mark.timeout(300)
+def test_a_fence_mkdocs_does_not_understand_is_found(tmp_path: Path) -> None:
+    """What the two garbled pages did: ```python no-run is not a fence to mkdocs."""
+    docs = tmp_path / "docs"
+    shutil.copytree(DOCS, docs)
+    page = docs / "django.md"
+    text = page.read_text(encoding="utf-8")
+    page.write_text(text.replace("```{.python .no-run}", "```python no-run", 1), encoding="utf-8")
+    result = build_site(tmp_path / "site", docs)
+    assert result.returncode == 0, result.stderr  # mkdocs --strict does not notice
+    problems = rendering_problems(tmp_path / "site", page)
+    assert any("heading that is not in the Markdown" in p for p in problems), problems
+    assert any("not one in the Markdown" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("page", sorted(DOCS.glob("*.md")), ids=_page_id)
+def test_fences_are_ones_mkdocs_understands(page: Path) -> None:
+    """One word (``python``, ``console``) or attributes (``{.python .no-run}``)."""
+    for block in code_blocks(page):
+        assert re.fullmatch(r"\{[^}]*\}|\.?[\w#.+-]*", block.info), (
+            f"{page.name}:{block.line - 1}: mkdocs does not read the fence {block.info!r} as a "
+            "fence (write ```{.python .no-run} for a block that is not run)"
+        )
+
+
+def test_the_api_reference_shows_cache_memoize_with_every_keyword(site: Path) -> None:
+    text = (site / "api" / "index.html").read_text(encoding="utf-8")
+    start = text.find('id="diskstore.Cache.memoize"')
+    assert start >= 0, "the API reference has no Cache.memoize entry"
+    signature = re.sub(r"<[^>]+>", "", text[start : text.find("</code>", start)])
+    for name in inspect.signature(diskstore.Cache.memoize).parameters:
+        if name not in ("self", "unknown"):
+            assert f"{name}:" in signature, f"Cache.memoize's signature in the docs lacks {name}"

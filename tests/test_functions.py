@@ -317,3 +317,46 @@ def test_fanout_counts_add_up_over_its_shards(tmp_path: Path) -> None:
         assert cache.function_stats() == {"sq": FunctionStats(9, 0, 9, 9)}
         assert squared.cache_clear() == 9
         assert cache.function_stats() == {}
+
+
+# -- Cache.memoize ----------------------------------------------------------------------------
+def test_cache_memoize_names_every_keyword_of_memoize_with_its_default() -> None:
+    """``Cache.memoize`` spells out what ``diskstore.memoize`` takes (the API reference and
+    ``help()`` show it), so it must keep up with it: same names, order and defaults."""
+    import inspect
+
+    from diskstore._memoize import memoize
+    from diskstore._memoize_extras import MemoizeExtras
+
+    theirs = inspect.signature(memoize).parameters
+    ours = inspect.signature(diskstore.Cache.memoize).parameters
+    expected = [
+        name
+        for name, parameter in theirs.items()
+        if name != "cache" and parameter.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+    expected += [name for name in MemoizeExtras.__annotations__ if name not in expected]
+    named = [n for n, p in ours.items() if n != "self" and p.kind is not p.VAR_KEYWORD]
+    assert named == expected
+    for name in expected:
+        if name in theirs:
+            assert ours[name].default == theirs[name].default, name
+            assert ours[name].kind == theirs[name].kind, name
+        else:
+            assert ours[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+
+
+def test_cache_memoize_passes_every_keyword_on(cache: diskstore.Cache) -> None:
+    hits: list[object] = []
+
+    @cache.memoize(name="app.f", expire=60, tag="t", version=2, on_hit=hits.append)
+    def f(x: int) -> int:
+        return x + 1
+
+    assert (f(1), f(1)) == (2, 2)
+    assert len(hits) == 1
+    assert cache.get(f.__cache_key__(1), tag=True) == (2, "t")
+    with pytest.raises(TypeError, match="expier"):
+        cache.memoize(expier=5)
+    with pytest.raises(TypeError):
+        cache.memoize(f)  # without parentheses, as in diskcache

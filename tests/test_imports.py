@@ -100,7 +100,6 @@ def test_deferred_names_resolve_and_stay_resolved() -> None:
         assert name in dir(diskstore)
         first = getattr(diskstore, name)
         assert getattr(diskstore, name) is first
-    assert diskstore.Cache.memoize is diskstore.memoize
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:

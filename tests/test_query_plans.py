@@ -84,6 +84,11 @@ CHUNKED = {
     "ITER_BACKWARD_NS": "Cache_ns (ns=? AND rowid<?)",
     "ITER_FORWARD_NS_BYTES": "Cache_ns (ns=? AND rowid>? AND rowid<?)",
     "ITER_BACKWARD_NS_BYTES": "Cache_ns (ns=? AND rowid<?)",
+    # The command line's keys, leaving expired items out as it walks.
+    "ITER_FORWARD_LIVE": "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+    "ITER_FORWARD_LIVE_BYTES": "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+    "ITER_FORWARD_NS_LIVE": "Cache_ns (ns=? AND rowid>? AND rowid<?)",
+    "ITER_FORWARD_NS_LIVE_BYTES": "Cache_ns (ns=? AND rowid>? AND rowid<?)",
     "ITERKEYS_FIRST": "SCAN Cache USING COVERING INDEX Cache_key_raw",
     "ITERKEYS_LAST": "SCAN Cache USING COVERING INDEX Cache_key_raw",
     "ITERKEYS_NEXT": "COVERING INDEX Cache_key_raw ((key,raw)>(?,?))",
@@ -115,6 +120,9 @@ AGGREGATES = {
     # check's one pass over the table, grouped by namespace (a handful of groups).
     "SELECT_ACTUAL_COUNTS": "SCAN Cache",
     "COUNT_FUNCTION_ITEMS": "Cache_fn (fn=? AND ns=?)",
+    # Expired items not yet removed (the command line's stats): the front of the expiry index.
+    "COUNT_EXPIRED": "Cache_expire_time (expire_time<?)",
+    "COUNT_EXPIRED_ALL": "COVERING INDEX Cache_expire_time (expire_time<?)",
 }
 
 # Inserts have no plan to speak of (the unique index is probed by the insert itself).

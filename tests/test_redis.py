@@ -61,9 +61,10 @@ def test_planted_pickle_is_a_miss_and_never_runs(cache: RedisCache, tmp_path: Pa
     marker = str(tmp_path / "pwned")
     rkey = cache._codec.item_key("victim")
     payload = pickle.dumps(_Exploit(marker))
-    # An unsigned pickle, and one wearing a forged header, both claiming to be pickles.
-    for mode in (b"3", b"35"):
-        cache.client.hset(rkey, mapping={"m": mode, "v": b"\x00" * 40 + payload})
+    # An unsigned pickle, and one wearing a forged header, both claiming to be pickles
+    # (kind d, then the mode: 3 is a pickle, 35 a signed one).
+    for mode in (3, 35):
+        cache.client.set(rkey, b"d" + mode.to_bytes(2, "big") + b"\x00" * 40 + payload)
         with pytest.warns(diskstore.CorruptionWarning):
             assert cache.get("victim", "default") == "default"
         assert not os.path.exists(marker)
@@ -72,8 +73,8 @@ def test_planted_pickle_is_a_miss_and_never_runs(cache: RedisCache, tmp_path: Pa
 
 def test_a_payload_moved_to_another_key_fails_verification(cache: RedisCache) -> None:
     cache.set("a", {"secret": 1})
-    fields = cache.client.hgetall(cache._codec.item_key("a"))
-    cache.client.hset(cache._codec.item_key("b"), mapping=fields)
+    stored = cache.client.get(cache._codec.item_key("a"))
+    cache.client.set(cache._codec.item_key("b"), stored)
     with pytest.warns(diskstore.CorruptionWarning):
         assert cache.get("b") is None
     assert cache.get("a") == {"secret": 1}
@@ -81,7 +82,7 @@ def test_a_payload_moved_to_another_key_fails_verification(cache: RedisCache) ->
 
 def test_check_reports_and_fixes_planted_entries(cache: RedisCache) -> None:
     cache.set("good", [1])
-    cache.client.hset(cache._codec.item_key("bad"), mapping={"m": b"3", "v": b"junk"})
+    cache.client.set(cache._codec.item_key("bad"), b"d\x00\x03junk")
     found = cache.check(fix=True)
     assert len(found) == 1 and issubclass(found[0].category, diskstore.CorruptionWarning)
     assert cache.check() == []
@@ -290,6 +291,44 @@ def test_writes_that_need_a_result_are_refused_inside_transact(cache: RedisCache
     assert "a" not in cache
 
 
+def test_async_near_cache_serves_reads_and_sees_other_writers(redis_server: Any) -> None:
+    import asyncio
+
+    from diskstore.redis import AsyncRedisCache
+
+    namespace = f"test-{uuid.uuid4().hex}"
+    other = RedisCache(redis_server.url, namespace=namespace)
+
+    async def main() -> None:
+        async with AsyncRedisCache(redis_server.url, namespace=namespace, near_items=100) as near:
+            kept = near.cache._shared.near
+            assert _eventually(lambda: kept.ready)
+            await near.set("k", [1])
+            for _ in range(200):  # the server's invalidation of this write may drop a copy
+                if await near.get("k") == [1] and len(kept) == 1:
+                    break
+                await asyncio.sleep(0.005)
+            assert len(kept) == 1
+            first, second = await near.get("k"), await near.get("k")
+            assert first == second == [1] and first is not second
+            other.set("k", [2])  # another machine writes
+            for _ in range(2000):
+                if await near.get("k") == [2]:
+                    break
+                await asyncio.sleep(0.005)
+            assert await near.get("k") == [2]
+            await near.set("mine", 1)
+            await near.get("mine")
+            await near.set("mine", 2)  # this process's own write is visible at once
+            assert await near.get("mine") == 2
+            await near.delete("mine")
+            assert await near.get("mine") is None
+            await near.clear()
+
+    asyncio.run(main())
+    other.close()
+
+
 def test_peekitem_is_refused_with_the_reason(cache: RedisCache) -> None:
     cache.set("k", 1)
     with pytest.raises(diskstore.UnsupportedError, match="insertion order"):
@@ -410,9 +449,7 @@ def test_async_cache_faults_and_planted_values(own_server: RedisServer) -> None:
         await down.close()
         async with AsyncRedisCache(own_server.url, timeout=2) as cache:
             rkey = cache.cache._codec.item_key("planted")
-            await asyncio.to_thread(
-                cache.cache.client.hset, rkey, mapping={"m": b"3", "v": b"\x80\x04K\x01."}
-            )
+            await asyncio.to_thread(cache.cache.client.set, rkey, b"d\x00\x03\x80\x04K\x01.")
             with pytest.warns(diskstore.CorruptionWarning):
                 assert await cache.get("planted", "miss") == "miss"
             await cache.set("k", 1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import ast
 import contextlib
 import importlib
@@ -12,10 +11,6 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from .._cache import Cache
-from .._inspect import namespace_table
-from .._store import DB_NAME
-
 PROG = "diskstore"
 
 #: Exit statuses, as documented in docs/cli.md.
@@ -23,6 +18,7 @@ EXIT_OK = 0
 EXIT_NO = 1  # ran, but the answer is "no": not found, problems remain, the cache failed
 EXIT_USAGE = 2  # bad arguments, no such cache
 EXIT_SECRET = 3  # the cache was created with another secret
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a process stopped by SIGINT
 
 Progress = Callable[[int, int], None]
 
@@ -35,43 +31,12 @@ class NotFound(Exception):
     """A key or namespace the command was asked about does not exist (exit status 1)."""
 
 
-def existing_cache_dir(directory: str) -> str:
-    """Return *directory* if it holds a diskstore cache; ``UsageError`` naming why not."""
-    path = os.path.abspath(os.path.expanduser(directory))
-    if not os.path.exists(path):
-        raise UsageError(f"no such directory: {directory!r}")
-    if not os.path.isdir(path):
-        raise UsageError(f"not a directory: {directory!r}")
-    if not os.path.isfile(os.path.join(path, DB_NAME)):
-        hint = ""
-        if os.path.isfile(os.path.join(path, "cache.db")):
-            hint = (
-                " (it looks like a diskcache directory; copy it into a new diskstore cache "
-                f"with: {PROG} migrate {directory} NEW_DIR --trust)"
-            )
-        raise UsageError(f"not a diskstore cache (no {DB_NAME}): {directory!r}{hint}")
-    return path
+class Failed(Exception):
+    """The command ran and could not do what was asked (exit status 1, one line of error)."""
 
 
-def open_cache(args: argparse.Namespace, *, read_only: bool) -> Cache:
-    """Open the cache named by ``args.directory``, in ``args.namespace`` if one was given.
-
-    An unknown namespace is :class:`NotFound` with the known ones listed, never a new
-    empty namespace.
-    """
-    cache = Cache(existing_cache_dir(args.directory), read_only=read_only)
-    namespace = getattr(args, "namespace", None)
-    if not namespace:
-        return cache
-    known = namespace_table(cache._store)
-    if namespace not in known:
-        cache.close()
-        names = ", ".join(repr(name) for name in sorted(known) if name) or "none"
-        raise NotFound(
-            f"no namespace {namespace!r} in {args.directory} (namespaces: {names}; "
-            f"see `{PROG} namespaces {args.directory}`)"
-        )
-    return cache.namespace(namespace)
+class Interrupted(Exception):
+    """Ctrl-C stopped the command part-way; the message says what it had done (exit 130)."""
 
 
 def parse_key(text: str, literal: bool) -> Any:
@@ -133,13 +98,14 @@ def progress_bar(description: str, total: int, stream: TextIO | None = None) -> 
         yield lambda done, total: None
         return
     try:
-        columns = os.get_terminal_size(stream.fileno()).columns
+        columns, lines = os.get_terminal_size(stream.fileno())
     except (AttributeError, ValueError, OSError):
-        columns = 0
-    # A terminal that reports no width (a bare pseudo-terminal) would get an empty bar.
-    width = None if columns else 80
+        columns = lines = 0
+    # A terminal that reports no size (a bare pseudo-terminal, 0x0) would get an empty bar,
+    # or none at all: tqdm hides bars below the screen's last line.
+    size = {"ncols": None if columns else 80, "nrows": None if lines else 24}
     with bar_class(
-        total=total, desc=description, unit=" items", file=stream, leave=True, ncols=width
+        total=total, desc=description, unit=" items", file=stream, leave=True, **size
     ) as bar:
 
         def update(done: int, new_total: int) -> None:

@@ -1,28 +1,27 @@
-"""Commands that only look: ``stats``, ``get``, ``keys``, ``namespaces``, ``functions``,
-``version``. They open the cache read-only, so they never change it, and take ``--json``."""
+"""Commands that only look: ``stats``, ``get``, ``namespaces``, ``functions``, ``version``
+(``keys`` has its own module). They open the cache read-only, so they never change it."""
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import platform
 import sqlite3
 from typing import Any, TextIO
 
+from .. import _clock
 from .._format import human_bytes, summarize
-from .._inspect import inspect_cache, namespace_table
 from .._settings import NAMES
 from ._common import (
     EXIT_OK,
+    Failed,
     NotFound,
     UsageError,
-    existing_cache_dir,
     json_key,
     literal_hint,
-    open_cache,
     parse_key,
     print_json,
 )
+from ._open import namespace_names, open_cache, shard_count, shards_of
 
 
 def _version() -> str:
@@ -48,15 +47,34 @@ def cmd_version(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _counts(cache: Any, include_expired: bool) -> tuple[int, int, int]:
+    """Items of the view, items of every namespace, and the expired ones among the first,
+    summed over the shards; expired items are left out of the counts unless included."""
+    now = _clock.now()
+    items = everywhere = expired = 0
+    for shard in shards_of(cache):
+        shard_expired = shard._expired_count(now)
+        expired += shard_expired
+        items += len(shard) - (0 if include_expired else shard_expired)
+        everywhere += shard._total_count()
+        if not include_expired:
+            everywhere -= shard._expired_count(now, all_namespaces=True)
+    return items, everywhere, expired
+
+
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     with open_cache(args, read_only=True) as cache:
         settings = {name: getattr(cache, name) for name in NAMES}
         # Reading the counters must not switch counting on or off.
         hits, misses = cache.stats(enable=settings["statistics"])
+        items, everywhere, expired = _counts(cache, args.include_expired)
         report: dict[str, Any] = {
             "directory": cache.directory,
-            "items": len(cache),
-            "items_all_namespaces": cache._total_count(),
+            "shards": shard_count(cache),
+            "items": items,
+            "items_all_namespaces": everywhere,
+            "expired": expired,
+            "expired_included": args.include_expired,
             "volume": cache.volume(),
             "hits": hits,
             "misses": misses,
@@ -66,9 +84,14 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
         print_json(report, out)
         return EXIT_OK
     counting = "" if settings["statistics"] else "  (statistics off: not counting)"
-    rows = [
-        ("directory", report["directory"]),
-        ("items", f"{report['items']} (all namespaces: {report['items_all_namespaces']})"),
+    shards = report["shards"]
+    kind = f" (FanoutCache, {shards} shards)" if shards else ""
+    rows = [("directory", report["directory"] + kind)]
+    rows.append(("items", f"{items} (all namespaces: {everywhere})"))
+    if expired:
+        how = "counted" if args.include_expired else "not counted; --include-expired counts them"
+        rows.append(("expired", f"{expired} not yet removed ({how})"))
+    rows += [
         ("volume", f"{human_bytes(report['volume'])} ({report['volume']} bytes)"),
         ("hits", f"{hits}{counting}"),
         ("misses", str(misses)),
@@ -76,7 +99,7 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     width = max(len(name) for name in NAMES)
     for label, value in rows:
         print(f"{label:<{width}}  {value}", file=out)
-    print("settings:", file=out)
+    print("settings:" if not shards else "settings (of each shard):", file=out)
     for name, value in settings.items():
         print(f"  {name:<{width}}  {value!r}", file=out)
     return EXIT_OK
@@ -95,11 +118,33 @@ def _write_raw(value: Any, out: TextIO) -> None:
         out.write(value.decode("utf-8", "backslashreplace"))
 
 
+def _unloadable(key: Any, args: argparse.Namespace, exc: Exception) -> Failed:
+    """The value's class (or a function it names) cannot be imported here: say which, and
+    how to go on, in one line."""
+    module = getattr(exc, "name", None)
+    if isinstance(exc, ImportError) and module:
+        reason = f"it needs module {module!r}, which this Python cannot import"
+    else:
+        reason = f"its class is not where it was when it was stored ({exc})"
+    return Failed(
+        f"cannot load the value of {key!r}: {reason}; run the command where the program "
+        "that stored it runs (its virtualenv, its PYTHONPATH), or list its metadata with: "
+        f"diskstore keys {args.directory} --inspect"
+    )
+
+
 def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
     key = parse_key(args.key, args.literal)
     with open_cache(args, read_only=True) as cache:
         missing = object()
-        value, expire_time, tag = cache.get(key, default=missing, expire_time=True, tag=True)
+        try:
+            value, expire_time, tag = cache.get(key, default=missing, expire_time=True, tag=True)
+        except ImportError as exc:  # unpickling: the value's module is not importable here
+            raise _unloadable(key, args, exc) from exc
+        except AttributeError as exc:
+            if "Can't get attribute" not in str(exc):  # pickle's words: no such class there
+                raise
+            raise _unloadable(key, args, exc) from exc
     if value is missing:
         where = f" in namespace {args.namespace!r}" if args.namespace else ""
         raise NotFound(f"key not found{where}: {key!r}{literal_hint(args.key, args.literal)}")
@@ -133,69 +178,9 @@ def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _matches(pattern: str | None, key: Any) -> bool:
-    if pattern is None:
-        return True
-    return fnmatch.fnmatchcase(key if isinstance(key, str) else repr(key), pattern)
-
-
-def cmd_keys(args: argparse.Namespace, out: TextIO) -> int:
-    if args.inspect:
-        return _keys_inspected(args, out)
-    shown: list[Any] = []
-    more = False
-    with open_cache(args, read_only=True) as cache:
-        total = len(cache)
-        for key in cache:
-            if not _matches(args.pattern, key):
-                continue
-            if args.limit is not None and len(shown) >= args.limit:
-                more = True
-                break
-            if args.json:
-                shown.append(json_key(key))
-            else:
-                print(repr(key), file=out)
-                shown.append(None)
-    if args.json:
-        print_json(shown, out)
-    elif more:
-        of = f" of {total}" if args.pattern is None else ""
-        print(f"... (first {args.limit}{of} keys)", file=out)
-    return EXIT_OK
-
-
-def _keys_inspected(args: argparse.Namespace, out: TextIO) -> int:
-    """List keys and metadata without the secret (``--inspect``), loading nothing."""
-    with inspect_cache(existing_cache_dir(args.directory)) as inspection:
-        namespace = args.namespace or ""
-        if namespace not in inspection.namespaces:
-            raise NotFound(f"no namespace {namespace!r} in {args.directory}")
-        listed: list[dict[str, Any]] = []
-        for entry in inspection.entries(namespace):
-            if not _matches(args.pattern, entry.key):
-                continue
-            if args.limit is not None and len(listed) >= args.limit:
-                break
-            row = {
-                "key": json_key(entry.key),
-                "kind": entry.kind,
-                "stored_bytes": entry.stored_bytes,
-                "expire_time": entry.expire_time,
-                "tag": json_key(entry.tag) if entry.tag is not None else None,
-                "signed": entry.signed,
-            }
-            listed.append(row)
-            if not args.json:
-                print(f"{entry.key!r}  {entry.kind}, {human_bytes(entry.stored_bytes)}", file=out)
-    if args.json:
-        print_json(listed, out)
-    return EXIT_OK
-
-
 def cmd_namespaces(args: argparse.Namespace, out: TextIO) -> int:
     with open_cache(args, read_only=True) as cache:
-        table = namespace_table(cache._store)
+        table = namespace_names(cache)
     rows = [
         {"name": name, "items": count, "file_bytes": size} for name, (count, size) in table.items()
     ]

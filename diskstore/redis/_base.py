@@ -6,13 +6,12 @@ import warnings
 from typing import Any
 
 import redis
-import redis.exceptions as rex
 
 from .._base import CacheBase
 from .._constants import ENOVAL
 from .._exceptions import CorruptionWarning, IntegrityError
 from ._codec import Codec
-from ._connection import Shared, translate
+from ._connection import ERRORS, Shared, translate
 
 __all__ = ["RedisBase"]
 
@@ -20,10 +19,20 @@ __all__ = ["RedisBase"]
 class RedisBase:
     """The attributes every part of a ``RedisCache`` reads."""
 
-    _client: redis.Redis
     _codec: Codec
     _shared: Shared
     _ns_name: str
+
+    @property
+    def _client(self) -> redis.Redis:
+        """The redis-py client (a ``RedisCluster`` on a cluster), opened on first use."""
+        return self._shared.client  # type: ignore[no-any-return]
+
+    def _index_add(self, indexes: list[bytes], rkey: bytes, pexpireat: Any) -> None:
+        """Add ``rkey`` to tag or function sets (on a cluster, after the item's write)."""
+        script = self._shared.scripts["INDEX_ADD"]
+        for index in indexes:
+            script(keys=[index], args=[rkey, pexpireat or ""])
 
     def _forget(self, rkey: bytes | None = None) -> None:
         """Drop what the near cache keeps for ``rkey`` (everything when None) after a write."""
@@ -34,10 +43,10 @@ class RedisBase:
             else:
                 near.discard(rkey)
 
-    def _decoded(self, rkey: bytes, mode: bytes, data: bytes) -> Any:
+    def _decoded(self, rkey: bytes, blob: bytes) -> Any:
         """The stored value, or ``ENOVAL`` (with a warning) when it fails verification."""
         try:
-            return self._codec.value(rkey, mode, data)
+            return self._codec.value(rkey, blob)
         except IntegrityError as exc:
             self._drop_corrupt(rkey, exc)
             return ENOVAL
@@ -45,7 +54,7 @@ class RedisBase:
     def _drop_corrupt(self, rkey: bytes, exc: Exception) -> None:
         try:
             self._client.delete(rkey)
-        except rex.RedisError as error:
+        except ERRORS as error:
             raise translate(error, self._shared.where) from error
         finally:
             self._forget(rkey)

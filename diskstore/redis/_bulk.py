@@ -1,7 +1,9 @@
 """Operations over a whole namespace: ``len``, iteration, ``clear``, ``evict``, ``check``.
 
 Each walks the namespace's keys with ``SCAN`` (or a tag set with ``SSCAN``) in batches of
-``_BATCH``, so memory stays bounded by the batch, not by the number of keys. ``SCAN`` may
+``_BATCH``, so memory stays bounded by the batch, not by the number of keys. On a Redis
+Cluster the walk visits every master in turn (redis-py's cluster ``scan_iter``), and the
+batch's commands go out in one pipeline per master. ``SCAN`` may
 return a key twice while the keyspace is being resized; iteration drops the repeats it can
 see within a batch, and counts (``len``) are exact only while no other client writes.
 """
@@ -12,12 +14,11 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import redis.exceptions as rex
-
 from .._exceptions import CorruptionWarning, IntegrityError
+from . import _scripts
 from ._base import RedisBase
-from ._codec import MODE, VALUE, encode_tag
-from ._connection import translate
+from ._codec import encode_tag
+from ._connection import ERRORS, translate
 
 __all__ = ["BulkMixin"]
 
@@ -45,18 +46,11 @@ class BulkMixin(RedisBase):
     """Namespace-wide operations of :class:`~diskstore.redis.RedisCache`."""
 
     def _scan(self, prefix: bytes) -> Iterator[list[bytes]]:
-        """Batches of the keys starting with ``prefix``."""
+        """Batches of the keys starting with ``prefix`` (on every master of a cluster)."""
         pattern = glob_escape(prefix) + b"*"
-        cursor = 0
-        keys: Any
         try:
-            while True:
-                cursor, keys = self._client.scan(cursor, match=pattern, count=_BATCH)
-                if keys:
-                    yield keys
-                if cursor == 0:
-                    return
-        except rex.RedisError as exc:
+            yield from _batches(self._client.scan_iter(match=pattern, count=_BATCH))
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
 
     def __len__(self) -> int:
@@ -85,7 +79,7 @@ class BulkMixin(RedisBase):
             removed += sum(1 for rkey in batch if rkey.startswith(item_prefix))
             try:
                 self._client.unlink(*batch)
-            except rex.RedisError as exc:
+            except ERRORS as exc:
                 raise translate(exc, self._shared.where) from exc
             finally:
                 self._forget()
@@ -97,29 +91,46 @@ class BulkMixin(RedisBase):
         return self._remove_indexed(self._codec.tag_key(encoded), b"t", encoded)
 
     def _remove_indexed(self, index: bytes, field: bytes, value: bytes) -> int:
-        """Delete the members of the set ``index`` whose ``field`` still holds ``value``."""
-        script = self._shared.scripts["EVICT"]
+        """Delete the members of the set ``index`` whose ``field`` still holds ``value``.
+
+        Members leave the set (``SPOP``) before their items are checked, and a write adds
+        its item to the set after writing it, so an item that gains the tag meanwhile is
+        either deleted here or listed again: never kept with the tag but left out of the
+        set. The check and delete run on each item's own slot (``DELETE_IF``).
+        """
         removed = 0
         try:
             while True:
-                members: Any = self._client.srandmember(index, _BATCH)
+                members: Any = self._client.spop(index, _BATCH)
                 if not members:
                     return removed
-                removed += int(script(keys=[index], args=[field, value, *members]))
+                removed += self._check_members(members, field, value, delete=True)
                 self._forget()
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
+
+    def _check_members(
+        self, members: list[bytes], field: bytes, value: bytes, *, delete: bool
+    ) -> int:
+        """How many of the items ``members`` hold that tag (``field`` ``t``) or function
+        (``f``), each checked (and deleted) on its own slot; one pipeline per master. The
+        script is loaded first (on every master of a cluster), so the pipeline sends only
+        its digest."""
+        sha = self._client.script_load(_scripts.DELETE_IF)
+        with self._client.pipeline(transaction=False) as pipe:
+            for rkey in members:
+                pipe.execute_command(  # type: ignore[no-untyped-call]
+                    "EVALSHA", sha, 1, rkey, field, value, "1" if delete else ""
+                )
+            return sum(int(found) for found in pipe.execute())
 
     def _count_indexed(self, index: bytes, field: bytes, value: bytes) -> int:
         """How many members of the set ``index`` are live items whose ``field`` is ``value``."""
         count = 0
         try:
             for batch in _batches(self._client.sscan_iter(index, count=_BATCH)):
-                with self._client.pipeline(transaction=False) as pipe:
-                    for rkey in batch:
-                        pipe.hget(rkey, field)
-                    count += sum(1 for found in pipe.execute() if found == value)
-        except rex.RedisError as exc:
+                count += self._check_members(batch, field, value, delete=False)
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
         return count
 
@@ -143,7 +154,7 @@ class BulkMixin(RedisBase):
             hits, misses = self._client.hmget(key, "hits", "misses")
             if reset:
                 self._client.delete(key)
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
         return int(hits or 0), int(misses or 0)
 
@@ -156,7 +167,7 @@ class BulkMixin(RedisBase):
                     for rkey in batch:
                         pipe.memory_usage(rkey, samples=0)
                     total += sum(int(size or 0) for size in pipe.execute())
-            except rex.RedisError as exc:
+            except ERRORS as exc:
                 raise translate(exc, self._shared.where) from exc
         return total
 
@@ -172,20 +183,25 @@ class BulkMixin(RedisBase):
                 try:
                     with self._client.pipeline(transaction=False) as pipe:
                         for rkey in batch:
-                            pipe.hmget(rkey, MODE, VALUE)
-                        rows = pipe.execute()
-                except rex.RedisError as exc:
+                            pipe.get(rkey)
+                        blobs = pipe.execute(raise_on_error=False)
+                except ERRORS as exc:
                     raise translate(exc, self._shared.where) from exc
-                for rkey, (mode, data) in zip(batch, rows, strict=True):
-                    if mode is None:
+                for rkey, blob in zip(batch, blobs, strict=True):
+                    if blob is None:
                         continue  # expired meanwhile
                     try:
                         self._codec.user_key(rkey)
-                        self._codec.verify(rkey, mode, data)
+                        if not isinstance(blob, bytes):
+                            raise IntegrityError(f"not an item: {blob}")
+                        self._codec.verify(rkey, blob)
                     except IntegrityError as exc:
                         warnings.warn(f"cache entry {rkey!r}: {exc}", CorruptionWarning, 1)
                         if fix:
-                            self._client.delete(rkey)
+                            try:
+                                self._client.delete(rkey)
+                            except ERRORS as error:
+                                raise translate(error, self._shared.where) from error
                             self._forget(rkey)
             found.extend(caught)
         return found

@@ -1,11 +1,12 @@
 """Memoized results on Redis: what ``memoize`` asks of a cache, as the SQLite cache does.
 
 A memoized result is an ordinary item under the key ``f.__cache_key__(...)`` returns; its
-hash also records the function (field ``f``) and the item joins the function's set,
-``<prefix>f:<name>``, in the same write script. So ``f.cache_clear()`` and
+header also records the function, and the item joins the function's set,
+``<prefix>f:<name>`` (in the same write script on a single server, just after the write on
+a cluster). So ``f.cache_clear()`` and
 ``f.cache_info().currsize`` walk that set instead of scanning the namespace. A set may
 hold items that were since overwritten, deleted, expired or evicted: both operations check
-each member's ``f`` field, and ``cache_clear`` drops the members it walked.
+each member's recorded function, and ``cache_clear`` drops the members it walked.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class FunctionsMixin(BulkMixin):
     ) -> bool:  # fmt: skip
         raise NotImplementedError  # provided by RedisCache
 
-    def _fetch(self, rkey: bytes, extra: bool) -> Any:
+    def _fetch(self, rkey: bytes) -> bytes | None:
         raise NotImplementedError  # provided by RedisCache
 
     def _function_key(self, function: str) -> bytes:
@@ -42,8 +43,8 @@ class FunctionsMixin(BulkMixin):
     def _memo_lookup(self, key: Any) -> Any:
         """Read *key* without counting a hit or miss (the second look of a single flight)."""
         rkey = self._codec.item_key(key)
-        fields = self._fetch(rkey, False)
-        return ENOVAL if fields[0] is None else self._decoded(rkey, fields[0], fields[1])
+        blob = self._fetch(rkey)
+        return ENOVAL if blob is None else self._decoded(rkey, blob)
 
     def _memo_count(self, function: str) -> int:
         """How many results of *function* this namespace holds."""

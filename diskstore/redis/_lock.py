@@ -13,11 +13,10 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-
-import redis
-import redis.exceptions as rex
+from typing import Any
 
 from . import _scripts
+from ._connection import ERRORS
 
 __all__ = ["RedisLock"]
 
@@ -29,7 +28,7 @@ _POLL_MIN, _POLL_MAX = 0.002, 0.05
 class RedisLock:
     """One key's single-flight lock (see :class:`diskstore._backend.FlightLock`)."""
 
-    def __init__(self, client: redis.Redis, name: bytes, *, ttl: float = DEFAULT_TTL) -> None:
+    def __init__(self, client: Any, name: bytes, *, ttl: float = DEFAULT_TTL) -> None:
         self._client = client
         self.name = name
         self.ident = "redis:" + name.decode("utf-8", "backslashreplace")
@@ -49,7 +48,7 @@ class RedisLock:
                     return False
                 time.sleep(pause)
                 pause = min(pause * 2, _POLL_MAX)
-        except rex.RedisError:
+        except ERRORS:
             return False
         self._token = token
         self._stop.clear()
@@ -62,7 +61,7 @@ class RedisLock:
             try:
                 if not renew(keys=[self.name], args=[token, self._ttl_ms]):
                     return  # expired and perhaps taken by another holder: not ours now
-            except rex.RedisError:
+            except ERRORS:
                 continue
 
     def release(self) -> None:
@@ -73,5 +72,5 @@ class RedisLock:
             return
         try:
             self._client.register_script(_scripts.RELEASE)(keys=[self.name], args=[token])
-        except rex.RedisError:
+        except ERRORS:
             pass  # it expires by itself

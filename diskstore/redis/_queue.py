@@ -2,7 +2,9 @@
 
 Keys are the ones ``Cache`` generates (integers from 500000000000000, or
 ``"prefix-%015d"``), and the items are ordinary items of the namespace. Each queue also has
-an index, a sorted set scored by the key's number, so the ends are found in O(log n). A push
+an index, a sorted set scored by the key's number, so the ends are found in O(log n). The
+index and the items share the queue's hash tag (see ``_codec``), so on a Redis Cluster a
+queue lives on one master and its scripts touch one slot. A push
 reads the end it grows from, then a script adds the item only if that end has not moved
 meanwhile (else it retries): two clients never take the same key. A pull is one script
 that skips index entries whose items Redis expired or evicted.
@@ -12,14 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis.exceptions as rex
-
 from .._constants import ENOVAL, QUEUE_START
 from .._exceptions import IntegrityError, UnsupportedError
 from .._queue import check_prefix, check_side
 from ._base import RedisBase, shaped
-from ._codec import decode_expire, decode_tag
-from ._connection import translate
+from ._codec import QUEUE_RANGE, decode_tag
+from ._connection import ERRORS, translate
 
 __all__ = ["QueueMixin"]
 
@@ -27,14 +27,12 @@ __all__ = ["QueueMixin"]
 class QueueMixin(RedisBase):
     """Queue operations of :class:`~diskstore.redis.RedisCache`."""
 
-    def _item_args(
-        self, rkey: bytes, value: Any, expire: float | None, read: bool, tag: Any
-    ) -> tuple[list[bytes], list[Any]]:
+    def _item(self, rkey: bytes, value: Any, expire: float | None, read: bool, tag: Any) -> Any:
         raise NotImplementedError  # provided by RedisCache
 
     def _index(self, prefix: str | None) -> bytes:
         name = b"n" if prefix is None else b"s" + prefix.encode("utf-8", "surrogatepass")
-        return self._codec.prefix + b"q:" + name
+        return self._codec.queue_index(name)
 
     def push(
         self,
@@ -62,19 +60,28 @@ class QueueMixin(RedisBase):
                     expected = str(int(edge[0][1]))
                 else:
                     number, expected = QUEUE_START, ""
+                if not QUEUE_RANGE[0] <= number < QUEUE_RANGE[1]:
+                    raise ValueError(f"queue {prefix!r} is full: its keys reached {number}")
                 key = number if prefix is None else f"{prefix}-{number:015d}"
                 rkey = self._codec.item_key(key)
-                keys, args = self._item_args(rkey, value, expire, read, tag)
-                status = script(keys=[index, rkey, *keys], args=[expected, number, side, *args])
+                item = self._item(rkey, value, expire, read, tag)
+                pxat = "" if item.pxat is None else item.pxat
+                cluster = self._shared.cluster
+                status = script(
+                    keys=[index, rkey] if cluster else [index, rkey, *item.indexes],
+                    args=[expected, number, side, item.blob, pxat],
+                )
                 self._forget(rkey)
                 if status == 1:
+                    if cluster and item.indexes:
+                        self._index_add(item.indexes, rkey, pxat)
                     return key
                 if status == -1:
                     raise ValueError(
                         f"push would replace the item stored under {key!r}, "
                         "which is next to the queue's keys"
                     )
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
 
     def _take(
@@ -87,11 +94,11 @@ class QueueMixin(RedisBase):
         while True:
             try:
                 found = script(keys=[index], args=[side, "1" if remove else "0"])
-            except rex.RedisError as exc:
+            except ERRORS as exc:
                 raise translate(exc, self._shared.where) from exc
             if found is None:
                 return shaped(default, None, None, expire_time, tag)
-            rkey, mode, data, exp, tg = found
+            rkey, blob = found
             if remove:
                 self._forget(rkey)
             try:
@@ -99,10 +106,11 @@ class QueueMixin(RedisBase):
             except IntegrityError as exc:
                 self._drop_corrupt(rkey, exc)
                 continue
-            value = self._decoded(rkey, mode, data)
+            value = self._decoded(rkey, blob)
             if value is ENOVAL:
                 continue
-            return shaped((key, value), decode_expire(exp), decode_tag(tg), expire_time, tag)
+            expire, encoded_tag, _ = self._codec.extras(blob)
+            return shaped((key, value), expire, decode_tag(encoded_tag), expire_time, tag)
 
     def pull(
         self,
@@ -138,6 +146,7 @@ class QueueMixin(RedisBase):
         """
         raise UnsupportedError(
             "RedisCache.peekitem() is not offered: Redis keeps no insertion order over a "
-            "namespace's keys (an order index would grow with every expired key); use "
+            "namespace's keys, and keeping one would make every set a script (about 1.6x "
+            "its cost) and grow with every expired key (see docs/redis.md); use "
             "push/pull/peek queues, which keep their own order"
         )

@@ -6,7 +6,8 @@ Single-key operations (``get``, ``set``, ``add``, ``incr``, ``delete``, ``pop``,
 handling). Namespace-wide operations and queues, rarer and built from several steps, run
 the synchronous implementation in a worker thread. ``get_or_set`` and ``memoize``
 deduplicate concurrent misses across tasks, processes and machines with the server's
-per-key lock (:class:`~diskstore.redis.RedisLock`).
+per-key lock (:class:`~diskstore.redis.RedisLock`). ``near_items`` gives it the near cache
+of ``RedisCache`` (a hit is answered without awaiting anything).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import redis.asyncio
 import redis.exceptions as rex
 from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 
 from .._constants import ENOVAL
 from .._hashing import stable_hash
@@ -27,13 +28,21 @@ from .._memoize import DEFAULT_LOCK_TIMEOUT, memoize
 from .._singleflight import SingleFlight, produce
 from . import _scripts
 from ._bulk import glob_escape
-from ._codec import EXPIRE, MODE, TAG, VALUE
-from ._connection import DEFAULT_MAX_BULK, translate
-from .cache import RedisCache, _incr_result, flagged_args, incr_fast_path
+from ._connection import DEFAULT_MAX_BULK, ERRORS, is_cluster, translate
+from .cache import RedisCache, _incr_result, incr_fast_path
 
 __all__ = ["AsyncRedisCache"]
 
 _TOKEN_PREFIX = "diskstore.redis.get_or_set"
+
+
+class _AsyncState:
+    """The asyncio client of an ``AsyncRedisCache`` and its views, opened on first use."""
+
+    def __init__(self) -> None:
+        self.client: Any = None
+        self.scripts: dict[str, Any] = {}
+        self.max_bulk: int | None = None
 
 
 class AsyncRedisCache:
@@ -54,18 +63,7 @@ class AsyncRedisCache:
         **options: Any,
     ) -> None:
         self._sync = RedisCache(url, **options)
-        self._aclient = redis.asyncio.Redis.from_url(
-            url,
-            socket_timeout=self._sync.timeout,
-            socket_connect_timeout=self._sync.timeout,
-            retry=Retry(NoBackoff(), 1),
-            retry_on_error=[rex.ConnectionError, rex.TimeoutError],
-        )
-        self._scripts = {
-            name: self._aclient.register_script(getattr(_scripts, name))
-            for name in ("SET", "TOUCH", "INCR")
-        }
-        self._max_bulk: int | None = None
+        self._state = _AsyncState()  # shared with namespace views
         self._flight = SingleFlight(self._sync.flight_lock, timeout=lock_timeout)
 
     @property
@@ -85,19 +83,33 @@ class AsyncRedisCache:
         view._sync = self._sync.namespace(name)
         return view
 
-    def _error(self, exc: rex.RedisError) -> Exception:
+    def _error(self, exc: BaseException) -> Exception:
         return translate(exc, self._sync._shared.where)
 
+    async def _open(self) -> Any:
+        """Open the asyncio client: of the same kind as the sync cache's (which is opened,
+        in a worker thread, first: it finds out whether the server is a cluster)."""
+        sync_client = await asyncio.to_thread(lambda: self._sync._client)
+        if self._state.client is None:
+            aclient = _async_client(sync_client, self._sync._shared.url, self._sync.timeout)
+            self._state.scripts = {
+                name: aclient.register_script(getattr(_scripts, name))
+                for name in ("SET", "TOUCH", "INCR", "INDEX_ADD")
+            }
+            self._state.client = aclient
+        return self._state.client
+
     async def _limit(self) -> int:
-        if self._max_bulk is None:
+        if self._state.max_bulk is None:
+            aclient = self._state.client or await self._open()
             try:
-                found: Any = await self._aclient.config_get("proto-max-bulk-len")
-                self._max_bulk = int(found.get("proto-max-bulk-len") or DEFAULT_MAX_BULK)
+                found: Any = await aclient.config_get("proto-max-bulk-len")
+                self._state.max_bulk = int(found.get("proto-max-bulk-len") or DEFAULT_MAX_BULK)
             except rex.ResponseError:
-                self._max_bulk = DEFAULT_MAX_BULK
-            except rex.RedisError as exc:
+                self._state.max_bulk = DEFAULT_MAX_BULK
+            except ERRORS as exc:
                 raise self._error(exc) from exc
-        return self._max_bulk
+        return self._state.max_bulk
 
     async def _thread(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(getattr(self._sync, method), *args, **kwargs)
@@ -115,29 +127,54 @@ class AsyncRedisCache:
         """Return the value for *key*, or *default*; see ``RedisCache.get``."""
         sync = self._sync
         rkey = sync._codec.item_key(key)
-        names = (MODE, VALUE, EXPIRE, TAG) if expire_time or tag else (MODE, VALUE)
+        aclient = self._state.client or await self._open()
+        near = sync._shared.near
         try:
-            fields: Any = await self._aclient.hmget(rkey, *names)
-            value = sync._value_of(rkey, fields)
+            if near is not None and near.ready:
+                blob: Any = near.lookup(rkey)
+                if blob is None:
+                    generation = near.generation
+                    blob = await aclient.get(rkey)
+                    sync._near_keep(near, rkey, blob, generation)
+            else:
+                blob = await aclient.get(rkey)
+            value = ENOVAL if blob is None else sync._decoded(rkey, blob)
             if sync._shared.statistics:
                 counter = "hits" if value is not ENOVAL else "misses"
-                await self._aclient.hincrby(sync._codec.prefix + b"stats", counter, 1)
-        except rex.RedisError as exc:
+                await aclient.hincrby(sync._codec.prefix + b"stats", counter, 1)
+        except ERRORS as exc:
             raise self._error(exc) from exc
-        return sync._shape_read(value, fields, default, expire_time, tag)
+        if expire_time or tag:
+            return sync._shape_read(value, blob, default, expire_time, tag)
+        return default if value is ENOVAL else value
 
     async def _write(
         self, key: Any, value: Any, expire: float | None, read: bool, tag: Any,
         only_if_missing: bool,
     ) -> bool:  # fmt: skip
-        rkey = self._sync._codec.item_key(key)
-        keys, args = self._sync._item_args(rkey, value, expire, read, tag, await self._limit())
-        if only_if_missing:
-            args = flagged_args(args, True)
+        sync = self._sync
+        rkey = sync._codec.item_key(key)
+        item = sync._item(rkey, value, expire, read, tag, limit=await self._limit())
+        aclient = self._state.client
         try:
-            return bool(await self._scripts["SET"](keys=[rkey, *keys], args=args))
-        except rex.RedisError as exc:
+            if not item.indexes:  # one native SET
+                return bool(await aclient.set(rkey, item.blob, pxat=item.pxat, nx=only_if_missing))
+            pxat = "" if item.pxat is None else item.pxat
+            flag = "1" if only_if_missing else ""
+            script = self._state.scripts["SET"]
+            if not is_cluster(aclient):
+                keys = [rkey, *item.indexes]
+                return bool(await script(keys=keys, args=[item.blob, pxat, flag]))
+            # A cluster: the tag's set is in another slot, added to after the write.
+            stored = bool(await script(keys=[rkey], args=[item.blob, pxat, flag]))
+            if stored:
+                for index in item.indexes:
+                    await self._state.scripts["INDEX_ADD"](keys=[index], args=[rkey, pxat])
+            return stored
+        except ERRORS as exc:
             raise self._error(exc) from exc
+        finally:
+            sync._forget(rkey)
 
     async def set(
         self,
@@ -167,12 +204,16 @@ class AsyncRedisCache:
         """Atomically add *delta* to the value of *key*; see ``RedisCache.incr``."""
         if incr_fast_path(delta, default):
             rkey = self._sync._codec.item_key(key)
+            if self._state.client is None:
+                await self._open()
             try:
-                status, result = await self._scripts["INCR"](
+                status, result = await self._state.scripts["INCR"](
                     keys=[rkey], args=[delta, "" if default is None else default]
                 )
-            except rex.RedisError as exc:
+            except ERRORS as exc:
                 raise self._error(exc) from exc
+            finally:
+                self._sync._forget(rkey)
             value = _incr_result(key, status, result)
             if value is not ENOVAL:
                 return value
@@ -184,16 +225,21 @@ class AsyncRedisCache:
 
     async def delete(self, key: Any, retry: bool = False) -> bool:
         """Remove *key*; return whether it was there."""
+        aclient = self._state.client or await self._open()
+        rkey = self._sync._codec.item_key(key)
         try:
-            return bool(await self._aclient.delete(self._sync._codec.item_key(key)))
-        except rex.RedisError as exc:
+            return bool(await aclient.delete(rkey))
+        except ERRORS as exc:
             raise self._error(exc) from exc
+        finally:
+            self._sync._forget(rkey)
 
     async def contains(self, key: Any) -> bool:
         """Whether *key* is stored (``in`` cannot be awaited)."""
+        aclient = self._state.client or await self._open()
         try:
-            return bool(await self._aclient.exists(self._sync._codec.item_key(key)))
-        except rex.RedisError as exc:
+            return bool(await aclient.exists(self._sync._codec.item_key(key)))
+        except ERRORS as exc:
             raise self._error(exc) from exc
 
     async def touch(self, key: Any, expire: float | None = None, retry: bool = False) -> bool:
@@ -208,17 +254,18 @@ class AsyncRedisCache:
         tag: bool = False,
         retry: bool = False,
     ) -> Any:
-        """Remove *key* and return its value atomically, or *default*."""
+        """Remove *key* and return its value atomically (``GETDEL``), or *default*."""
         sync = self._sync
         rkey = sync._codec.item_key(key)
+        aclient = self._state.client or await self._open()
         try:
-            async with self._aclient.pipeline(transaction=True) as pipe:
-                pipe.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
-                pipe.delete(rkey)
-                fields, _ = await pipe.execute()
-        except rex.RedisError as exc:
+            blob: Any = await aclient.getdel(rkey)
+        except ERRORS as exc:
             raise self._error(exc) from exc
-        return sync._shape_read(sync._value_of(rkey, fields), fields, default, expire_time, tag)
+        finally:
+            sync._forget(rkey)
+        value = ENOVAL if blob is None else sync._decoded(rkey, blob)
+        return sync._shape_read(value, blob, default, expire_time, tag)
 
     # -- namespace-wide and queues, in a worker thread --------------------------------------
     async def clear(self, retry: bool = False) -> int:
@@ -281,10 +328,11 @@ class AsyncRedisCache:
         """Iterate over the keys (``SCAN`` batches, bounded memory)."""
         codec = self._sync._codec
         pattern = glob_escape(codec.item_prefix) + b"*"
+        aclient = self._state.client or await self._open()
         try:
-            async for rkey in self._aclient.scan_iter(match=pattern, count=500):
+            async for rkey in aclient.scan_iter(match=pattern, count=500):
                 yield codec.user_key(rkey)
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise self._error(exc) from exc
 
     # -- computing once --------------------------------------------------------------------
@@ -331,7 +379,9 @@ class AsyncRedisCache:
     # -- lifecycle -------------------------------------------------------------------------
     async def close(self) -> None:
         """Close both clients."""
-        await self._aclient.aclose()
+        if self._state.client is not None:
+            await self._state.client.aclose()
+            self._state.client = None
         self._sync.close()
 
     async def __aenter__(self) -> AsyncRedisCache:
@@ -343,3 +393,47 @@ class AsyncRedisCache:
     def __repr__(self) -> str:
         where = f", namespace={self.namespace_name!r}" if self.namespace_name else ""
         return f"{type(self).__name__}({self._sync._shared.where!r}{where})"
+
+
+def _async_client(client: Any, url: str, timeout: float) -> Any:
+    """A ``redis.asyncio`` client for the server(s) that the sync ``client`` talks to."""
+    if is_cluster(client):
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        node = client.get_primaries()[0]
+        options = _connection_options(node.redis_connection.connection_pool)
+        options.pop("host", None)
+        options.pop("port", None)
+        options.pop("db", None)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(n.host, n.port) for n in client.get_primaries()],
+            retry=Retry(ExponentialBackoff(cap=0.4, base=0.05), 4),
+            **options,
+        )
+    pool = client.connection_pool
+    options = _connection_options(pool)
+    return redis.asyncio.Redis(
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[rex.ConnectionError, rex.TimeoutError],
+        **options,
+    )
+
+
+#: The connection options a sync client's pool and an asyncio client share.
+_SHARED_OPTIONS = (
+    "host", "port", "db", "path", "username", "password", "client_name",
+    "socket_timeout", "socket_connect_timeout", "ssl_keyfile", "ssl_certfile",
+    "ssl_cert_reqs", "ssl_ca_certs", "ssl_check_hostname",
+)  # fmt: skip
+
+
+def _connection_options(pool: Any) -> dict[str, Any]:
+    given = pool.connection_kwargs
+    options = {name: given[name] for name in _SHARED_OPTIONS if name in given}
+    if "path" in options:
+        options["unix_socket_path"] = options.pop("path")
+        options.pop("host", None)
+        options.pop("port", None)
+    if "SSL" in getattr(pool.connection_class, "__name__", ""):
+        options["ssl"] = True
+    return options

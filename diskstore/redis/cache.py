@@ -1,11 +1,12 @@
 """``RedisCache``: the ``Cache`` API on a Redis (or Valkey) server.
 
-Reads and writes of single items are one command each: ``HMGET`` for a read, and for a
-write one Lua script (see :mod:`._scripts`) that replaces the item hash, sets its expiry and
-records its tag atomically. Bulk operations (``len``, iteration, ``clear``, ``evict``,
-``check``, ``volume``) walk the namespace with ``SCAN``/``SSCAN`` in batches, so their memory
-stays bounded whatever the number of keys. See ``docs/redis.md`` for what differs from the
-SQLite :class:`~diskstore.Cache`.
+An item is one Redis string (see :mod:`._codec`): a read is one ``GET``, a plain write
+(with or without an expiry, ``add`` too) one ``SET``. A write that must also record the item
+in its tag's or memoized function's set is one Lua script on a single server (see
+:mod:`._scripts`), and on a cluster the ``SET`` then the set's update. Bulk operations
+(``len``, iteration, ``clear``, ``evict``, ``check``, ``volume``) walk the namespace with
+``SCAN``/``SSCAN`` in batches, so their memory stays bounded whatever the number of keys.
+See ``docs/redis.md`` for what differs from the SQLite :class:`~diskstore.Cache`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 import redis.exceptions as rex
@@ -23,18 +24,29 @@ import redis.exceptions as rex
 from .._base import _check_expire, _check_tag
 from .._constants import ENOVAL
 from .._disk import Disk
-from .._exceptions import SettingsError, UnsupportedError
+from .._exceptions import IntegrityError, SettingsError, UnsupportedError
 from .._settings import DEFAULT_SETTINGS
 from .._signing import SecretArg, Signer, resolve_secret
 from ._base import shaped
-from ._codec import EXPIRE, MODE, TAG, VALUE, Codec, decode_expire, decode_tag, encode_tag
-from ._connection import Shared, make_client, translate
+from ._codec import Codec, Extras, decode_tag, encode_tag, namespace_prefix
+from ._connection import ERRORS, Shared, describe, is_cluster, server_noun, translate
 from ._functions import FunctionsMixin
 from ._lock import RedisLock
 from ._near import NearCache
 from ._queue import QueueMixin
 
 __all__ = ["RedisCache"]
+
+_NO_EXTRAS: Extras = (None, None, None)
+
+
+class Item(NamedTuple):
+    """An item ready to write: its string, its expiry (``PXAT`` ms) and the sets it joins."""
+
+    blob: bytes
+    pxat: int | None
+    indexes: list[bytes]
+
 
 #: Settings of the SQLite cache that a Redis server does with its own configuration.
 _SERVER_SETTINGS = {
@@ -87,15 +99,17 @@ class RedisCache(QueueMixin, FunctionsMixin):
     """A cache on a Redis server, with the API and storage format of :class:`~diskstore.Cache`.
 
     ``url`` is a redis-py URL (``redis://[user:password@]host:port/db``, ``rediss://`` for
-    TLS, ``unix://``). ``namespace`` keeps this cache's keys apart from other caches on the
-    same server (``clear()`` touches only them). ``timeout`` bounds every wait for the
-    server, in seconds. Values are signed with ``secret`` (see ``Cache``): every machine
-    sharing a namespace needs the same secret. ``client`` uses an existing ``redis.Redis``
-    instead of opening one. ``near_items`` > 0 keeps up to that many recently read items
-    (and at most ``near_bytes``) in this process, kept coherent by the server's
-    invalidation messages (see :mod:`._near`). ``**settings`` takes the ``statistics``
-    and ``disk_*`` settings of ``Cache``; the size and eviction settings are the server's
-    (``maxmemory``).
+    TLS, ``unix://``); on a Redis Cluster, the URL of any node (``cluster=None``, the
+    default, asks the server at first use whether it is a cluster node; ``True`` or
+    ``False`` says so without asking). ``namespace`` keeps this cache's keys apart from
+    other caches on the same server (``clear()`` touches only them). ``timeout`` bounds
+    every wait for the server, in seconds. Values are signed with ``secret`` (see
+    ``Cache``): every machine sharing a namespace needs the same secret. ``client`` uses an
+    existing ``redis.Redis`` or ``redis.cluster.RedisCluster`` instead of opening one.
+    ``near_items`` > 0 keeps up to that many recently read items (and at most
+    ``near_bytes``) in this process, kept coherent by the server's invalidation messages
+    (see :mod:`._near`). ``**settings`` takes the ``statistics`` and ``disk_*`` settings
+    of ``Cache``; the size and eviction settings are the server's (``maxmemory``).
 
     Nothing is sent to the server until the first operation, so a server that is down is
     reported there, as :class:`~diskstore.ServerUnavailableError`.
@@ -109,9 +123,10 @@ class RedisCache(QueueMixin, FunctionsMixin):
         timeout: float = 10.0,
         secret: SecretArg = None,
         disk: type[Disk] = Disk,
-        client: redis.Redis | None = None,
+        client: Any = None,
         near_items: int = 0,
         near_bytes: int = 64 * 2**20,
+        cluster: bool | None = None,
         **settings: Any,
     ) -> None:
         if not isinstance(url, str):
@@ -129,13 +144,17 @@ class RedisCache(QueueMixin, FunctionsMixin):
         for name, limit in (("near_items", near_items), ("near_bytes", near_bytes)):
             if type(limit) is not int or limit < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {limit!r}")
+        if cluster not in (None, True, False):
+            raise TypeError(f"cluster must be None, True or False, got {cluster!r}")
+        if client is not None and not (isinstance(client, redis.Redis) or is_cluster(client)):
+            raise TypeError(
+                f"client must be a redis.Redis or redis.cluster.RedisCluster, got {client!r}"
+            )
         statistics, disk_options = _settings(settings)
-        owns = client is None
-        if client is None:
-            client = make_client(url, float(timeout))
-        self._url = url
+        where = _where(url) if client is None else describe(client)
+        self._url = url if client is None else where
         self._timeout = float(timeout)
-        self._shared = Shared(client, _where(url), owns)
+        self._shared = Shared(client, url, float(timeout), cluster, where)
         self._shared.statistics = statistics
         signer = Signer(resolve_secret(secret) if disk.signed else None)
         options = {"compress_threshold": 1024, "compress_level": 3, **disk_options}
@@ -143,8 +162,8 @@ class RedisCache(QueueMixin, FunctionsMixin):
         self._bind(_check_namespace(namespace))
         if near_items:
             # Tracks every view below this namespace too: their keys share the prefix.
-            root = b"diskstore{" + namespace.encode()
-            near = NearCache(client, root, items=near_items, max_bytes=near_bytes)
+            root = namespace_prefix(namespace)[:-1]
+            near = NearCache(self._shared, root, items=near_items, max_bytes=near_bytes)
             self._shared.near = near
             # A cache dropped without close() must not leave the thread and its two
             # connections behind: stop them when the last view of the cache is collected.
@@ -152,13 +171,12 @@ class RedisCache(QueueMixin, FunctionsMixin):
 
     def _bind(self, namespace: str) -> None:
         self._ns_name = namespace
-        self._codec = Codec(b"diskstore{" + namespace.encode() + b"}:", self._disk)
-        self._client = self._shared.client
+        self._codec = Codec(namespace_prefix(namespace), self._disk)
 
     # -- properties ------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        """The server's URL."""
+        """The server's URL (for a ``client=``, the server or cluster it talks to)."""
         return self._url
 
     @property
@@ -172,9 +190,14 @@ class RedisCache(QueueMixin, FunctionsMixin):
         return self._disk
 
     @property
-    def client(self) -> redis.Redis:
-        """The redis-py client."""
+    def client(self) -> Any:
+        """The redis-py client: a ``redis.Redis``, or a ``RedisCluster`` on a cluster."""
         return self._client
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the server is a Redis Cluster (asks the server when not yet known)."""
+        return is_cluster(self._client)
 
     @property
     def namespace_name(self) -> str:
@@ -220,55 +243,58 @@ class RedisCache(QueueMixin, FunctionsMixin):
         accepted for compatibility: values always come back whole.
         """
         rkey = self._codec.item_key(key)
-        fields = self._fetch(rkey, expire_time or tag)
-        value = self._value_of(rkey, fields)
+        blob = self._fetch(rkey)
+        value = ENOVAL if blob is None else self._decoded(rkey, blob)
         if self._shared.statistics:
             self._count(value is not ENOVAL)
-        return self._shape_read(value, fields, default, expire_time, tag)
+        if expire_time or tag:
+            return self._shape_read(value, blob, default, expire_time, tag)
+        return default if value is ENOVAL else value
 
-    def _fetch(self, rkey: bytes, extra: bool) -> Any:
-        """The item's fields: mode and value, plus expiry and tag when ``extra``."""
+    def _fetch(self, rkey: bytes) -> bytes | None:
+        """The item's string (one ``GET``), or None."""
         near = self._shared.near
         if near is not None and near.ready:
-            return self._near_fields(near, rkey)
+            return self._near_blob(near, rkey)
         try:
-            if extra:
-                return self._client.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
-            return self._client.hmget(rkey, MODE, VALUE)
-        except rex.RedisError as exc:
+            return self._client.get(rkey)  # type: ignore[return-value]
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
 
-    def _near_fields(self, near: NearCache, rkey: bytes) -> Any:
-        """The item's fields from the near cache, else from the server (then kept)."""
-        fields = near.get(rkey)
-        if fields is not None and (fields[2] is None or float(fields[2]) > time.time()):
-            return fields
+    def _near_blob(self, near: NearCache, rkey: bytes) -> bytes | None:
+        """The item's string from the near cache, else from the server (then kept)."""
+        kept = near.lookup(rkey)
+        if kept is not None:
+            return kept
         generation = near.generation
         try:
-            fields = self._client.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
-        except rex.RedisError as exc:
+            blob: Any = self._client.get(rkey)
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
-        if fields[0] is not None:
-            near.put(rkey, fields, generation)
-        return fields
+        self._near_keep(near, rkey, blob, generation)
+        return blob  # type: ignore[no-any-return]
 
-    def _value_of(self, rkey: bytes, fields: Any) -> Any:
-        """The value in an ``HMGET`` reply, or ``ENOVAL``."""
-        mode = fields[0]
-        return ENOVAL if mode is None else self._decoded(rkey, mode, fields[1])
+    def _near_keep(self, near: NearCache, rkey: bytes, blob: Any, generation: int) -> None:
+        """Keep a string read from the server, unless an invalidation came meanwhile."""
+        if blob is not None:
+            try:
+                expire = self._codec.extras(blob)[0]
+            except IntegrityError:
+                return  # not kept: the reader drops it
+            near.put(rkey, (blob, expire), generation)
 
-    @staticmethod
-    def _shape_read(value: Any, fields: Any, default: Any, expire_time: bool, tag: bool) -> Any:
-        if value is ENOVAL:
+    def _shape_read(
+        self, value: Any, blob: bytes | None, default: Any, expire_time: bool, tag: bool
+    ) -> Any:
+        if value is ENOVAL or blob is None:
             return shaped(default, None, None, expire_time, tag)
-        if expire_time or tag:
-            return shaped(value, decode_expire(fields[2]), decode_tag(fields[3]), expire_time, tag)
-        return value
+        expire, encoded_tag, _ = self._codec.extras(blob)
+        return shaped(value, expire, decode_tag(encoded_tag), expire_time, tag)
 
     def _count(self, hit: bool) -> None:
         try:
             self._client.hincrby(self._codec.prefix + b"stats", "hits" if hit else "misses", 1)
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
 
     def read(self, key: Any, retry: bool = False) -> Any:
@@ -284,7 +310,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
     def __contains__(self, key: Any) -> bool:
         try:
             return bool(self._client.exists(self._codec.item_key(key)))
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
 
     # -- writes ----------------------------------------------------------------------------
@@ -322,61 +348,63 @@ class RedisCache(QueueMixin, FunctionsMixin):
         self._no_transaction("add")
         return self._write_item(key, value, expire, read, tag, only_if_missing=True)
 
-    def _item_args(
+    def _item(
         self, rkey: bytes, value: Any, expire: float | None, read: bool, tag: Any,
-        limit: int | None = None,
-    ) -> tuple[list[bytes], list[Any]]:  # fmt: skip
-        """The write scripts' extra keys (a tag set) and item arguments (see ``_scripts``).
+        function: str | None = None, limit: int | None = None,
+    ) -> Item:  # fmt: skip
+        """What to store for an item: its string, its PXAT (or None) and the sets it joins.
 
         ``limit`` is the server's largest accepted value (asked for when not given).
         """
-        args = self._codec.encode(rkey, value, read)
-        data = args[1]
-        size = len(data) if type(data) is bytes else 0
+        expire_time = None if expire is None else _check_expire(expire, time.time())
+        tag = None if tag is None else _check_tag(tag)
+        encoded_tag = None if tag is None else encode_tag(tag)
+        name = None if function is None else function.encode("utf-8", "surrogatepass")
+        blob = self._codec.encode(rkey, value, read, expire_time, encoded_tag, name)
         if limit is None:
             limit = self._shared.max_value_size()
-        if size > limit - 64:
+        if len(blob) > limit - 64:
             raise ValueError(
-                f"value of {size} bytes is larger than the Redis server at "
-                f"{self._shared.where} accepts (proto-max-bulk-len={limit})"
+                f"value of {len(blob)} bytes is larger than the {server_noun(self._shared.where)}"
+                f" accepts (proto-max-bulk-len={limit})"
             )
-        if expire is None and tag is None:
-            return [], args
-        expire_time = None if expire is None else _check_expire(expire, time.time())
-        tag = _check_tag(tag)
-        keys: list[bytes] = []
-        if expire_time is None:
-            args += ["", ""]
-        else:
-            args += [str(math.ceil(expire_time * 1000)), repr(expire_time)]
-        if tag is None:
-            args.append("")
-        else:
-            encoded = encode_tag(tag)
-            args.append(encoded)
-            keys.append(self._codec.tag_key(encoded))
-        return keys, args
+        indexes: list[bytes] = []
+        if encoded_tag is not None:
+            indexes.append(self._codec.tag_key(encoded_tag))
+        if function is not None:
+            indexes.append(self._function_key(function))
+        pxat = None if expire_time is None else math.ceil(expire_time * 1000)
+        return Item(blob, pxat, indexes)
 
     def _write_item(
         self, key: Any, value: Any, expire: float | None, read: bool, tag: Any, *,
         only_if_missing: bool, function: str | None = None,
     ) -> bool:  # fmt: skip
         rkey = self._codec.item_key(key)
-        keys, args = self._item_args(rkey, value, expire, read, tag)
-        if only_if_missing or function is not None:
-            args = flagged_args(args, only_if_missing)
-        if function is not None:
-            args.append(function.encode("utf-8", "surrogatepass"))
-            keys.append(self._function_key(function))
-        script = self._shared.scripts["SET"]
+        item = self._item(rkey, value, expire, read, tag, function)
+        shared = self._shared
+        batch = shared.pipeline()
+        if batch is not None:
+            batch.append((rkey, item))
+            return True
         try:
-            pipe = self._shared.pipeline()
-            if pipe is not None:
-                script(keys=[rkey, *keys], args=args, client=pipe)
-                return True
-            return bool(script(keys=[rkey, *keys], args=args))
-        except rex.RedisError as exc:
-            raise translate(exc, self._shared.where) from exc
+            client = self._client  # opened: shared.cluster is known after
+            if not item.indexes:  # one native SET
+                stored = client.set(rkey, item.blob, pxat=item.pxat, nx=only_if_missing)
+                return bool(stored)
+            pxat = "" if item.pxat is None else item.pxat
+            flag = "1" if only_if_missing else ""
+            script = shared.scripts["SET"]
+            if not shared.cluster:  # one script: the item and its sets, atomically
+                return bool(script(keys=[rkey, *item.indexes], args=[item.blob, pxat, flag]))
+            # A cluster: the sets live in other slots. The item first, so that an evict
+            # running meanwhile cannot drop the set's entry of an item it did not delete.
+            stored = bool(script(keys=[rkey], args=[item.blob, pxat, flag]))
+            if stored:
+                self._index_add(item.indexes, rkey, pxat)
+            return stored
+        except ERRORS as exc:
+            raise translate(exc, shared.where) from exc
         finally:
             self._forget(rkey)
 
@@ -390,7 +418,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
         rkey = self._codec.item_key(key)
         try:
             return bool(self._shared.scripts["TOUCH"](keys=[rkey], args=args))
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
         finally:
             self._forget(rkey)
@@ -399,8 +427,8 @@ class RedisCache(QueueMixin, FunctionsMixin):
         """Atomically add *delta* to the value of *key* and return the result.
 
         A missing key starts from *default*; with ``default=None`` it raises ``KeyError``.
-        Integers are added by the server (``HINCRBY``); other numbers by an optimistic
-        ``WATCH``/``MULTI`` retry loop.
+        Integers are added by the server (``INCRBY``); other numbers, and integers stored
+        with an expiry or a tag, by an optimistic ``WATCH``/``MULTI`` retry loop.
         """
         self._no_transaction("incr")
         rkey = self._codec.item_key(key)
@@ -415,7 +443,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
                 status, result = self._shared.scripts["INCR"](
                     keys=[rkey], args=[delta, "" if default is None else default]
                 )
-            except rex.RedisError as exc:
+            except ERRORS as exc:
                 raise translate(exc, self._shared.where) from exc
             value = _incr_result(key, status, result)
             if value is not ENOVAL:
@@ -423,36 +451,29 @@ class RedisCache(QueueMixin, FunctionsMixin):
         return self._incr_watched(key, rkey, delta, default)
 
     def _incr_watched(self, key: Any, rkey: bytes, delta: Any, default: Any) -> Any:
+        codec = self._codec
         try:
             with self._client.pipeline(transaction=True) as pipe:
                 while True:
                     try:
                         pipe.watch(rkey)  # type: ignore[no-untyped-call]
-                        row: Any = pipe.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
-                        mode, data, exp, tg = row
-                        if mode is None:
+                        blob: Any = pipe.get(rkey)
+                        if blob is None:
                             if default is None:
                                 raise KeyError(key)
-                            current, exp, tg = default, None, None
+                            current, extras = default, _NO_EXTRAS
                         else:
-                            current = self._codec.value(rkey, mode, data)
+                            current, extras = codec.value(rkey, blob), codec.extras(blob)
                         result = current + delta
-                        mark, encoded = self._codec.encode(rkey, result, False)
-                        fields: dict[Any, Any] = {MODE: mark, VALUE: encoded}
-                        if exp is not None:
-                            fields[EXPIRE] = exp
-                        if tg is not None:
-                            fields[TAG] = tg
+                        expire, tag, function = extras
+                        updated = codec.encode(rkey, result, False, expire, tag, function)
                         pipe.multi()
-                        pipe.delete(rkey)
-                        pipe.hset(rkey, mapping=fields)
-                        if exp is not None:
-                            pipe.pexpireat(rkey, math.ceil(float(exp) * 1000))
+                        pipe.set(rkey, updated, keepttl=blob is not None)
                         pipe.execute()
                         return result
                     except rex.WatchError:
                         continue
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
 
     def decr(self, key: Any, delta: int | float = 1, default: Any = 0, retry: bool = False) -> Any:
@@ -465,7 +486,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
         rkey = self._codec.item_key(key)
         try:
             return bool(self._client.delete(rkey))
-        except rex.RedisError as exc:
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
         finally:
             self._forget(rkey)
@@ -482,20 +503,17 @@ class RedisCache(QueueMixin, FunctionsMixin):
         tag: bool = False,
         retry: bool = False,
     ) -> Any:
-        """Remove *key* and return its value (atomically), or *default* if it is missing."""
+        """Remove *key* and return its value (atomically, ``GETDEL``), or *default*."""
         self._no_transaction("pop")
         rkey = self._codec.item_key(key)
         try:
-            with self._client.pipeline(transaction=True) as pipe:
-                pipe.hmget(rkey, MODE, VALUE, EXPIRE, TAG)
-                pipe.delete(rkey)
-                fields, _ = pipe.execute()
-        except rex.RedisError as exc:
+            blob: Any = self._client.getdel(rkey)
+        except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
         finally:
             self._forget(rkey)
-        value = self._value_of(rkey, fields)
-        return self._shape_read(value, fields, default, expire_time, tag)
+        value = ENOVAL if blob is None else self._decoded(rkey, blob)
+        return self._shape_read(value, blob, default, expire_time, tag)
 
     # -- transactions ----------------------------------------------------------------------
     @contextmanager
@@ -504,29 +522,47 @@ class RedisCache(QueueMixin, FunctionsMixin):
         if shared.pipeline() is not None:
             yield  # nested: part of the outer block
             return
-        pipe = self._client.pipeline(transaction=True)
-        shared.local.pipe = pipe
+        batch: list[tuple[bytes, Item]] = []
+        shared.local.pipe = batch
         try:
             yield
-        except BaseException:
+        finally:
             shared.local.pipe = None
-            pipe.reset()
-            raise
-        shared.local.pipe = None
+        if not batch:
+            return
         try:
-            pipe.execute()
-        except rex.RedisError as exc:
+            self._commit(batch)
+        except ERRORS as exc:
             raise translate(exc, shared.where) from exc
         finally:
-            pipe.reset()
             self._forget()
+
+    def _commit(self, batch: list[tuple[bytes, Item]]) -> None:
+        """Apply a ``transact()`` block's writes: one ``MULTI``/``EXEC`` of ``SET``s per hash
+        slot (one in all on a single server), then add the items to their tag and function
+        sets."""
+        client: Any = self._client
+        groups: dict[int, list[tuple[bytes, Item]]] = {}
+        for rkey, item in batch:
+            slot = client.keyslot(rkey) if is_cluster(client) else 0
+            groups.setdefault(slot, []).append((rkey, item))
+        for writes in groups.values():
+            with client.pipeline(transaction=True) as pipe:
+                for rkey, item in writes:
+                    pipe.set(rkey, item.blob, pxat=item.pxat)
+                pipe.execute()
+        for rkey, item in batch:
+            if item.indexes:
+                self._index_add(item.indexes, rkey, "" if item.pxat is None else item.pxat)
 
     def transact(self, retry: bool = False) -> Any:
         """Apply the block's writes atomically: ``with cache.transact(): cache.set(...)``.
 
         The writes of the block (``set``, in every namespace view of this cache) are queued
         and sent as one ``MULTI``/``EXEC`` when the block ends, so other clients see all of
-        them or none; an exception in the block discards them. Reads inside the block see
+        them or none; an exception in the block discards them. On a Redis Cluster that holds
+        per hash slot: each slot's writes are one ``MULTI``/``EXEC``, sent one slot after
+        another. Reads inside the block see
         the server as it was before the block. Writes whose result depends on the current
         value (``add``, ``incr``, ``pop``, ``delete``, ...) raise ``UnsupportedError`` there.
         """
@@ -544,7 +580,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
         """Close the connections this cache opened (a client passed in stays open)."""
         if self._shared.near is not None:
             self._shared.near.close()
-        if self._shared.owns_client:
+        if self._shared.owns_client and self._shared.opened:
             self._client.close()
 
     def __enter__(self) -> RedisCache:
@@ -566,13 +602,6 @@ def _incr_result(key: Any, status: int, result: Any) -> Any:
     if status == 0:
         raise KeyError(key)
     return ENOVAL
-
-
-def flagged_args(args: list[Any], only_if_missing: bool) -> list[Any]:
-    """The SET script's item arguments padded to five, then the only-if-missing flag."""
-    padded = [*args, "", "", ""][:5]
-    padded.append("1" if only_if_missing else "")
-    return padded
 
 
 def incr_fast_path(delta: Any, default: Any) -> bool:
