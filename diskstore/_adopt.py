@@ -54,7 +54,8 @@ def looks_memoized(key: Any) -> bool:
 def adopt(
     cache: CacheBase, *, trust: bool, progress: Callable[[int, int], None] | None = None
 ) -> int:
-    """Sign diskcache's pickles in place and re-key its pickled keys; return rows changed."""
+    """Sign diskcache's pickles in place and re-key its pickled keys; return how many
+    entries changed (an entry whose key and value both changed counts once)."""
     if not isinstance(trust, bool):
         raise TypeError(f"trust must be True or False, not {trust!r}")
     if not trust:
@@ -83,6 +84,7 @@ def adopt(
                 break
             last = rows[-1][0]
             for rowid, ns, key, raw, stored_mode, value, filename, size in rows:
+                touched = False
                 if not raw and _pickled_key(key):
                     try:
                         obj = pickle.loads(key)  # trusted: the caller said so
@@ -94,7 +96,7 @@ def adopt(
                     con.execute(_sql.REKEY, (ns, new_key, new_raw, rowid))
                     key, raw = new_key, new_raw
                     memoized = memoized or looks_memoized(obj)
-                    changed += 1
+                    touched = True
                 if stored_mode == _DISKCACHE_PICKLE and signing:
                     try:
                         sig, vsize = disk.sign_diskcache_pickle(
@@ -103,7 +105,8 @@ def adopt(
                     except IntegrityError:  # its file is missing or damaged: check() says so
                         continue
                     con.execute(_sql.SET_SIGNATURE, (sig, vsize, rowid))
-                    changed += 1
+                    touched = True
+                changed += touched
             if memoized:
                 con.execute(_sql.upsert_setting(LEGACY_MEMOIZE), (LEGACY_MEMOIZE, 1))
         if progress is not None:

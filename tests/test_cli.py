@@ -133,7 +133,7 @@ def test_a_diskcache_directory_opens_in_place(tmp_path: Path) -> None:
     with diskcache.Cache(str(tmp_path)) as old:
         old["k"] = "written by diskcache"
     status, out = run("get", str(tmp_path), "k")
-    assert (status, out.strip()) == (0, "written by diskcache")
+    assert (status, out.strip()) == (0, "'written by diskcache'")
 
 
 def test_a_file_is_not_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

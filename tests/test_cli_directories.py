@@ -209,6 +209,7 @@ def test_every_command_takes_json(with_expired: str, tmp_path: Path) -> None:
         "delete": ["plain"],
         "evict": ["hourly"],
         "migrate": [],
+        "adopt": ["--trust"],
     }
     for name, sub in subcommands(_cli.build_parser()).items():
         options = [o for action in sub._actions for o in action.option_strings]
@@ -266,16 +267,21 @@ def test_not_a_directory_points_at_the_directory(
     )
 
 
-def test_a_diskcache_directory_says_how_to_copy_it(
+def test_a_diskcache_directory_is_read_in_place_and_adopted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import diskcache
 
     with diskcache.Cache(str(tmp_path)) as old:
         old["k"] = 1
-    assert run("keys", str(tmp_path))[0] == 2
-    err = one_line_error(capsys)
-    assert "diskcache" in err and "diskstore migrate" in err
+        old["t"] = (1, 2)  # pickled by diskcache
+    assert run_json("keys", str(tmp_path))["keys"] == ["k", "t"]
+    assert run("get", str(tmp_path), "t")[0] == 1  # not yet trusted: a miss
+    assert "adopt" in one_line_error(capsys)
+    assert run("adopt", str(tmp_path))[0] == 2
+    assert "--trust" in one_line_error(capsys)
+    assert run_json("adopt", str(tmp_path), "--trust")["adopted"] == 1
+    assert run("get", str(tmp_path), "t") == (0, "(1, 2)\n")
 
 
 def test_a_value_whose_class_cannot_be_imported_is_one_line(

@@ -49,7 +49,7 @@ def copy(big: str, tmp_path: Path) -> str:
 
 def _plain_count(directory: str) -> int:
     with contextlib.closing(sqlite3.connect(f"file:{directory}/cache.db?mode=ro", uri=True)) as con:
-        return int(con.execute("SELECT count FROM namespaces WHERE id = 0").fetchone()[0])
+        return int(con.execute("SELECT value FROM Settings WHERE key = 'count'").fetchone()[0])
 
 
 def _interrupt_when(

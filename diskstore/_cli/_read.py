@@ -6,13 +6,16 @@ from __future__ import annotations
 import argparse
 import platform
 import sqlite3
+import warnings
 from typing import Any, TextIO
 
 from .. import _clock
+from .._exceptions import DiskcacheDirectoryWarning
 from .._format import human_bytes, summarize
 from .._settings import NAMES
 from ._common import (
     EXIT_OK,
+    PROG,
     Failed,
     NotFound,
     UsageError,
@@ -135,10 +138,18 @@ def _unloadable(key: Any, args: argparse.Namespace, exc: Exception) -> Failed:
 
 def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
     key = parse_key(args.key, args.literal)
-    with open_cache(args, read_only=True) as cache:
+    with open_cache(args, read_only=True) as cache, warnings.catch_warnings():
+        # A pickle diskcache wrote, not yet adopted: one line saying how to trust it.
+        warnings.simplefilter("error", DiskcacheDirectoryWarning)
         missing = object()
         try:
             value, expire_time, tag = cache.get(key, default=missing, expire_time=True, tag=True)
+        except DiskcacheDirectoryWarning:
+            raise NotFound(
+                f"{key!r} is a pickle diskcache wrote, which diskstore does not load until "
+                f"trusted: {PROG} adopt {args.directory} --trust (only if you trust whoever "
+                "could write to it)"
+            ) from None
         except ImportError as exc:  # unpickling: the value's module is not importable here
             raise _unloadable(key, args, exc) from exc
         except AttributeError as exc:
