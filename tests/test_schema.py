@@ -165,15 +165,16 @@ def test_processes_opening_a_schema_2_directory_at_once_move_it_once(tmp_path: P
     assert (stats.items, stats.hits, stats.misses) == (3, 5, 1)
 
 
-def test_a_read_only_cache_of_the_earlier_layout_says_how_to_upgrade(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_read_only_cache_of_the_earlier_layout_says_how_to_upgrade(tmp_path: Path) -> None:
     _schema_2_with_a_function(tmp_path)
     with pytest.raises(diskstore.IntegrityError, match="without read_only=True"):
         diskstore.Cache(str(tmp_path), read_only=True)
     assert (tmp_path / "diskstore.db").exists()  # reading never migrates
-    assert _cli.main(["functions", str(tmp_path), "--json"], out=io.StringIO()) != 0
-    assert "cache.db" in capsys.readouterr().err
+    # The command line brings such a directory up once when it may write, then reads it.
+    out = io.StringIO()
+    assert _cli.main(["functions", str(tmp_path), "--json"], out=out) == 0
+    assert [entry["name"] for entry in json.loads(out.getvalue())] == ["sq"]
+    assert not (tmp_path / "diskstore.db").exists()
 
 
 def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
