@@ -557,6 +557,49 @@ class TestMisuse:
             sneaky()
         assert sneaky.cache_info().currsize == 0
 
+    def test_without_parentheses_the_error_says_how_to_write_it(
+        self, cache: diskstore.Cache
+    ) -> None:
+        def triple(x: int) -> int:
+            return 3 * x
+
+        with pytest.raises(TypeError, match=r"write @cache.memoize\(\), with parentheses"):
+            cache.memoize(triple)  # type: ignore[arg-type]
+
+    def test_misspelled_keywords_get_a_suggestion(self, cache: diskstore.Cache) -> None:
+        with pytest.raises(TypeError, match=r"\['expires'\] \(did you mean 'expire'\?\)"):
+            memoize(cache, expires=5)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'single_flight' for 'single_flght'"):
+            memoize(cache, single_flght=True, colour=1)  # type: ignore[call-arg]
+
+    def test_misspelled_ignore_names_get_a_suggestion(self, cache: diskstore.Cache) -> None:
+        def fetch(url: str, timeout: float = 1.0) -> str:
+            return url
+
+        with pytest.raises(ValueError, match=r"'timout'.*\(did you mean 'timeout'\?\)"):
+            memoize(cache, ignore={"timout"})(fetch)
+
+    def test_generator_functions_are_refused_by_name(self, cache: diskstore.Cache) -> None:
+        def numbers(n: int) -> Any:
+            yield from range(n)
+
+        async def stream(n: int) -> Any:
+            yield n
+
+        with pytest.raises(TypeError, match="numbers, a generator function.*list"):
+            memoize(cache)(numbers)
+        with pytest.raises(TypeError, match="stream, an async generator function"):
+            memoize(cache)(stream)
+
+    def test_a_function_returning_a_generator_is_refused(self, cache: diskstore.Cache) -> None:
+        @memoize(cache)
+        def lazy(n: int) -> Any:
+            return (i for i in range(n))
+
+        with pytest.raises(TypeError, match="returned a generator"):
+            lazy(3)
+        assert lazy.cache_info().currsize == 0
+
     def test_key_and_ignore_together(self, cache: diskstore.Cache) -> None:
         with pytest.raises(ValueError, match="key="):
             memoize(cache, key=str, ignore={"x"})(lambda x: x)
