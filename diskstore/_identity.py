@@ -60,6 +60,7 @@ __all__ = [
     "free_variables",
     "is_local",
     "keyable",
+    "resolves",
 ]
 
 FUNCTION = "<function>"
@@ -152,7 +153,7 @@ def is_local(func: Callable[..., Any]) -> bool:
     return "<locals>" in qualname or getattr(func, "__name__", None) == "<lambda>"
 
 
-def _resolves(obj: Any) -> bool:
+def resolves(obj: Any) -> bool:
     """Whether ``module.qualname`` finds *obj* itself (so its name identifies it)."""
     module = sys.modules.get(getattr(obj, "__module__", None) or "")
     qualname = getattr(obj, "__qualname__", None)
@@ -233,7 +234,7 @@ def _dispatch(value: Any, kind: type, stack: list[int]) -> Any:
         if owner is None or isinstance(owner, types.ModuleType):
             return (FUNCTION, _qualified(value))
         return (METHOD, _item(owner, stack, ".__self__"), value.__name__)
-    if kind is functools._lru_cache_wrapper:  # type: ignore[attr-defined]
+    if kind is functools._lru_cache_wrapper:
         # A result cache: what it returns is what the function computes.
         return (MEMOIZED, _item(value.__wrapped__, stack, ".__wrapped__"))
     if kind is staticmethod or kind is classmethod:
@@ -259,8 +260,8 @@ def _is_memoized(func: types.FunctionType) -> bool:
 
 def _function(func: types.FunctionType, stack: list[int]) -> Any:
     if _is_memoized(func):
-        return (MEMOIZED, _item(func.__wrapped__, stack, ".__wrapped__"))
-    if not is_local(func) and _resolves(func):
+        return (MEMOIZED, _item(func.__dict__["__wrapped__"], stack, ".__wrapped__"))
+    if not is_local(func) and resolves(func):
         return (FUNCTION, _qualified(func))
     cells = _cell_values(func, stack, _cells(func, ()))
     return (
@@ -316,7 +317,7 @@ def _class(cls: type, stack: list[int]) -> Any:
 
 def _class_name(cls: type) -> str:
     """``module.qualname``, followed by ``:digest`` when that name does not find *cls*."""
-    if _resolves(cls):
+    if resolves(cls):
         return _qualified(cls)
     # Not found by its name: defined inside a function (each call makes a class of that
     # name) or replaced since. Its bases and namespace tell it apart.
@@ -370,16 +371,16 @@ def _lenient(value: Any, stack: list[int]) -> Any:
 def _object(value: Any, stack: list[int]) -> Any:
     try:
         reduced = value.__reduce_ex__(_PROTOCOL)
-    except Exception as exc:  # noqa: BLE001 - whatever refuses pickling refuses keying
+    except Exception as exc:  # whatever refuses pickling refuses keying
         detail = "" if str(exc).startswith("cannot pickle") else f" ({exc})"
         raise Unkeyable(f"{_a(value)}, which cannot be pickled{detail}") from None
     if isinstance(reduced, str):  # pickled as a global: a module-level singleton
-        return (GLOBAL, pickle.whichmodule(value, reduced), reduced)
+        return (GLOBAL, pickle.whichmodule(value, reduced), reduced)  # type: ignore[attr-defined]
     if not isinstance(reduced, tuple) or not 2 <= len(reduced) <= 6:
         raise Unkeyable(f"{_a(value)}, whose __reduce_ex__ returns {reduced!r}")
     func, args, *rest = reduced
     cls = type(value)
-    if func is copyreg.__newobj__ and args and args[0] is cls:
+    if func is copyreg.__newobj__ and args and args[0] is cls:  # type: ignore[attr-defined]
         # The usual case, ``cls.__new__(cls, *args)`` then the state: an instance of a class.
         head: tuple[Any, ...] = (OBJECT, _class_name(cls))
         args = args[1:]

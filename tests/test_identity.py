@@ -314,8 +314,23 @@ class Slotted:
         return -self.n
 
 
+@dataclass(frozen=True)
+class Box:
+    n: int
+
+    @cache.memoize()
+    def twice(self):
+        return 2 * self.n
+
+
+@cache.memoize()
+def boxed(n):  # its result is an instance of a class with a memoized method
+    runs.append("boxed")
+    return Box(n)
+
+
 results = [P(3).sq(), P(3).sq(), P(4).sq(), P.label(), Plain(5).double(), Plain(5).double(1),
-           Slotted(7).neg()]
+           Slotted(7).neg(), boxed(4).twice()]
 print(results, len(runs))
 cache.close()
 """
@@ -336,13 +351,13 @@ def _run(args: list[str], cache_dir: Path, seed: str) -> str:
 
 
 class TestMainModule:
-    EXPECTED = "[9, 9, 16, 'P', 10, 11, -7]"
+    EXPECTED = "[9, 9, 16, 'P', 10, 11, -7, 8]"
 
     def test_a_script(self, tmp_path: Path) -> None:
         script = tmp_path / "script.py"
         script.write_text(SCRIPT)
         first = _run([str(script)], tmp_path / "cache", "1")
-        assert first == f"{self.EXPECTED} 6"  # P(3).sq() once
+        assert first == f"{self.EXPECTED} 7"  # P(3).sq() once
         # Another run (another hash seed) finds every result: the keys are stable.
         again = _run([str(script)], tmp_path / "cache", "2")
         assert again == f"{self.EXPECTED} 0"
@@ -352,11 +367,11 @@ class TestMainModule:
             keys = sorted(map(repr, cache))
         assert "('__main__.P.sq', None, None, ('<object>', '__main__.P', {'n': 3}))" in keys
         assert "('__main__.P.label', None, None, ('<class>', '__main__.P'))" in keys
-        assert len(keys) == 6
+        assert len(keys) == 8
 
     def test_python_dash_c(self, tmp_path: Path) -> None:
         first = _run(["-c", SCRIPT], tmp_path / "cache", "3")
-        assert first == f"{self.EXPECTED} 6"
+        assert first == f"{self.EXPECTED} 7"
         assert _run(["-c", SCRIPT], tmp_path / "cache", "4") == f"{self.EXPECTED} 0"
 
     def test_an_instance_holding_a_lock_is_refused_naming_it(self, tmp_path: Path) -> None:

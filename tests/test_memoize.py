@@ -586,7 +586,7 @@ class TestMisuse:
         async def stream(n: int) -> Any:
             yield n
 
-        with pytest.raises(TypeError, match="numbers, a generator function.*list"):
+        with pytest.raises(TypeError, match=r"numbers, a generator function.*list"):
             memoize(cache)(numbers)
         with pytest.raises(TypeError, match="stream, an async generator function"):
             memoize(cache)(stream)
