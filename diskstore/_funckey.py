@@ -13,8 +13,8 @@ strings and the arguments themselves, never type objects or hashes that depend o
 process, so the same call produces the same key in every process.
 
 A function whose name does not identify it gets one more prefix element, after the given
-prefix: the hash of its code for a lambda or a function defined inside another one, and
-the values of its closure variables for a closure (see :mod:`diskstore._identity`). The
+prefix: the hash of its code for a lambda or a function defined inside another one, and a
+digest of its closure variables' values for a closure (see :mod:`diskstore._identity`). The
 first argument of a method of a class defined in ``__main__`` or inside a function is made
 keyable (its class's name and its state) rather than pickled.
 
@@ -119,20 +119,14 @@ class KeyBuilder:
 
     @staticmethod
     def _closure_builder(
-        inner: Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]],
-        prefix: tuple[Hashable, ...],
-        part: Callable[[], Any],
-    ) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]]:
+        inner: _Build, prefix: tuple[Hashable, ...], part: Callable[[], Any]
+    ) -> _Build:
         def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
             return (*prefix, part(), *inner(args, kwargs))
 
         return build
 
-    def _self_builder(
-        self,
-        func: Callable[..., Any],
-        inner: Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]],
-    ) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]]:
+    def _self_builder(self, func: Callable[..., Any], inner: _Build) -> _Build:
         """Make the first argument keyable for methods whose class pickles by value."""
         params = self._params
         if not params or params[0].kind not in _POSITIONAL or params[0].name in self._ignored:

@@ -11,9 +11,9 @@ function:
 So the key of a function defined inside another function, or of a lambda, gets one more
 element after the source hash: the hash of the function's code (bytecode, constants and
 names, never positions: see :func:`diskstore._sourcehash.code_hash`), and, when the function
-has closure cells, the current value of each cell, read on every call since cells can be
-rebound. diskcache keys such functions by name alone and returns one closure's results
-for another.
+has closure cells, a digest of the values they hold (see :class:`FunctionIdentity` for when
+they are read). diskcache keys such functions by name alone and returns one closure's
+results for another. A function defined at module level keeps the key it always had.
 
 Values are made *keyable*: turned into the plain values the cache encodes canonically
 (``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, and tuples, lists, sets and
@@ -240,8 +240,13 @@ def _dispatch(value: Any, kind: type, stack: list[int]) -> Any:
     if kind is staticmethod or kind is classmethod:
         return (DESCRIPTOR, kind.__name__, _item(value.__func__, stack, ".__func__"))
     if kind is property:
-        parts = (value.fget, value.fset, value.fdel)
-        return (DESCRIPTOR, "property", *[_item(p, stack, ".fget") for p in parts])
+        return (
+            DESCRIPTOR,
+            "property",
+            _item(value.fget, stack, ".fget"),
+            _item(value.fset, stack, ".fset"),
+            _item(value.fdel, stack, ".fdel"),
+        )
     return _object(value, stack)
 
 
@@ -456,13 +461,10 @@ class FunctionIdentity:
         local = is_local(func)
         code = getattr(func, "__code__", None)
         self.static = _short(code) if local and not named and code is not None else None
-        cells = _cells(func, ignored)
-        if not local:
-            # A method of a module-level class: the class its ``super()`` means is the one
-            # its name names.
-            cells = tuple((name, cell) for name, cell in cells if name != "__class__")
-        self.cells = cells
-        self.needed = self.static is not None or bool(cells)
+        # A function defined at module level is the only one of its name, even when it has
+        # cells (a decorator's wrapper, a method calling ``super()``): its key is unchanged.
+        self.cells = _cells(func, ignored) if local else ()
+        self.needed = self.static is not None or bool(self.cells)
         #: The cells' objects when last made keyable, and the element made of them.
         self._snapshot: tuple[tuple[Any, ...], Any] = ((), None)
 

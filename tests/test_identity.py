@@ -96,6 +96,22 @@ class TestKeyable:
 # -- closures and lambdas ----------------------------------------------------------------------
 
 
+def _locked(func: Any) -> Any:
+    lock = threading.Lock()
+
+    @functools.wraps(func)
+    def wrapper(*args: Any) -> Any:
+        with lock:
+            return func(*args)
+
+    return wrapper
+
+
+@_locked
+def doubled(x: int) -> int:
+    return 2 * x
+
+
 def make_scale(cache: Any, k: int) -> Any:
     @cache.memoize()
     def scale(x: int) -> int:
@@ -257,10 +273,13 @@ class TestClosures:
         with pytest.raises(ValueError, match=r"'sesion'.*did you mean 'session'\?"):
             cache.memoize(ignore={"sesion"})(fetch)
 
-    def test_a_function_without_closure_keeps_its_key(self, cache: diskstore.Cache) -> None:
-        assert make_scale.__qualname__ == "make_scale"
+    def test_module_level_functions_keep_their_keys(self, cache: diskstore.Cache) -> None:
         memoized = cache.memoize()(textwrap.dedent)
         assert memoized.__cache_key__("x") == ("textwrap.dedent", None, None, "x")
+        # A decorator's wrapper has cells (here a lock), but its name is its own.
+        wrapped = cache.memoize()(doubled)
+        assert wrapped.__cache_key__(3) == (f"{__name__}.doubled", None, None, 3)
+        assert wrapped(3) == 6
 
 
 # -- methods of classes defined in __main__ ------------------------------------------------------
