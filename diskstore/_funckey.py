@@ -12,9 +12,16 @@ final tuple of qualified type names follows, so ``f(3)`` and ``f(3.0)`` differ. 
 strings and the arguments themselves, never type objects or hashes that depend on the
 process, so the same call produces the same key in every process.
 
+A function whose name does not identify it gets one more prefix element, after the given
+prefix: the hash of its code for a lambda or a function defined inside another one, and a
+digest of its closure variables' values for a closure (see :mod:`diskstore._identity`). The
+first argument of a method of a class defined in ``__main__`` or inside a function is made
+keyable (its class's name and its state) rather than pickled.
+
 Building a key is on every call's path, so the signature is analysed once and calls that
 pass only positional arguments to a function without ``*args``/``**kwargs``/keyword-only
-parameters skip ``inspect`` entirely.
+parameters skip ``inspect`` entirely. A function without closure variables pays nothing
+for its identity on a call: the code hash is part of the constant prefix.
 """
 
 from __future__ import annotations
@@ -23,11 +30,14 @@ import inspect
 from collections.abc import Callable, Collection, Hashable
 from typing import Any
 
+from ._identity import FunctionIdentity, SelfKey, free_variables
+
 __all__ = ["KeyBuilder", "type_name"]
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _type_names: dict[type, str] = {}
 _UNSET = object()  # marks a parameter slot no argument filled yet
+_Build = Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]]
 
 
 def _first(pair: tuple[str, Any]) -> str:
@@ -42,17 +52,27 @@ def type_name(cls: type) -> str:
     return name
 
 
+def _did_you_mean(name: str, candidates: Collection[str]) -> str:
+    import difflib  # only for the error message
+
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class KeyBuilder:
     """Build keys for calls of one function; construct once, call ``build`` per call.
 
     ``ignore`` holds parameter names and positions alike: position ``i`` is the ``i``-th
     parameter of the signature (so ``0`` is ``self`` for a method decorated in its class),
     or, past the named positional parameters, an element of ``*args``. A name that is not a
-    parameter refers to a ``**kwargs`` entry. ``key`` replaces the argument part with
-    ``key(*args, **kwargs)``; it cannot be combined with ``typed`` or ``ignore``.
+    parameter refers to a closure variable, or else to a ``**kwargs`` entry. ``key``
+    replaces the argument part with ``key(*args, **kwargs)``; it cannot be combined with
+    ``typed`` or with ``ignore`` of parameters. ``named`` says the caller chose the
+    function's name, which then stands for its code: a lambda's or a local function's code
+    hash is left out (the function's closure variables are keyed still).
     """
 
-    __slots__ = ("_extra_ignored", "_ignored", "_params", "build", "prefix")
+    __slots__ = ("_extra_ignored", "_ignored", "_params", "build", "identity", "prefix")
 
     def __init__(
         self,
@@ -62,29 +82,71 @@ class KeyBuilder:
         typed: bool = False,
         ignore: Collection[str | int] = (),
         key: Callable[..., Any] | None = None,
+        named: bool = False,
     ) -> None:
+        free = free_variables(func)
+        closure_ignored = {item for item in ignore if isinstance(item, str) and item in free}
+        self.identity = identity = FunctionIdentity(func, ignored=closure_ignored, named=named)
+        if identity.needed and not identity.cells:
+            prefix = (*prefix, identity.static)  # constant: nothing to do per call
         self.prefix = prefix
+        inner_prefix = () if identity.cells else prefix
+        build: _Build
         if key is not None:
-            if typed or ignore:
+            argument_ignore = {item for item in ignore if item not in closure_ignored}
+            if typed or argument_ignore:
                 raise ValueError(
                     "key= replaces the argument part of the key; it cannot be combined with "
-                    f"typed={typed!r} or ignore={set(ignore)!r}"
+                    f"typed={typed!r} or ignore={argument_ignore!r}"
                 )
-            self.build: Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]] = (
-                self._custom_builder(key)
-            )
-            return
-        try:
-            signature = inspect.signature(func)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"cannot read the signature of {func!r} to build keys: {exc}") from exc
-        self._params = list(signature.parameters.values())
-        self._ignored, self._extra_ignored = self._resolve_ignore(func, ignore)
-        general = self._general_builder(signature, typed)
-        self.build = self._fast_builder(general, typed) or general
+            build = self._custom_builder(key, inner_prefix)
+        else:
+            try:
+                signature = inspect.signature(func)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(
+                    f"cannot read the signature of {func!r} to build keys: {exc}"
+                ) from exc
+            self._params = list(signature.parameters.values())
+            self._ignored, self._extra_ignored = self._resolve_ignore(func, ignore, free)
+            general = self._general_builder(signature, typed, inner_prefix)
+            build = self._fast_builder(general, typed, inner_prefix) or general
+            build = self._self_builder(func, build)
+        if identity.cells:
+            identity.check()  # a closure variable that cannot be keyed: say so now
+            build = self._closure_builder(build, prefix, identity.part)
+        self.build: _Build = build
+
+    @staticmethod
+    def _closure_builder(
+        inner: _Build, prefix: tuple[Hashable, ...], part: Callable[[], Any]
+    ) -> _Build:
+        def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+            return (*prefix, part(), *inner(args, kwargs))
+
+        return build
+
+    def _self_builder(self, func: Callable[..., Any], inner: _Build) -> _Build:
+        """Make the first argument keyable for methods whose class pickles by value."""
+        params = self._params
+        if not params or params[0].kind not in _POSITIONAL or params[0].name in self._ignored:
+            return inner
+        if not SelfKey.applies(func):
+            return inner
+        first = params[0].name
+        keyable = SelfKey(first, func.__qualname__)
+
+        def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+            if args:
+                args = (keyable(args[0]), *args[1:])
+            elif first in kwargs:
+                kwargs = {**kwargs, first: keyable(kwargs[first])}
+            return inner(args, kwargs)
+
+        return build
 
     def _resolve_ignore(
-        self, func: Callable[..., Any], ignore: Collection[str | int]
+        self, func: Callable[..., Any], ignore: Collection[str | int], free: Collection[str]
     ) -> tuple[frozenset[str], frozenset[int]]:
         """Split ``ignore`` into parameter or ``**kwargs`` names and ``*args`` offsets."""
         params = self._params
@@ -99,8 +161,15 @@ class KeyBuilder:
                     f"ignore must hold parameter names (str) or positions (int), got {item!r}"
                 )
             if isinstance(item, str):
-                if item not in {p.name for p in params} and not has_var_keyword:
-                    raise ValueError(f"ignore names {item!r}, which is not a parameter of {func!r}")
+                known = [p.name for p in params]
+                if item in free:
+                    continue  # a closure variable, left out by the function's identity
+                if item not in known and not has_var_keyword:
+                    hint = _did_you_mean(item, [*known, *free])
+                    raise ValueError(
+                        f"ignore names {item!r}, which is neither a parameter nor a closure "
+                        f"variable of {getattr(func, '__qualname__', func)}{hint}"
+                    )
                 names.add(item)
             elif item < 0:
                 raise ValueError(f"ignore positions must be >= 0, got {item!r}")
@@ -115,10 +184,10 @@ class KeyBuilder:
                 )
         return frozenset(names), frozenset(extra)
 
+    @staticmethod
     def _custom_builder(
-        self, key: Callable[..., Any]
+        key: Callable[..., Any], prefix: tuple[Hashable, ...]
     ) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]]:
-        prefix = self.prefix
 
         def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
             return (*prefix, key(*args, **kwargs))
@@ -129,6 +198,7 @@ class KeyBuilder:
         self,
         general: Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]],
         typed: bool,
+        prefix: tuple[Hashable, ...],
     ) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]] | None:
         """Return a builder for functions with only plain parameters, or None.
 
@@ -147,7 +217,6 @@ class KeyBuilder:
         defaults = tuple(p.default for p in params[required:])
         positions = {p.name: i for i, p in enumerate(params)}
         keep = tuple(i for i, p in enumerate(params) if p.name not in self._ignored)
-        prefix = self.prefix
         everything = len(keep) == count
         unset = _UNSET
 
@@ -181,12 +250,11 @@ class KeyBuilder:
         return build
 
     def _general_builder(
-        self, signature: inspect.Signature, typed: bool
+        self, signature: inspect.Signature, typed: bool, prefix: tuple[Hashable, ...]
     ) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]]:
         kinds = {p.name: p.kind for p in self._params}
         ignored = self._ignored
         extra_ignored = self._extra_ignored
-        prefix = self.prefix
         var_positional = inspect.Parameter.VAR_POSITIONAL
         var_keyword = inspect.Parameter.VAR_KEYWORD
 

@@ -234,7 +234,14 @@ def memoize(
     ``on_miss(key, seconds)`` are called after each hit and each computation.
 
     As in diskcache, passing the function itself as ``name`` (``@cache.memoize`` without
-    parentheses) raises ``TypeError``.
+    parentheses) raises ``TypeError``, which here says to write ``@cache.memoize()``.
+    Generator functions are refused: a generator cannot be stored.
+
+    The key of a lambda, or of a function defined inside another function, also holds the
+    hash of its code and the values of its closure variables, so that closures made with
+    different values, and different lambdas, never share results; ``ignore`` may name a
+    closure variable to leave out. A method of a class defined in ``__main__`` keys
+    ``self`` by its class's name and its state (see :mod:`diskstore._identity`).
 
     >>> import tempfile, diskstore
     >>> cache = diskstore.Cache(tempfile.mkdtemp())
@@ -247,7 +254,10 @@ def memoize(
     """
     if callable(name) and not isinstance(name, str):
         # As in diskcache: ``@cache.memoize`` without parentheses is a mistake.
-        raise TypeError("name cannot be callable")
+        raise TypeError(
+            "name cannot be callable: write @cache.memoize(), with parentheses, to "
+            f"memoize {getattr(name, '__qualname__', name)!s}"
+        )
     options = _options(
         name,
         typed,
@@ -292,6 +302,7 @@ class _Memo:
             typed=options.typed,
             ignore=options.ignore,
             key=options.key,
+            named=options.name is not None,
         )
         self.cache = cache
         #: A diskstore cache records which function stored each result (indexed clearing).
@@ -394,6 +405,7 @@ class _Memo:
 def _memoized(cache: Any, func: Callable[..., Any], options: _Options) -> Any:
     if not callable(func):
         raise TypeError(f"memoize decorates callables, got {func!r}")
+    _refuse_generators(func)
     memo = _Memo(cache, func, options)
     is_async = inspect.iscoroutinefunction(func)
     wrapper = _async_wrapper(memo) if is_async else _sync_wrapper(memo)
@@ -423,6 +435,20 @@ def _memoized(cache: Any, func: Callable[..., Any], options: _Options) -> Any:
     for attribute, value in attributes.items():
         setattr(wrapper, attribute, value)
     return wrapper
+
+
+def _refuse_generators(func: Callable[..., Any]) -> None:
+    if inspect.isasyncgenfunction(func):
+        kind, fix = "an async generator", "an async def function that collects the items"
+    elif inspect.isgeneratorfunction(func):
+        kind, fix = "a generator", "a function that returns list(...) of the items"
+    else:
+        return
+    name = getattr(func, "__qualname__", repr(func))
+    raise TypeError(
+        f"memoize cannot store the results of {name}, {kind} function: calling it returns "
+        f"{kind}, which runs as it is iterated and cannot be stored. Memoize {fix} instead"
+    )
 
 
 def _caller(memo: _Memo, max_age: float | None, is_async: bool) -> Callable[..., Any]:

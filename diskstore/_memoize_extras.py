@@ -46,10 +46,37 @@ def check_seconds(name: str, value: object) -> float:
     return seconds
 
 
+#: Every keyword memoize takes, for "did you mean" (the extras are added below).
+OPTIONS = (
+    "name",
+    "typed",
+    "expire",
+    "tag",
+    "ignore",
+    "version",
+    "hash_source",
+    "key",
+    "store_if",
+    "single_flight",
+    "lock_timeout",
+)
+
+
 def check_extras(extras: MemoizeExtras) -> Extras:
     unknown = set(extras) - set(MemoizeExtras.__annotations__)
     if unknown:
-        raise TypeError(f"memoize got unexpected keyword arguments {sorted(unknown)!r}")
+        import difflib  # only for the error message
+
+        names = sorted(unknown)
+        known = [*OPTIONS, *MemoizeExtras.__annotations__]
+        close = {name: difflib.get_close_matches(name, known, n=1) for name in names}
+        hints = [
+            f"{match[0]!r}" + (f" for {name!r}" if len(names) > 1 else "")
+            for name, match in close.items()
+            if match
+        ]
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+        raise TypeError(f"memoize got unexpected keyword arguments {names!r}{hint}")
     refresh_after = extras.get("refresh_after")
     if refresh_after is not None:
         refresh_after = check_seconds("refresh_after", refresh_after)

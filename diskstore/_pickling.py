@@ -41,12 +41,34 @@ _PROCESS_RESOURCES: tuple[type, ...] = (
 )
 
 
+def _unwrapped(func: Callable[..., Any]) -> Callable[..., Any]:
+    return func
+
+
 class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
-    """cloudpickle's pickler, refusing process resources with a ``TypeError`` naming them."""
+    """cloudpickle's pickler, refusing process resources with a ``TypeError`` naming them.
+
+    A memoized function that cloudpickle would pickle by value (a method of a class
+    defined in ``__main__``, pickled with the class when a value is an instance of it) is
+    pickled as the function it wraps: its wrapper holds the cache, whose locks cannot be
+    pickled. In the process that pickled it the class comes back as itself anyway; another
+    process gets the method unmemoized.
+    """
 
     dispatch_table = ChainMap(
         dict.fromkeys(_PROCESS_RESOURCES, _refuse), cloudpickle.Pickler.dispatch_table
     )
+
+    def _function_reduce(self, obj: Any) -> Any:
+        attributes = getattr(obj, "__dict__", {})
+        if "__cache_key__" in attributes and "__wrapped__" in attributes:
+            from ._identity import resolves
+
+            # cloudpickle pickles by value what ``__main__`` defines, and whatever its name
+            # does not find; anything else goes by reference, as pickle would.
+            if obj.__module__ == "__main__" or not resolves(obj):
+                return _unwrapped, (attributes["__wrapped__"],)
+        return super()._function_reduce(obj)
 
 
 def pickle_dumps(

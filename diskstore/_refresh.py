@@ -110,6 +110,12 @@ def _stored(memo: Memo, key: tuple[Any, ...], value: Any, overwrite: bool) -> An
 
 
 def _not_awaitable(memo: Memo, value: Any) -> None:
+    if inspect.isgenerator(value):
+        value.close()
+        raise TypeError(
+            f"{memo.name} returned a generator, which runs as it is iterated and cannot be "
+            "stored; memoize a function that returns list(...) of the items instead"
+        )
     if inspect.isawaitable(value):
         if inspect.iscoroutine(value):
             value.close()

@@ -20,11 +20,12 @@ import ast
 import hashlib
 import inspect
 import textwrap
+import weakref
 from collections.abc import Callable
 from types import CodeType
 from typing import Any
 
-__all__ = ["source_hash"]
+__all__ = ["code_hash", "source_hash"]
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)
 
@@ -95,9 +96,24 @@ def _code_hash(func: Callable[..., Any], target: Callable[..., Any]) -> str:
             f"hash_source=True needs a Python function with readable source; {func!r} has "
             "neither source nor a code object"
         )
-    hasher = hashlib.sha256(b"code:")
-    _feed_code(code, hasher)
-    return hasher.hexdigest()
+    return code_hash(code)
+
+
+_code_hashes: weakref.WeakKeyDictionary[CodeType, str] = weakref.WeakKeyDictionary()
+
+
+def code_hash(code: CodeType) -> str:
+    """Return a hex SHA-256 of a code object: bytecode, constants, names, not positions.
+
+    Every closure made by one ``def`` or ``lambda`` shares its code object, so the digest is
+    computed once per code object.
+    """
+    digest = _code_hashes.get(code)
+    if digest is None:
+        hasher = hashlib.sha256(b"code:")
+        _feed_code(code, hasher)
+        digest = _code_hashes[code] = hasher.hexdigest()
+    return digest
 
 
 def _feed_code(code: CodeType, hasher: Any) -> None:
@@ -118,7 +134,15 @@ def _feed_code(code: CodeType, hasher: Any) -> None:
     for const in code.co_consts:
         if isinstance(const, CodeType):
             _feed_code(const, hasher)
-        elif isinstance(const, frozenset):
-            hasher.update(repr(sorted(map(repr, const))).encode())
         else:
-            hasher.update(repr(const).encode())
+            hasher.update(_const_repr(const).encode())
+
+
+def _const_repr(const: object) -> str:
+    """``repr`` of a constant, with frozensets (whose order varies between runs) sorted."""
+    if isinstance(const, frozenset):
+        return repr(sorted(map(_const_repr, const)))
+    if type(const) is tuple:
+        inner = ", ".join(map(_const_repr, const))
+        return f"({inner},)" if len(const) == 1 else f"({inner})"
+    return repr(const)

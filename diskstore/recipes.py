@@ -520,7 +520,7 @@ def memoize_stampede(
 
     def decorator(func: Callable[P, R]) -> StampedeFunction[P, R]:
         base = _full_name(func) if name is None else name
-        builder = KeyBuilder(func, (base,), typed=typed, ignore=ignore)
+        builder = KeyBuilder(func, (base,), typed=typed, ignore=ignore, named=name is not None)
 
         def cache_key(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
             return builder.build(args, kwargs)

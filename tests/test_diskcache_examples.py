@@ -6,6 +6,8 @@ of them documented differences (docs/differences.md), are marked ``# diskstore:`
 - ``tag_index`` and ``statistics`` are booleans (diskcache stores ``0``/``1``, which compare
   equal);
 - the ``count`` attribute and ``reset('count')`` are diskcache's; ``len(cache)`` is O(1).
+- ``@cache.memoize`` without parentheses raises diskcache's ``TypeError``, whose message
+  goes on to say how to write it (hence the ``...`` after it).
 
 Every cache is opened in the test's temporary directory instead of ``Cache()``'s own.
 """
@@ -362,7 +364,7 @@ SECTIONS = {
     ...     pass
     Traceback (most recent call last):
         ...
-    TypeError: name cannot be callable
+    TypeError: name cannot be callable...
     >>> cache.close()
     """,
 }

@@ -93,7 +93,7 @@ class TestBasics:
     def test_second_call_is_served_from_the_cache(self, cache: diskstore.Cache) -> None:
         body = Counter()
 
-        @memoize(cache)
+        @memoize(cache, ignore={"body"})
         def add(a: int, b: int = 2) -> int:
             body(a, b)
             return a + b
@@ -113,15 +113,15 @@ class TestBasics:
             return x * x
 
         with diskstore.Cache(str(tmp_path)) as first:
-            assert memoize(first, name="square")(square)(4) == 16
+            assert memoize(first, name="square", ignore={"body"})(square)(4) == 16
         with diskstore.Cache(str(tmp_path)) as second:
-            assert memoize(second, name="square")(square)(4) == 16
+            assert memoize(second, name="square", ignore={"body"})(square)(4) == 16
         assert len(body) == 1
 
     def test_none_is_a_cached_result(self, cache: diskstore.Cache) -> None:
         body = Counter()
 
-        @memoize(cache)
+        @memoize(cache, ignore={"body"})
         def nothing() -> None:
             body()
 
@@ -165,7 +165,7 @@ class TestBasics:
     def test_typed(self, cache: diskstore.Cache) -> None:
         body = Counter()
 
-        @memoize(cache, typed=True)
+        @memoize(cache, typed=True, ignore={"body"})
         def kind(x: float) -> str:
             body(x)
             return type(x).__name__
@@ -177,7 +177,7 @@ class TestBasics:
     def test_expire_zero_looks_up_but_never_stores(self, cache: diskstore.Cache) -> None:
         body = Counter()
 
-        @memoize(cache, expire=0)
+        @memoize(cache, expire=0, ignore={"body"})
         def landing(page: str) -> str:
             body(page)
             return f"<{page}>"
@@ -207,9 +207,9 @@ class TestBasics:
             body(x)
             return x
 
-        first = memoize(cache, name="compute", version=1)(compute)
-        again = memoize(cache, name="compute", version=1)(compute)
-        bumped = memoize(cache, name="compute", version="2")(compute)
+        first = memoize(cache, name="compute", version=1, ignore={"body"})(compute)
+        again = memoize(cache, name="compute", version=1, ignore={"body"})(compute)
+        bumped = memoize(cache, name="compute", version="2", ignore={"body"})(compute)
         first(1)
         again(1)
         assert len(body) == 1
@@ -219,7 +219,7 @@ class TestBasics:
     def test_key_callable_replaces_the_argument_part(self, cache: diskstore.Cache) -> None:
         body = Counter()
 
-        @memoize(cache, key=lambda path, verbose=False: os.path.normcase(path))
+        @memoize(cache, key=lambda path, verbose=False: os.path.normcase(path), ignore={"body"})
         def load(path: str, verbose: bool = False) -> str:
             body(path)
             return path.upper()
@@ -231,7 +231,7 @@ class TestBasics:
     def test_store_if_decides_what_is_stored(self, cache: diskstore.Cache) -> None:
         body = Counter()
 
-        @memoize(cache, store_if=lambda result: result is not None)
+        @memoize(cache, store_if=lambda result: result is not None, ignore={"body"})
         def find(x: int) -> int | None:
             body(x)
             return x if x > 0 else None
@@ -244,7 +244,7 @@ class TestBasics:
     def test_exceptions_are_not_cached(self, cache: diskstore.Cache) -> None:
         body = Counter()
 
-        @memoize(cache)
+        @memoize(cache, ignore={"body"})
         def flaky(x: int) -> int:
             body(x)
             if len(body) == 1:
@@ -266,8 +266,8 @@ class TestIgnoreAndMethods:
             body(url, timeout)
             return url
 
-        by_name = memoize(cache, name="fetch", ignore={"timeout"})(fetch)
-        by_position = memoize(cache, name="fetch", ignore=(1,))(fetch)
+        by_name = memoize(cache, name="fetch", ignore={"timeout", "body"})(fetch)
+        by_position = memoize(cache, name="fetch", ignore=(1, "body"))(fetch)
         by_name("u", 1.0)
         by_name("u", timeout=5.0)
         by_position("u", 9.0)
@@ -281,7 +281,7 @@ class TestIgnoreAndMethods:
             def __init__(self) -> None:
                 self.lock = threading.Lock()  # unpicklable: self cannot be part of a key
 
-            @memoize(cache, ignore=ignore)
+            @memoize(cache, ignore={*ignore, "body"})
             def get(self, path: str) -> str:
                 body(path)
                 return path * 2
@@ -335,7 +335,7 @@ class TestWrapperProtocol:
     def test_uncached_bypasses_the_cache(self, cache: diskstore.Cache) -> None:
         body = Counter()
 
-        @memoize(cache)
+        @memoize(cache, ignore={"body"})
         def work(x: int) -> int:
             body(x)
             return x
@@ -348,7 +348,7 @@ class TestWrapperProtocol:
     def test_cache_set_and_cache_delete(self, cache: diskstore.Cache) -> None:
         body = Counter()
 
-        @memoize(cache)
+        @memoize(cache, ignore={"body"})
         def value(x: int, y: int = 0) -> int:
             body(x)
             return x + y
@@ -418,7 +418,7 @@ class TestOtherCaches:
         body = Counter()
         with FanoutCache(str(tmp_path), shards=3) as fanout:
 
-            @fanout.memoize(name="sharded")
+            @fanout.memoize(name="sharded", ignore={"body"})
             def sharded(x: int) -> int:
                 body(x)
                 return x
@@ -472,7 +472,7 @@ class TestOtherCaches:
         body = Counter()
         with diskcache.Cache(str(tmp_path)) as plain:
 
-            @memoize(plain, name="legacy")
+            @memoize(plain, name="legacy", ignore={"body"})
             def legacy(x: int) -> int:
                 body(x)
                 return x
@@ -557,6 +557,49 @@ class TestMisuse:
             sneaky()
         assert sneaky.cache_info().currsize == 0
 
+    def test_without_parentheses_the_error_says_how_to_write_it(
+        self, cache: diskstore.Cache
+    ) -> None:
+        def triple(x: int) -> int:
+            return 3 * x
+
+        with pytest.raises(TypeError, match=r"write @cache.memoize\(\), with parentheses"):
+            cache.memoize(triple)  # type: ignore[arg-type]
+
+    def test_misspelled_keywords_get_a_suggestion(self, cache: diskstore.Cache) -> None:
+        with pytest.raises(TypeError, match=r"\['expires'\] \(did you mean 'expire'\?\)"):
+            memoize(cache, expires=5)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'single_flight' for 'single_flght'"):
+            memoize(cache, single_flght=True, colour=1)  # type: ignore[call-arg]
+
+    def test_misspelled_ignore_names_get_a_suggestion(self, cache: diskstore.Cache) -> None:
+        def fetch(url: str, timeout: float = 1.0) -> str:
+            return url
+
+        with pytest.raises(ValueError, match=r"'timout'.*\(did you mean 'timeout'\?\)"):
+            memoize(cache, ignore={"timout"})(fetch)
+
+    def test_generator_functions_are_refused_by_name(self, cache: diskstore.Cache) -> None:
+        def numbers(n: int) -> Any:
+            yield from range(n)
+
+        async def stream(n: int) -> Any:
+            yield n
+
+        with pytest.raises(TypeError, match=r"numbers, a generator function.*list"):
+            memoize(cache)(numbers)
+        with pytest.raises(TypeError, match="stream, an async generator function"):
+            memoize(cache)(stream)
+
+    def test_a_function_returning_a_generator_is_refused(self, cache: diskstore.Cache) -> None:
+        @memoize(cache)
+        def lazy(n: int) -> Any:
+            return (i for i in range(n))
+
+        with pytest.raises(TypeError, match="returned a generator"):
+            lazy(3)
+        assert lazy.cache_info().currsize == 0
+
     def test_key_and_ignore_together(self, cache: diskstore.Cache) -> None:
         with pytest.raises(ValueError, match="key="):
             memoize(cache, key=str, ignore={"x"})(lambda x: x)
@@ -603,7 +646,7 @@ class TestThreads:
     def test_threads_missing_one_key_run_the_body_once(self, cache: diskstore.Cache) -> None:
         body, gate = Counter(), threading.Event()
 
-        @memoize(cache)
+        @memoize(cache, ignore={"body", "gate"})
         def slow(x: int) -> int:
             body(x)
             assert gate.wait(30)
@@ -626,7 +669,7 @@ class TestThreads:
     def test_single_flight_off_runs_every_caller(self, cache: diskstore.Cache) -> None:
         body, barrier = Counter(), threading.Barrier(4)
 
-        @memoize(cache, single_flight=False)
+        @memoize(cache, single_flight=False, ignore={"body", "barrier"})
         def slow(x: int) -> int:
             body(x)
             barrier.wait(30)  # all four are inside the body at once
@@ -644,7 +687,7 @@ class TestThreads:
     ) -> None:
         body, gate = Counter(), threading.Event()
 
-        @memoize(cache)
+        @memoize(cache, ignore={"body", "gate"})
         def broken(x: int) -> int:
             body(x)
             assert gate.wait(30)
@@ -673,7 +716,7 @@ class TestThreads:
     def test_waiter_computes_itself_after_lock_timeout(self, cache: diskstore.Cache) -> None:
         body, gate = Counter(), threading.Event()
 
-        @memoize(cache, lock_timeout=0.2)
+        @memoize(cache, lock_timeout=0.2, ignore={"body", "gate"})
         def stuck(x: int) -> str:
             body(x)
             if len(body) == 1:
@@ -720,7 +763,7 @@ class TestAsync:
     def test_fifty_concurrent_calls_run_the_body_once(self, cache: diskstore.Cache) -> None:
         body = Counter()
 
-        @memoize(cache)
+        @memoize(cache, ignore={"body"})
         async def fetch(x: int) -> str:
             body(x)
             await asyncio.sleep(0.2)
@@ -755,7 +798,7 @@ class TestAsync:
     ) -> None:
         body = Counter()
 
-        @memoize(cache)
+        @memoize(cache, ignore={"body"})
         async def fetch(x: int) -> int:
             body(x)
             await asyncio.sleep(0.3)
@@ -780,7 +823,7 @@ class TestAsync:
     def test_async_exception_is_not_cached(self, cache: diskstore.Cache) -> None:
         body = Counter()
 
-        @memoize(cache)
+        @memoize(cache, ignore={"body"})
         async def broken(x: int) -> int:
             body(x)
             await asyncio.sleep(0.01)
@@ -797,7 +840,7 @@ class TestAsync:
     def test_async_management_methods(self, cache: diskstore.Cache) -> None:
         body = Counter()
 
-        @memoize(cache)
+        @memoize(cache, ignore={"body"})
         async def fetch(x: int) -> int:
             body(x)
             return x
