@@ -10,6 +10,7 @@ statements, kept below as data.
 from __future__ import annotations
 
 import io
+import json
 import os
 import sqlite3
 import subprocess
