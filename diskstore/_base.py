@@ -102,6 +102,8 @@ class _Shared:
         self.namespaces: dict[str, int] = {"": 0}
         self.functions: dict[str, int] = {}  # memoized function name -> id
         self.warned_untrusted = False  # diskcache pickles: one warning per cache
+        #: Results of diskcache's ``memoize`` were adopted here (see _adopt.py).
+        self.legacy_memoize = False
         #: diskcache's counter attributes as last read (at open or by ``reset(name)``).
         self.metadata: dict[str, int] = {}
 

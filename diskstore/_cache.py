@@ -16,6 +16,7 @@ import sqlite3
 from typing import Any
 
 from . import _clock, _fingerprint, _sql
+from ._adopt import LEGACY_MEMOIZE
 from ._arithmetic import ArithmeticMixin
 from ._base import _check_expire, _check_tag, _expired, _sane_row, _Shared
 from ._bookkeeping import Bookkeeper
@@ -190,6 +191,9 @@ class Cache(
         self._ns = 0
         self._ns_name = ""
         self._shared.metadata.update(self._metadata_now())
+        self._shared.legacy_memoize = bool(
+            self._store.run(_sql.SELECT_SETTING, (LEGACY_MEMOIZE,), retry=True)
+        )
 
     @staticmethod
     def _check_extra_disk_options(disk: type[Disk], extra: dict[str, Any]) -> None:

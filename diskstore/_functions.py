@@ -207,6 +207,10 @@ class FunctionsMixin(CacheBase):
             only_if_missing=False, fn=self._function_id(function),
         )  # fmt: skip
 
+    def _memo_legacy(self) -> bool:
+        """Whether results diskcache's ``memoize`` stored were adopted here (see _adopt)."""
+        return self._shared.legacy_memoize
+
     def _memo_lookup(self, key: Any, mmap_mode: str | None = None) -> Any:
         """Read *key* without counting a hit or miss (the second look of a single flight)."""
         db_key, raw = self._disk.put(key)

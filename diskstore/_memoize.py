@@ -335,6 +335,25 @@ class _Memo:
     def lookup(self, key: tuple[Any, ...]) -> Any:
         return self.cache.get(key, default=ENOVAL, retry=True, **self._mmap)
 
+    def adopted(self, key: tuple[Any, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The result diskcache's ``memoize`` stored for this call, if the cache adopted
+        diskcache's data: moved to *key* and returned; ``ENOVAL`` otherwise.
+
+        Only a miss asks, and only a cache whose adoption found such results looks.
+        """
+        adopted = getattr(self.cache, "_memo_legacy", None)
+        if adopted is None or not adopted():
+            return ENOVAL
+        from ._adopt import diskcache_key
+
+        options = self.options
+        old = diskcache_key(self.name, args, kwargs, options.typed, options.ignore)
+        value = self.cache.get(old, default=ENOVAL, retry=True)
+        if value is not ENOVAL:
+            self.save(key, value)
+            self.cache.delete(old, retry=True)
+        return value
+
     def should_store(self, value: object) -> bool:
         store_if = self.options.store_if
         return self.options.stores and (store_if is None or bool(store_if(value)))

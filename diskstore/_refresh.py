@@ -58,6 +58,10 @@ class Memo(Protocol):
 
     def token(self, key: tuple[Any, ...]) -> str | None: ...
 
+    def adopted(
+        self, key: tuple[Any, ...], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any: ...
+
 
 def age(memo: Memo, key: tuple[Any, ...]) -> float | None:
     """Seconds since the stored result of *key* was stored; None when there is none."""
@@ -148,6 +152,10 @@ def call(
             return value
 
     def compute() -> Any:
+        value = memo.adopted(key, args, kwargs)
+        if value is not ENOVAL:
+            report.hit(key)
+            return value
         start = time.perf_counter()
         value = memo.func(*args, **kwargs)
         seconds = time.perf_counter() - start
@@ -184,6 +192,10 @@ async def call_async(
             return value
 
     async def compute() -> Any:
+        value = await asyncio.to_thread(memo.adopted, key, args, kwargs)
+        if value is not ENOVAL:
+            report.hit(key)
+            return value
         start = time.perf_counter()
         value = await memo.func(*args, **kwargs)
         seconds = time.perf_counter() - start

@@ -370,3 +370,60 @@ def test_both_engines_on_one_directory_at_once(tmp_path: Path) -> None:
     assert back["__len__"] == len(expected) + 11
     # diskstore keeps emptied value folders for reuse; diskcache only notes them.
     assert [m for m in back["__check__"] if not m.startswith("empty directory")] == []
+
+
+_MEMOIZED = textwrap.dedent(
+    """
+    import sys
+    import diskcache
+
+    cache = diskcache.Cache(sys.argv[1])
+
+    @cache.memoize()
+    def area(width, height=1):
+        return width * height
+
+    @cache.memoize(name="perimeter", typed=True)
+    def perimeter(width, height):
+        return 2 * (width + height)
+
+    print(area(3, height=4), area(5), perimeter(2, 3))
+    """
+)
+
+
+def test_results_diskcache_memoized_are_hits_after_adoption(tmp_path: Path) -> None:
+    directory = tmp_path / "memo"
+    script = tmp_path / "shapes.py"
+    script.write_text(_MEMOIZED)
+    # The same functions, under the same module name diskcache keyed them by.
+    done = subprocess.run(
+        [sys.executable, str(script), str(directory)], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.split() == ["12", "5", "10"], done.stderr
+    calls: list[tuple[int, int]] = []
+
+    with Cache(str(directory)) as cache:
+        cache.adopt_diskcache(trust=True)
+
+        def area(width: int, height: int = 1) -> int:
+            calls.append((width, height))
+            return width * height
+
+        area.__module__, area.__qualname__ = "__main__", "area"
+        memoized = cache.memoize()(area)
+        assert memoized(3, height=4) == 12 and memoized(5) == 5
+        assert calls == []  # found where diskcache stored them, not computed again
+        assert memoized(3, height=4) == 12 and calls == []  # now under diskstore's own key
+        assert memoized(6) == 6 and calls == [(6, 1)]  # a new call is computed
+        assert memoized.cache_info().hits == 3
+
+        def perimeter(width: int, height: int) -> int:
+            calls.append((width, height))
+            return 2 * (width + height)
+
+        typed = cache.memoize(name="perimeter", typed=True)(perimeter)
+        assert typed(2, 3) == 10 and calls == [(6, 1)]
+        before = len(cache)
+    with Cache(str(directory)) as cache:  # the adopted results moved, not copied
+        assert len(cache) == before
