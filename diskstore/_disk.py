@@ -26,7 +26,6 @@ import math
 import mmap
 import pickle
 import threading
-import zlib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
@@ -41,6 +40,7 @@ from ._keys import (
     NotCanonical,
     decode_canonical,
     encode_canonical,
+    key_hash,
     signature_key,
 )
 from ._modes import (
@@ -188,11 +188,9 @@ class Disk(DiskcacheHooks):
 
     # -- keys -------------------------------------------------------------------------------
     def hash(self, key: Any) -> int:
-        """A stable 32-bit hash of *key* (the same in every process and run)."""
-        db_key, raw = self.put(key)
-        if raw:
-            db_key = signature_key(db_key, True)
-        return zlib.crc32(db_key) & 0xFFFFFFFF
+        """A stable 32-bit hash of *key* (the same in every process and run), as diskcache
+        computes it for native keys; a FanoutCache routes keys by it."""
+        return key_hash(key)
 
     def put(self, key: Any) -> tuple[Any, bool]:
         """Return ``(db_key, raw)``: raw keys are stored as themselves."""

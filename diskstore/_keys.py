@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import struct
+import zlib
 from typing import Any
 
 _LEN = struct.Struct(">I")
@@ -107,6 +108,31 @@ def encode_canonical(obj: Any) -> bytes:
     out: list[bytes] = []
     _encode(obj, out)
     return b"".join(out)
+
+
+_DOUBLE = struct.Struct("!d")
+
+
+def key_hash(key: Any) -> int:
+    """A stable 32-bit hash of *key*, the same in every process and run: diskcache's.
+
+    A string, bytes, integer or float key hashes as diskcache 5 hashes it (Adler-32 of its
+    bytes, or the integer modulo 2**32 - 1), so a FanoutCache routes it to the shard
+    diskcache does; any other key by Adler-32 of its canonical bytes. An integral float
+    hashes as its integer, since a cache finds 1 by 1.0.
+    """
+    if type(key) is float and key.is_integer() and INT64_MIN <= key <= INT64_MAX:
+        key = int(key)
+    kind = type(key)
+    if kind is str:
+        return zlib.adler32(key.encode("utf-8", "surrogatepass"))
+    if kind is bytes:
+        return zlib.adler32(key)
+    if kind is int and INT64_MIN <= key <= INT64_MAX:
+        return int(key % 0xFFFFFFFF)
+    if kind is float:
+        return zlib.adler32(_DOUBLE.pack(key))
+    return zlib.adler32(encode_key(key))
 
 
 def encode_key(key: Any) -> bytes:

@@ -18,7 +18,6 @@ import contextlib
 import itertools
 import math
 import os
-import struct
 import tempfile
 import threading
 import time
@@ -34,7 +33,7 @@ from ._exceptions import Timeout
 from ._functions import FunctionStats, combine_function_stats
 from ._keys import INT64_MAX as _INT64_MAX
 from ._keys import INT64_MIN as _INT64_MIN
-from ._keys import encode_key
+from ._keys import encode_key, key_hash
 from ._settings import DEFAULT_SETTINGS, NAMES
 from .persistent import Deque, Index
 
@@ -59,25 +58,11 @@ def _integral(key: Any) -> Any:
 def shard_index(key: Any, shards: int) -> int:
     """Return the shard, in ``range(shards)``, that holds ``key``, as diskcache routes it.
 
-    A string, bytes, integer or float key goes where diskcache 5 puts it (Adler-32 of its
-    bytes, or the integer modulo 2**32 - 1), so both engines find each other's keys in a
-    FanoutCache directory; any other key by Adler-32 of its canonical bytes. The choice
-    never depends on ``hash()``, so every process and every Python run (whatever
-    ``PYTHONHASHSEED``) routes a key the same way.
+    By :func:`diskstore._keys.key_hash` (``Disk.hash``), never ``hash()``, so every process
+    and every Python run (whatever ``PYTHONHASHSEED``) routes a key the same way, and a
+    string, bytes, integer or float key goes to the shard diskcache 5 puts it in.
     """
-    key = _integral(key)
-    kind = type(key)
-    if kind is str:
-        digest = zlib.adler32(key.encode("utf-8", "surrogatepass"))
-    elif kind is bytes:
-        digest = zlib.adler32(key)
-    elif kind is int and _INT64_MIN <= key <= _INT64_MAX:
-        digest = key % 0xFFFFFFFF
-    elif kind is float:
-        digest = zlib.adler32(_DOUBLE.pack(key))
-    else:
-        digest = zlib.adler32(encode_key(key))
-    return digest % shards
+    return key_hash(key) % shards
 
 
 def legacy_shard_index(key: Any, shards: int) -> int:
@@ -91,7 +76,6 @@ def legacy_shard_index(key: Any, shards: int) -> int:
 #: Recorded in the first shard's ``diskstore_settings`` when a FanoutCache directory made by
 #: an earlier diskstore is upgraded, so its keys keep being found where they are.
 ROUTING = "fanout_routing"
-_DOUBLE = struct.Struct("!d")
 
 
 def _check_shards(shards: object) -> int:
