@@ -133,10 +133,23 @@ class FileStore:
             os.close(fd)
 
     def _open_subdir(self, name: str, *, create: bool = False) -> int:
-        """A descriptor of the directory holding *name*, each level opened without links."""
-        fd = self._open_root()
+        """A descriptor of the directory holding *name*, each level opened without links.
+
+        The first level is opened by its path below the cache directory (one system call
+        fewer than opening the directory first), the others relative to it.
+        """
+        first, *rest = name.split("/")[:-1]
+        top = os.path.join(self.root, first)
         try:
-            for part in name.split("/")[:-1]:
+            fd = os.open(top, _DIR_FLAGS)
+        except FileNotFoundError:
+            if not create:
+                raise
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(top, 0o700)
+            fd = os.open(top, _DIR_FLAGS)
+        try:
+            for part in rest:
                 try:
                     sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except FileNotFoundError:
@@ -151,9 +164,6 @@ class FileStore:
             os.close(fd)
             raise
         return fd
-
-    def _open_root(self) -> int:
-        return os.open(self.root, _DIR_FLAGS)
 
     # -- writing ----------------------------------------------------------------------------
     def write(
@@ -253,8 +263,9 @@ class FileStore:
         return False
 
     # -- reading ----------------------------------------------------------------------------
-    def open(self, name: str, *, buffered: bool = True) -> BinaryIO:
-        """Open a value file for reading (binary; unbuffered reads when not *buffered*)."""
+    def _open_regular(self, name: str) -> tuple[int, os.stat_result]:
+        """A descriptor of value file *name* (a regular file, else ``IntegrityError``) and
+        its status, from the one ``fstat`` a read needs."""
         self.validate(name)
         try:
             with self._subdir(name) as dir_fd:
@@ -263,9 +274,15 @@ class FileStore:
             raise IntegrityError(f"value file {name} is missing") from exc
         except OSError as exc:
             raise IntegrityError(f"value file {name} cannot be opened: {exc}") from exc
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             os.close(fd)
             raise IntegrityError(f"value file {name} is not a regular file")
+        return fd, info
+
+    def open(self, name: str, *, buffered: bool = True) -> BinaryIO:
+        """Open a value file for reading (binary; unbuffered reads when not *buffered*)."""
+        fd, _ = self._open_regular(name)
         os.set_blocking(fd, True)
         handle = os.fdopen(fd, "rb", buffering=-1 if buffered else 0)
         # Callers (and diskcache programs) expect ``handle.name`` to be the file's path.
@@ -275,12 +292,17 @@ class FileStore:
 
     def read(self, name: str, size: int) -> bytes:
         """Read a whole value file, which must hold exactly *size* bytes."""
-        # Unbuffered: the whole file lands in one bytes object, with no intermediate copy.
-        with self.open(name, buffered=False) as handle:
-            actual = os.fstat(handle.fileno()).st_size
-            if actual != size:  # checked first: a tampered size must not size a buffer
-                raise IntegrityError(f"value file {name} holds {actual} bytes, expected {size}")
-            data = handle.read(size + 1)
+        # One open, one fstat and one read: the whole file lands in one bytes object.
+        fd, info = self._open_regular(name)
+        try:
+            if info.st_size != size:  # checked first: a tampered size must not size a buffer
+                raise IntegrityError(
+                    f"value file {name} holds {info.st_size} bytes, expected {size}"
+                )
+            os.set_blocking(fd, True)
+            data = os.read(fd, size + 1)
+        finally:
+            os.close(fd)
         if len(data) != size:
             raise IntegrityError(f"value file {name} holds {len(data)} bytes, expected {size}")
         return data
