@@ -30,6 +30,7 @@ from ._exceptions import (
 )
 from ._functions import FunctionsMixin
 from ._iteration import IterationMixin
+from ._lease import check_mode, guard
 from ._maintenance import MaintenanceMixin
 from ._memory import MemoryTier
 from ._migrate import warn_if_diskcache_directory
@@ -120,8 +121,10 @@ class Cache(
         read_only: bool = False,
         memory_items: int = 0,
         memory_bytes: int = 64 * 2**20,
+        network_fs: str = "refuse",
         **settings: Any,
     ) -> None:
+        check_mode(network_fs)
         for name, limit in (("memory_items", memory_items), ("memory_bytes", memory_bytes)):
             if type(limit) is not int or limit < 0:
                 raise ValueError(f"{name} must be a non-negative int, not {limit!r}")
@@ -147,17 +150,27 @@ class Cache(
         elif not os.path.isdir(directory):
             raise FileNotFoundError(errno.ENOENT, "cache directory does not exist", directory)
         warn_if_diskcache_directory(directory)
+        lease = guard(directory, network_fs, read_only=read_only, settings=settings)
+        self._network_fs = network_fs
         self._directory = directory
         self._timeout = timeout
         self._secret_arg = secret
         self._read_only = read_only
         self._extra_disk = extra_disk
-        check_names(settings)
-        validated = Settings(**{name: normalize(name, value) for name, value in settings.items()})
+        try:
+            check_names(settings)
+            validated = Settings(**{n: normalize(n, value) for n, value in settings.items()})
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
         pragmas = {
             name: getattr(validated, name) for name in settings if name.startswith("sqlite_")
         }
         store = Store(directory, timeout=timeout, pragmas=pragmas, read_only=read_only)
+        if lease is not None:
+            store.lease = lease
+            lease.attach(store)
         try:
             loaded = open_database(store, settings)
         except BaseException:
@@ -182,7 +195,7 @@ class Cache(
                 store.close()
                 raise
         policy = POLICIES[loaded.eviction_policy]
-        store.changes = None if read_only else open_counter(directory)
+        store.changes = None if read_only else open_counter(directory, mapped=lease is None)
         reserve = None
         if not read_only:
             reserve = Reserve(directory)
@@ -657,6 +670,7 @@ class Cache(
             "extra_disk": self._extra_disk,
             "namespace": self._ns_name,
             "memory": self._memory,
+            "network_fs": self._network_fs,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -669,6 +683,7 @@ class Cache(
             read_only=state["read_only"],
             memory_items=state["memory"][0],
             memory_bytes=state["memory"][1],
+            network_fs=state.get("network_fs", "refuse"),
             **state["extra_disk"],
         )
         if state["namespace"]:

@@ -46,6 +46,7 @@ from ._exceptions import (
     Timeout,
 )
 from ._faults import crash_point
+from ._filesystems import damage_hint
 
 DB_NAME = "diskstore.db"
 
@@ -115,7 +116,7 @@ def translate(exc: sqlite3.Error, path: str) -> Exception:
     if code == 8:
         return ReadOnlyError(f"cache {path} is read-only: {exc}")
     if code in (11, 26):
-        return IntegrityError(f"database {path} is damaged: {exc}")
+        return IntegrityError(f"database {path} is damaged: {exc}{damage_hint(path)}")
     if code in _BUSY_CODES:
         return Timeout(f"database {path} stayed locked: {exc}")
     return DiskStoreError(f"database error on {path}: {exc}")
@@ -223,6 +224,8 @@ class Store:
         self.remove_hooked: Callable[[str], None] | None = None
         #: Called with the change number after each counted commit.
         self.after_commit: Callable[[int], None] | None = None
+        #: The single-host lease of a directory on a network filesystem (see _lease.py).
+        self.lease: Any = None
         _STORES.add(self)
 
     # -- connections ------------------------------------------------------------------------
@@ -288,6 +291,8 @@ class Store:
     def connect_thread(self) -> Conn:
         """Return this thread's connection record, opening the connection if needed."""
         self._closed = False
+        if self.lease is not None:
+            self.lease.check()
         conn: Conn | None = getattr(self._local, "conn", None)
         if conn is not None and conn.forked:
             raise ForkedTransactionError(
@@ -488,6 +493,8 @@ class Store:
             return False
         if self.read_only:
             raise ReadOnlyError(f"cache {self.directory} was opened read-only")
+        if self.lease is not None:
+            self.lease.check()
         if _FORKED_WRITERS and self.path in _FORKED_WRITERS:
             raise ForkedTransactionError(
                 f"cache {self.directory} cannot be written by this process: it was forked"

@@ -59,7 +59,8 @@ def open_cache(args: argparse.Namespace, *, read_only: bool) -> Cache:
     An unknown namespace is :class:`NotFound` with the known ones listed, never a new
     empty namespace.
     """
-    cache = Cache(existing_cache_dir(args.directory), read_only=read_only)
+    network_fs = getattr(args, "network_fs", "refuse")
+    cache = Cache(existing_cache_dir(args.directory), read_only=read_only, network_fs=network_fs)
     namespace = getattr(args, "namespace", None)
     if not namespace:
         return cache

@@ -121,7 +121,7 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
         and not os.path.isfile(os.path.join(target, "diskstore.db"))
     ):
         raise UsageError(f"{args.directory!r} exists and is not a diskstore cache")
-    with Cache(target) as cache:
+    with Cache(target, network_fs=args.network_fs) as cache:
         with progress_bar("copying", 0) as progress:
             copied = cache.import_diskcache(args.source, trust=args.trust, progress=progress)
     print(f"copied {copied} item(s) from {args.source} into {target}", file=out)
