@@ -296,14 +296,15 @@ class Lease:
             left = 0.0
         if data.get("boot_id") == self.boot and data.get("host") == self.host:
             holder = f"another mount of it on this machine ({data.get('mount_point')})"
+            free = "is free as soon as those processes end"
         else:
             holder = f"host {data.get('host')!r} through its mount {data.get('mount_point')}"
+            free = f"expires in {max(left, 0):.0f} s unless renewed"
         return NetworkFilesystemError(
             f"cache directory {self.directory} (on {self.mount.type_name} at "
             f"{self.mount.mount_point}) was opened with network_fs='single-host' and is in "
             f"use by {holder}, processes {data.get('pids')}; a second client would damage its "
-            f"database. The lease {self.path} expires {max(left, 0):.0f} s after its last "
-            f"renewal if its holders stop (see {_filesystems.DOCS})",
+            f"database. Its lease {self.path} {free} (see {_filesystems.DOCS})",
             self.mount.type_name,
             self.mount.mount_point,
         )

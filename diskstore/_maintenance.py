@@ -12,7 +12,8 @@ from typing import Any
 from . import _clock, _sql
 from ._base import _CHUNK, CacheBase, _check_tag
 from ._constants import ENOVAL
-from ._exceptions import SettingsError, Timeout
+from ._exceptions import IntegrityError, SettingsError, Timeout
+from ._filesystems import damage_hint
 from ._policies import POLICIES
 from ._schema import ensure_indexes
 from ._settings import METADATA, Settings, check_names, normalize
@@ -32,12 +33,21 @@ class MaintenanceMixin(CacheBase):
         """
         removed = 0
         after: tuple[int, ...] = (0,) if resume else ()
+        previous = -1
         try:
             while True:
                 count, last = self._delete_chunk(select, (*params, *after, _CHUNK), retry)
                 if not count:
                     break
+                if last == previous or (resume and last <= after[0]):
+                    # Rows that come back after being deleted, or out of order: only a
+                    # damaged table does that, and the loop would never end.
+                    path = self._store.path
+                    raise IntegrityError(
+                        f"database {path} is damaged: deleted rows come back{damage_hint(path)}"
+                    )
                 removed += count
+                previous = last
                 if resume:
                     after = (last,)
         except Timeout as exc:

@@ -282,7 +282,7 @@ class Store:
             try:
                 con.execute(sql).fetchall()
                 return
-            except sqlite3.OperationalError as exc:
+            except sqlite3.Error as exc:
                 if not is_busy(exc):
                     raise translate(exc, self.path) from exc
                 attempt += 1
@@ -432,7 +432,7 @@ class Store:
             try:
                 assert conn.con is not None
                 return conn.con.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
+            except sqlite3.Error as exc:
                 if not is_busy(exc):
                     raise translate(exc, self.path) from exc
 
@@ -505,7 +505,7 @@ class Store:
         assert con is not None
         try:
             con.execute(_sql.BEGIN)
-        except sqlite3.OperationalError as exc:
+        except sqlite3.Error as exc:
             if not is_busy(exc):
                 raise translate(exc, self.path) from exc
             deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
@@ -516,7 +516,7 @@ class Store:
                 try:
                     con.execute(_sql.BEGIN)
                     break
-                except sqlite3.OperationalError as again:
+                except sqlite3.Error as again:
                     if not is_busy(again):
                         raise translate(again, self.path) from again
         conn.txn = 1
@@ -624,7 +624,11 @@ class Store:
             assert con is not None
             depth = conn.txn
             if not outer:
-                con.execute(_sql.SAVEPOINT.format(depth=depth))
+                try:
+                    con.execute(_sql.SAVEPOINT.format(depth=depth))
+                except sqlite3.Error as exc:
+                    conn.txn -= 1
+                    raise translate(exc, self.path) from exc
             mark = (len(conn.created), len(conn.dropped))
             try:
                 yield
