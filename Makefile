@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test compat lint docs bench bench-quick clean redis-server
+.PHONY: demo test compat lint docs bench bench-quick clean redis-server sshfs
 
 $(PY):
 	$(shell command -v $(PYTHON) || echo python3) -m venv $(VENV)
@@ -24,7 +24,14 @@ redis-server:
 	    --no-install-recommends redis-server >/dev/null; } || \
 	  echo "redis-server could not be installed: the Redis tests will be skipped"
 
-test: $(STAMP) redis-server
+# The network-filesystem tests mount sshfs over their own sshd (Debian's packages).
+sshfs:
+	@{ command -v sshfs && test -x /usr/sbin/sshd; } >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends openssh-server sshfs >/dev/null; } || \
+	  echo "sshd or sshfs could not be installed: the sshfs tests will be skipped"
+
+test: $(STAMP) redis-server sshfs
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) tests/diskcache_suite/run.py
 

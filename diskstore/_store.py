@@ -542,12 +542,14 @@ class Store:
         changes = self.changes if number else None
         if commit:
             try:
-                con.execute(_sql.COMMIT)
-            except sqlite3.Error as exc:
+                self._commit(con)
+            except (sqlite3.Error, Timeout) as exc:
                 self._rollback(con)
                 if changes is not None:
                     changes.finish(number)
                 self._remove(created)
+                if isinstance(exc, Timeout):
+                    raise
                 raise translate(exc, self.path) from exc
             if changes is not None:
                 changes.finish(number)
@@ -562,6 +564,29 @@ class Store:
             if changes is not None:
                 changes.finish(number)
             self._remove(created)
+
+    def _commit(self, con: sqlite3.Connection) -> None:
+        """COMMIT, waiting out readers: with a rollback journal (``sqlite_journal_mode`` other
+        than WAL, as in single-host mode on a network filesystem) a commit needs every
+        reader gone and fails busy meanwhile, with the transaction still open to retry."""
+        try:
+            con.execute(_sql.COMMIT)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or not con.in_transaction:
+                raise
+        else:
+            return
+        deadline = time.monotonic() + self.timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            wait_busy(attempt, deadline, False, self.path)
+            try:
+                con.execute(_sql.COMMIT)
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc) or not con.in_transaction:
+                    raise
 
     def _end_forked(self, conn: Conn, outer: bool, commit: bool) -> None:
         """Leave one level of a transaction inherited from the parent by fork.

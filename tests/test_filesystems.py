@@ -369,3 +369,36 @@ def _forget_leases() -> Iterator[None]:
     yield
     _lease.Lease._held.clear()
     _filesystems.NETWORK_DIRECTORIES.clear()
+
+
+def test_rollback_journal_commits_wait_for_readers(tmp_path: Path) -> None:
+    """With the rollback journal of single-host mode, a COMMIT needs every reader gone; it
+    waits for them instead of failing busy (which once rolled back writes as timeouts)."""
+    import threading
+
+    directory = str(tmp_path / "c")
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        with diskstore.Cache(directory, sqlite_journal_mode="delete") as reader:
+            while not stop.is_set():
+                try:
+                    reader.get("k")
+                    len(reader)
+                except BaseException as exc:  # pragma: no cover - reported below
+                    failures.append(exc)
+
+    with diskstore.Cache(directory, sqlite_journal_mode="delete") as cache:
+        readers = [threading.Thread(target=read) for _ in range(2)]
+        for thread in readers:
+            thread.start()
+        try:
+            for _ in range(500):
+                cache.incr("k")
+        finally:
+            stop.set()
+            for thread in readers:
+                thread.join()
+        assert cache["k"] == 500
+    assert failures == []
