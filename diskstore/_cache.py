@@ -22,6 +22,7 @@ from ._bookkeeping import Bookkeeper
 from ._changes import open_counter
 from ._constants import ENOVAL
 from ._disk import MMAP_MODES, Disk
+from ._durability import per_commit
 from ._exceptions import (
     CorruptionWarning,
     IntegrityError,
@@ -185,7 +186,8 @@ class Cache(
             **{name[len("disk_") :]: value for name, value in extra_disk.items()},
         }
         self._disk = make_disk(disk, directory, options)
-        self._disk.attach(directory, signer=Signer(key), fsync=loaded.sqlite_synchronous >= 2)
+        fsync = per_commit(loaded.sqlite_journal_mode, loaded.sqlite_synchronous)
+        self._disk.attach(directory, signer=Signer(key), fsync=fsync)
         if self._disk.hooked:
             store.remove_hooked = self._disk.remove_hooked
         if key is not None:

@@ -20,6 +20,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, Protocol
 
+from ._durability import sync_directory, sync_fd
 from ._exceptions import IntegrityError, StorageError, StorageFullError
 from ._faults import crash_point
 
@@ -54,6 +55,7 @@ class PendingFile:
         "fd",
         "input_bytes",
         "name",
+        "new_dirs",
         "on_publish",
         "published",
         "stored_bytes",
@@ -66,6 +68,8 @@ class PendingFile:
         self.stored_bytes = stored
         self.input_bytes = consumed
         self.published = False
+        #: Directories that gained an entry (a new ``data/xx``, a new ``data``) for this file.
+        self.new_dirs: list[str] = []
         #: Called with the file's status once it has its final name.
         self.on_publish: Callable[[os.stat_result], None] | None = None
 
@@ -125,9 +129,13 @@ class FileStore:
         finally:
             os.close(fd)
 
-    def _open_subdir(self, name: str, *, create: bool = False) -> int:
+    def _open_subdir(
+        self, name: str, *, create: bool = False, made: list[str] | None = None
+    ) -> int:
+        """Open the file's directory; a directory created on the way is added to *made*
+        (as the parent whose entries changed), to be synced when the file is published."""
         sub = name[:2]
-        root_fd = self._open_root(create=create)
+        root_fd = self._open_root(create=create, made=made)
         try:
             try:
                 fd = os.open(sub, _DIR_FLAGS, dir_fd=root_fd)
@@ -136,12 +144,14 @@ class FileStore:
                     raise
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(sub, 0o700, dir_fd=root_fd)
+                    if made is not None:
+                        made.insert(0, self.root)
                 fd = os.open(sub, _DIR_FLAGS, dir_fd=root_fd)
         finally:
             os.close(root_fd)
         return fd
 
-    def _open_root(self, *, create: bool) -> int:
+    def _open_root(self, *, create: bool, made: list[str] | None = None) -> int:
         try:
             return os.open(self.root, _DIR_FLAGS)
         except FileNotFoundError:
@@ -149,6 +159,8 @@ class FileStore:
                 raise
             with contextlib.suppress(FileExistsError):
                 os.mkdir(self.root, 0o700)
+                if made is not None:
+                    made.append(self.directory)
             return os.open(self.root, _DIR_FLAGS)
 
     # -- writing ----------------------------------------------------------------------------
@@ -169,8 +181,9 @@ class FileStore:
         name = f"{token[:2]}/{token[2:]}.val"
         stored = 0
         consumed = 0
+        made: list[str] = []
         try:
-            dir_fd = self._open_subdir(name, create=True)
+            dir_fd = self._open_subdir(name, create=True, made=made)
         except OSError as exc:
             raise storage_error(exc, "creating a value directory") from exc
         temp = token[2:] + ".tmp"
@@ -205,7 +218,9 @@ class FileStore:
                 raise storage_error(exc, "writing a value file") from exc
             raise
         crash_point("file-written")
-        return PendingFile(name, dir_fd, fd, stored, consumed)
+        pending = PendingFile(name, dir_fd, fd, stored, consumed)
+        pending.new_dirs = made
+        return pending
 
     def publish(self, pending: PendingFile) -> None:
         """Rename a written file to its final name (inside the transaction that uses it)."""
@@ -216,6 +231,16 @@ class FileStore:
         except OSError as exc:
             self.discard(pending)
             raise storage_error(exc, "publishing a value file") from exc
+        if self.fsync:  # each commit is synced: the names must be durable before it
+            try:
+                sync_fd(pending.dir_fd)
+                for directory in pending.new_dirs:
+                    sync_directory(directory)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(final, dir_fd=pending.dir_fd)
+                pending.close()
+                raise storage_error(exc, "syncing a value file's directory") from exc
         pending.published = True
         if pending.on_publish is not None:
             with contextlib.suppress(OSError):

@@ -36,6 +36,7 @@ from urllib.parse import quote
 
 from . import _sql
 from ._changes import ChangeCounter
+from ._durability import checkpoints, no_checkpoint_on_close
 from ._exceptions import (
     DiskStoreError,
     ForkedTransactionError,
@@ -59,8 +60,8 @@ class Conn:
     """One thread's connection to one store, with its transaction state."""
 
     __slots__ = (
-        "__weakref__", "change_no", "con", "created", "cur", "depth", "dropped", "forked",
-        "owner", "txn",
+        "__weakref__", "before_close", "change_no", "con", "created", "cur", "depth",
+        "dropped", "forked", "owner", "txn",
     )  # fmt: skip
 
     def __init__(self, con: sqlite3.Connection) -> None:
@@ -73,6 +74,8 @@ class Conn:
         self.owner = threading.get_ident()
         self.change_no = 0  # this transaction's number in the change counter (0: none)
         self.forked = False  # a child's copy of a transaction its parent had open at the fork
+        #: Called before the connection closes (see _durability.py: it may checkpoint).
+        self.before_close: Callable[[], None] | None = None
 
     def __del__(self) -> None:
         # When a thread ends, its record goes with it. The connection would linger (it sits in
@@ -82,6 +85,8 @@ class Conn:
         if con is not None:
             self.con = None
             with _sqlite_lock, contextlib.suppress(Exception):
+                if self.before_close is not None:
+                    self.before_close()
                 con.close()
 
 
@@ -226,6 +231,8 @@ class Store:
         self.after_commit: Callable[[int], None] | None = None
         #: The single-host lease of a directory on a network filesystem (see _lease.py).
         self.lease: Any = None
+        #: Checkpoints driven by diskstore, each after a filesystem sync (_durability.py).
+        self.checkpoints = checkpoints(directory, self.path)
         _STORES.add(self)
 
     # -- connections ------------------------------------------------------------------------
@@ -268,6 +275,9 @@ class Store:
             if journal != "wal" and not self.read_only:
                 # WAL is remembered by the database file; the other modes are per connection.
                 self._pragma(con, "journal_mode", journal)
+            if not self.read_only:  # checkpoints only after a sync: see _durability.py
+                self._pragma(con, "wal_autocheckpoint", 0)
+                no_checkpoint_on_close(con)
         except BaseException:
             con.close()
             raise
@@ -305,6 +315,7 @@ class Store:
                 conn = Conn(self._connect())
             except sqlite3.Error as exc:
                 raise translate(exc, self.path) from exc
+            conn.before_close = self.checkpoints.before_close
             self._local.conn = conn
             with self._lock:
                 self._conns.add(conn)
@@ -337,7 +348,8 @@ class Store:
         for conn in conns:
             if conn.depth == 0 and conn.con is not None:
                 con, conn.con = conn.con, None
-                with _sqlite_lock, contextlib.suppress(sqlite3.Error):
+                with _sqlite_lock, contextlib.suppress(sqlite3.Error, OSError):
+                    self.checkpoints.before_close()
                     con.close()
 
     def _after_fork_child(self) -> None:
@@ -386,13 +398,23 @@ class Store:
         for conn in conns:
             if conn.con is not None and (conn.depth == 0 or conn.owner == threading.get_ident()):
                 con, conn.con = conn.con, None
-                with _sqlite_lock, contextlib.suppress(sqlite3.Error):
+                with _sqlite_lock, contextlib.suppress(sqlite3.Error, OSError):
+                    self.checkpoints.before_close()
                     con.close()
 
     def checkpoint(self) -> None:
         """Copy the write-ahead log into the database and truncate it (best effort)."""
-        with contextlib.suppress(DiskStoreError, sqlite3.Error):
+        with contextlib.suppress(DiskStoreError, sqlite3.Error, OSError):
+            self.checkpoints.before_checkpoint()
             self.run(_sql.CHECKPOINT_TRUNCATE)
+
+    def _checkpoint_due(self, con: sqlite3.Connection) -> None:
+        """After a commit: checkpoint once the log has grown enough, after a sync."""
+        if self.checkpoints.due() and self.pragmas.get("sqlite_journal_mode", "wal") == "wal":
+            with contextlib.suppress(sqlite3.Error, OSError):
+                if self.pragmas.get("sqlite_synchronous", 1):
+                    self.checkpoints.before_checkpoint()
+                con.execute(_sql.PRAGMA_SET.format(name="wal_checkpoint", value="PASSIVE"))
 
     @property
     def setup_patience(self) -> float:
@@ -477,6 +499,7 @@ class Store:
             raise translate(exc, self.path) from exc
         if conn is None:
             conn = self._local.scan = Conn(con)
+            conn.before_close = self.checkpoints.before_close
             with self._lock:
                 self._conns.add(conn)
         else:
@@ -553,6 +576,9 @@ class Store:
                 raise translate(exc, self.path) from exc
             if changes is not None:
                 changes.finish(number)
+            if created:
+                self.checkpoints.dirty = True
+            self._checkpoint_due(con)
             crash_point("committed")
             if dropped:
                 crash_point("before-unlink")
