@@ -94,8 +94,8 @@ class Checkpoints:
         self.directory = directory
         self.wal = path + "-wal"
         self.commits = 0
-        #: Whether this process committed value files since the last sync.
-        self.dirty = False
+        #: Value files (names below ``data/``) this process committed since the last sync.
+        self.pending: list[str] = []
 
     def log_bytes(self) -> int:
         try:
@@ -108,14 +108,39 @@ class Checkpoints:
         self.commits += 1
         return self.commits % CHECK_EVERY == 0 and self.log_bytes() >= CHECKPOINT_BYTES
 
+    def committed(self, names: list[str]) -> None:
+        """Remember value files a commit of this process made (``@`` names are a hook's)."""
+        self.pending.extend(name for name in names if not name.startswith("@"))
+
     def before_checkpoint(self) -> None:
-        self.dirty = False
+        """Make every value file the log may name durable, with its directory entries.
+
+        This process's own files are synced one by one (that reaches any filesystem, FUSE
+        ones included); then the whole filesystem is, for files other processes wrote.
+        """
+        pending, self.pending = self.pending, []
+        data = os.path.join(self.directory, "data")
+        directories = {data, self.directory}
+        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        for name in pending:
+            path = os.path.join(data, name)
+            try:
+                fd = os.open(path, flags)
+            except OSError:
+                continue  # removed meanwhile: nothing names it any more
+            try:
+                sync_fd(fd)
+            finally:
+                os.close(fd)
+            directories.add(os.path.dirname(path))
+        for directory in sorted(directories, key=len, reverse=True):
+            sync_directory(directory)
         sync_filesystem(self.directory)
 
     def before_close(self) -> None:
         """Closing the last connection checkpoints (where SQLite cannot be told not to):
         sync first if this process wrote value files that the log may name."""
-        if self.dirty and self.log_bytes() > 0:
+        if self.pending and self.log_bytes() > 0:
             with contextlib.suppress(OSError):
                 self.before_checkpoint()
 

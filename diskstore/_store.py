@@ -577,7 +577,7 @@ class Store:
             if changes is not None:
                 changes.finish(number)
             if created:
-                self.checkpoints.dirty = True
+                self.checkpoints.committed(created)
             self._checkpoint_due(con)
             crash_point("committed")
             if dropped:
