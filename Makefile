@@ -24,12 +24,13 @@ redis-server:
 	    --no-install-recommends redis-server >/dev/null; } || \
 	  echo "redis-server could not be installed: the Redis tests will be skipped"
 
-# The network-filesystem tests mount sshfs over their own sshd (Debian's packages).
+# The network-filesystem tests mount sshfs over their own sshd, and the power-cut tests a
+# FUSE filesystem of their own (libfuse 3): Debian's packages.
 sshfs:
-	@{ command -v sshfs && test -x /usr/sbin/sshd; } >/dev/null 2>&1 || \
+	@{ command -v sshfs && command -v fusermount3 && test -x /usr/sbin/sshd; } >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends openssh-server sshfs >/dev/null; } || \
-	  echo "sshd or sshfs could not be installed: the sshfs tests will be skipped"
+	    --no-install-recommends openssh-server sshfs fuse3 >/dev/null; } || \
+	  echo "sshd, sshfs or fuse3 could not be installed: their tests will be skipped"
 
 test: $(STAMP) redis-server sshfs
 	$(PY) -m pytest -q -p no:cacheprovider

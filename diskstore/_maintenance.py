@@ -33,21 +33,20 @@ class MaintenanceMixin(CacheBase):
         """
         removed = 0
         after: tuple[int, ...] = (0,) if resume else ()
-        previous = -1
         try:
             while True:
                 count, last = self._delete_chunk(select, (*params, *after, _CHUNK), retry)
                 if not count:
                     break
-                if last == previous or (resume and last <= after[0]):
-                    # Rows that come back after being deleted, or out of order: only a
-                    # damaged table does that, and the loop would never end.
+                if resume and last <= after[0]:
+                    # The statement asks for rowids past the last one: only a damaged table
+                    # hands back earlier ones, and the loop would never end.
                     path = self._store.path
                     raise IntegrityError(
-                        f"database {path} is damaged: deleted rows come back{damage_hint(path)}"
+                        f"database {path} is damaged: rows come back out of order"
+                        f"{damage_hint(path)}"
                     )
                 removed += count
-                previous = last
                 if resume:
                     after = (last,)
         except Timeout as exc:

@@ -215,7 +215,7 @@ def materialize(durable: str, target: str) -> None:
             if os.path.exists(data):
                 shutil.copyfile(data, child_path)
             else:
-                open(child_path, "wb").close()  # noqa: SIM115 - a name without its data
+                open(child_path, "wb").close()  # a name without its data
 
     build(ROOT, target)
 
