@@ -17,6 +17,9 @@ on SQLite's mode:
   past :data:`CHECKPOINT_BYTES` (SQLite's own default size). Closing the last connection
   also checkpoints: where Python can (3.12+) SQLite is told not to, elsewhere a process
   that committed value files syncs the filesystem before closing a connection.
+- A value file that a commit replaced or deleted is unlinked only once that commit is
+  durable (:meth:`Checkpoints.before_unlink`), or a power cut could bring the old row back
+  without its file.
 - At ``sqlite_synchronous = 0`` SQLite syncs nothing, and no promise is made.
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import stat
 from typing import Any
 
 #: A checkpoint is due once the log holds this many bytes (SQLite's 1000 pages of 4 KiB).
@@ -68,11 +72,9 @@ def sync_filesystem(directory: str) -> None:
     if _syncfs is None:
         _syncfs = False
         with contextlib.suppress(OSError, AttributeError, ImportError):
-            import ctypes
-            import ctypes.util
+            import ctypes  # not ctypes.util: it loads shutil, tempfile and random
 
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-            _syncfs = libc.syncfs
+            _syncfs = ctypes.CDLL(None, use_errno=True).syncfs  # libc, already loaded
     if _syncfs:
         try:
             fd = os.open(directory, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -121,7 +123,8 @@ class Checkpoints:
         pending, self.pending = self.pending, []
         data = os.path.join(self.directory, "data")
         directories = {data, self.directory}
-        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        # O_NONBLOCK: a FIFO planted in place of a value file must not stop the sync.
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
         for name in pending:
             path = os.path.join(data, name)
             try:
@@ -129,13 +132,34 @@ class Checkpoints:
             except OSError:
                 continue  # removed meanwhile: nothing names it any more
             try:
-                sync_fd(fd)
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    sync_fd(fd)
             finally:
                 os.close(fd)
             directories.add(os.path.dirname(path))
         for directory in sorted(directories, key=len, reverse=True):
             sync_directory(directory)
         sync_filesystem(self.directory)
+
+    def before_unlink(self, journal_mode: str, synchronous: int) -> None:
+        """Make a commit that dropped value files durable before they are unlinked.
+
+        Otherwise the unlink can reach the disk first (ext4 commits every name change with
+        any sync): a power cut would then bring back the old row without its file. Where
+        each commit is synced this is already so; in WAL mode at NORMAL the log is synced
+        now, after the value files it may name, as before a checkpoint.
+        """
+        if journal_mode != "wal" or synchronous != 1:
+            return
+        self.before_checkpoint()
+        try:
+            fd = os.open(self.wal, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return
+        try:
+            sync_fd(fd)
+        finally:
+            os.close(fd)
 
     def before_close(self) -> None:
         """Closing the last connection checkpoints (where SQLite cannot be told not to):

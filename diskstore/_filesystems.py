@@ -199,11 +199,10 @@ _statfs_function: object = None
 def _statfs_buffer(path: str) -> bytes | None:
     """The raw ``struct statfs`` of *path*, or ``None`` where it cannot be had."""
     import ctypes  # only where there is no procfs
-    import ctypes.util
 
     global _statfs_function
     if _statfs_function is None:
-        library = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        library = ctypes.CDLL(None, use_errno=True)  # libc, already loaded
         function = None
         for name in ("statfs64", "statfs$INODE64", "statfs"):
             with contextlib.suppress(AttributeError):

@@ -25,6 +25,7 @@ import diskstore
 from diskstore import _filesystems, _lease
 from diskstore._cli import main as cli_main
 from diskstore._filesystems import Mount, detect, is_network, mount_of, parse_mountinfo
+from diskstore._store import DB_NAME
 
 #: Lines of real mountinfo files: NFS v3 and v4, CIFS/SMB, sshfs (new and old style), 9p (WSL),
 #: s3fs, gcsfuse, rclone, CephFS, GlusterFS, Lustre, GPFS, BeeGFS, and local ones (ext4,
@@ -215,7 +216,7 @@ def test_single_host_mode(tmp_path: Path, on_network: Mount) -> None:
         assert cache["a"] == 1 and cache["a"] == 1  # the memory tier serves the second
         assert cache.sqlite_journal_mode == "delete"
         assert cache.sqlite_mmap_size == 0
-        assert not os.path.exists(directory + "/diskstore.db-wal")
+        assert not os.path.exists(os.path.join(directory, DB_NAME + "-wal"))
         counter = cache._store.changes
         assert counter is not None and not hasattr(counter, "_map")  # not memory-mapped
         lease = json.loads(Path(directory, "network.lease").read_text())

@@ -24,6 +24,7 @@ import pytest
 import diskstore
 from diskstore import _filesystems, _lease
 from diskstore._cli import main as cli_main
+from diskstore._store import DB_NAME
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -100,7 +101,7 @@ def test_refused_by_default(mounts: tuple[str, str], name: str) -> None:
         assert caught.value.fs_type == "fuse.sshfs"
         assert caught.value.mount_point == mounts[0]
         assert "network_fs='single-host'" in str(caught.value)
-    assert not Path(directory, "diskstore.db").exists()
+    assert not Path(directory, DB_NAME).exists()
 
 
 def test_single_host_opt_in(mounts: tuple[str, str], name: str) -> None:
@@ -111,8 +112,8 @@ def test_single_host_opt_in(mounts: tuple[str, str], name: str) -> None:
         assert cache.incr("counter") == 1
         assert cache["small"] == "value" and cache["large"] == b"x" * 300_000
         assert cache.sqlite_journal_mode == "delete" and cache.sqlite_mmap_size == 0
-        assert not os.path.exists(os.path.join(directory, "diskstore.db-wal"))
-        assert not os.path.exists(os.path.join(directory, "diskstore.db-shm"))
+        assert not os.path.exists(os.path.join(directory, DB_NAME + "-wal"))
+        assert not os.path.exists(os.path.join(directory, DB_NAME + "-shm"))
         assert cache.check() == []
     # Processes of one client share the lease and the database.
     holders = [_holder(directory) for _ in range(2)]

@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from diskstore._store import DB_NAME
+
 SECONDS = float(os.environ.get("DISKSTORE_NETFS_SOAK", "0") or 0)
 pytestmark = [
     pytest.mark.slow,
@@ -107,7 +109,7 @@ def _soak(library: str, a: str, b: str, name: str, mode: str) -> dict[str, Any]:
             done[key] = done.get(key, 0) + count
         for kind, count in result["errors"].items():
             errors[kind] = errors.get(kind, 0) + count
-    database = "cache.db" if library == "diskcache" else "diskstore.db"
+    database = "cache.db" if library == "diskcache" else DB_NAME
     path = os.path.join(a, name, database)
     integrity, wrong = "missing", -1
     try:

@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 import diskstore
+from diskstore._store import DB_NAME
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CUTS = 30 * max(1, int(os.environ.get("DISKSTORE_SOAK", "1")))
@@ -147,7 +148,7 @@ def _verify(directory: str) -> dict[str, int]:
     """Open the image left by the cut; count what it must never hold."""
     found = {"rows": 0, "wrong": 0, "missing or short": 0, "integrity": 0, "check": 0,
              "after fix": 0}  # fmt: skip
-    database = os.path.join(directory, "diskstore.db")
+    database = os.path.join(directory, DB_NAME)
     if not os.path.exists(database) or os.path.getsize(database) == 0:
         return found  # nothing of the cache was durable yet
     con = sqlite3.connect(database)
