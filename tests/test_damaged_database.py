@@ -52,10 +52,12 @@ def _damage(path: str, seed: int, *, header: bool = False) -> None:
     with open(path, "r+b") as handle:
         if header:
             handle.seek(generator.randrange(0, 100))
-            handle.write(os.urandom(generator.randint(4, 100)))
+            handle.write(generator.randbytes(generator.randint(4, 100)))
         for page in generator.sample(range(1, pages), min(pages - 1, generator.randint(1, 4))):
             handle.seek(page * PAGE + generator.randrange(0, PAGE // 2))
-            garbage = bytes(PAGE // 2) if generator.random() < 0.3 else os.urandom(PAGE // 2)
+            garbage = (
+                bytes(PAGE // 2) if generator.random() < 0.3 else generator.randbytes(PAGE // 2)
+            )
             handle.write(garbage)
 
 
