@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test compat lint docs bench bench-quick clean redis-server
+.PHONY: demo test compat lint docs bench bench-quick clean redis-server sshfs
 
 $(PY):
 	$(shell command -v $(PYTHON) || echo python3) -m venv $(VENV)
@@ -25,7 +25,15 @@ redis-server:
 	    --no-install-recommends redis-server redis-tools >/dev/null; } || \
 	  echo "redis-server could not be installed: the Redis tests will be skipped"
 
-test: $(STAMP) redis-server
+# The network-filesystem tests mount sshfs over their own sshd, and the power-cut tests a
+# FUSE filesystem of their own (libfuse 3): Debian's packages.
+sshfs:
+	@{ command -v sshfs && command -v fusermount3 && test -x /usr/sbin/sshd; } >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends openssh-server sshfs fuse3 >/dev/null; } || \
+	  echo "sshd, sshfs or fuse3 could not be installed: their tests will be skipped"
+
+test: $(STAMP) redis-server sshfs
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) tests/diskcache_suite/run.py
 

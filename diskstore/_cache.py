@@ -23,6 +23,7 @@ from ._bookkeeping import Bookkeeper
 from ._changes import open_counter
 from ._constants import ENOVAL
 from ._disk import MMAP_MODES, Disk
+from ._durability import per_commit
 from ._exceptions import (
     CorruptionWarning,
     IntegrityError,
@@ -31,6 +32,7 @@ from ._exceptions import (
 )
 from ._functions import FunctionsMixin
 from ._iteration import IterationMixin
+from ._lease import check_mode, guard
 from ._maintenance import MaintenanceMixin
 from ._memory import MemoryTier
 from ._modes import FLAG_FILE, FLAG_OOB, FLAG_PINNED, KIND_DCPICKLE, KIND_MASK, to_row
@@ -107,8 +109,10 @@ class Cache(
         read_only: bool = False,
         memory_items: int = 0,
         memory_bytes: int = 64 * 2**20,
+        network_fs: str = "refuse",
         **settings: Any,
     ) -> None:
+        check_mode(network_fs)
         for name, limit in (("memory_items", memory_items), ("memory_bytes", memory_bytes)):
             if type(limit) is not int or limit < 0:
                 raise ValueError(f"{name} must be a non-negative int, not {limit!r}")
@@ -135,17 +139,27 @@ class Cache(
                 )
         elif not os.path.isdir(directory):
             raise FileNotFoundError(errno.ENOENT, "cache directory does not exist", directory)
+        lease = guard(directory, network_fs, read_only=read_only, settings=settings)
+        self._network_fs = network_fs
         self._directory = directory
         self._timeout = timeout
         self._secret_arg = secret
         self._read_only = read_only
         self._extra_disk = extra_disk
-        check_names(settings)
-        validated = Settings(**{name: normalize(name, value) for name, value in settings.items()})
+        try:
+            check_names(settings)
+            validated = Settings(**{n: normalize(n, value) for n, value in settings.items()})
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
         pragmas = {
             name: getattr(validated, name) for name in settings if name.startswith("sqlite_")
         }
         store = Store(directory, timeout=timeout, pragmas=pragmas, read_only=read_only)
+        if lease is not None:
+            store.lease = lease
+            lease.attach(store)
         try:
             loaded = open_database(store, settings)
         except BaseException:
@@ -159,7 +173,8 @@ class Cache(
             **{name[len("disk_") :]: value for name, value in extra_disk.items()},
         }
         self._disk = make_disk(disk, directory, options)
-        self._disk.attach(directory, signer=Signer(key), fsync=loaded.sqlite_synchronous >= 2)
+        fsync = per_commit(loaded.sqlite_journal_mode, loaded.sqlite_synchronous)
+        self._disk.attach(directory, signer=Signer(key), fsync=fsync)
         if self._disk.hooked:
             store.remove_hooked = self._disk.remove_hooked
         if key is not None:
@@ -169,7 +184,7 @@ class Cache(
                 store.close()
                 raise
         policy = POLICIES[loaded.eviction_policy]
-        store.changes = None if read_only else open_counter(directory)
+        store.changes = None if read_only else open_counter(directory, mapped=lease is None)
         reserve = None
         if not read_only:
             reserve = Reserve(directory)
@@ -650,6 +665,7 @@ class Cache(
             "extra_disk": self._extra_disk,
             "namespace": self._ns_name,
             "memory": self._memory,
+            "network_fs": self._network_fs,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -662,6 +678,7 @@ class Cache(
             read_only=state["read_only"],
             memory_items=state["memory"][0],
             memory_bytes=state["memory"][1],
+            network_fs=state.get("network_fs", "refuse"),
             **state["extra_disk"],
         )
         if state["namespace"]:

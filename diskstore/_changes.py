@@ -63,9 +63,51 @@ class ChangeCounter:
             self._map.close()
 
 
-def open_counter(directory: str) -> ChangeCounter | None:
+class UnmappedChangeCounter(ChangeCounter):
+    """The same counter read and written with ``pread``/``pwrite`` instead of a mapping.
+
+    On a network filesystem (``network_fs="single-host"``) a shared mapping is not kept
+    coherent and can be shrunk under a reader by another client (SIGBUS); plain reads and
+    writes go through the one client's page cache, which its processes share.
+    """
+
+    def __init__(self, directory: str) -> None:
+        path = os.path.join(directory, FILE_NAME)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        self._fd = os.open(path, flags, 0o600)
+        if os.fstat(self._fd).st_size < _PAIR.size:
+            os.ftruncate(self._fd, _PAIR.size)
+
+    def _pair(self) -> bytes:
+        data = os.pread(self._fd, _PAIR.size, 0)
+        return data if len(data) == _PAIR.size else bytes(_PAIR.size)
+
+    def read(self) -> tuple[int, int]:
+        begun, done = _PAIR.unpack(self._pair())
+        return int(begun), int(done)
+
+    def begun(self) -> int:
+        return self.read()[0]
+
+    def begin(self) -> int:
+        number = (self.begun() + 1) & 0xFFFFFFFFFFFFFFFF
+        os.pwrite(self._fd, _ONE.pack(number), 0)
+        return number
+
+    def finish(self, number: int) -> None:
+        os.pwrite(self._fd, _ONE.pack(number), _ONE.size)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def open_counter(directory: str, *, mapped: bool = True) -> ChangeCounter | None:
     """Open the directory's counter; ``None`` where it cannot be created (read-only)."""
     try:
-        return ChangeCounter(directory)
+        return ChangeCounter(directory) if mapped else UnmappedChangeCounter(directory)
     except OSError:
         return None

@@ -78,6 +78,12 @@ def run_check(
             if progress is not None:
                 checked += len(rows)
                 progress(checked, total)
+            if rows[-1][0] <= last:  # a damaged table can hand back rows already seen
+                report(
+                    f"entries after {last} are out of order: the table is damaged",
+                    CorruptionWarning,
+                )
+                break
             last = rows[-1][0]
             for rowid, ns, db_key, raw, is_text, mode, value, filename, sig, vsize, size in rows:
                 problem: str | None = None
@@ -90,6 +96,8 @@ def run_check(
                     value = _native_value(con, rowid)
                     if value is _UNDECODABLE:
                         problem = "value text is not UTF-8"
+                    elif value is _UNREADABLE:
+                        problem = "its value cannot be read back"
                 if problem is None:
                     problem = _verify_row(
                         cache, ns, db_key, raw, mode, value, filename, sig, vsize, size
@@ -145,6 +153,7 @@ def run_check(
 
 
 _UNDECODABLE = object()
+_UNREADABLE = object()  # the row read a moment ago is not found again: a damaged table
 #: A diskcache pickle not yet adopted: not damage, and never removed by ``fix``.
 _UNTRUSTED = "untrusted"
 
@@ -152,9 +161,10 @@ _UNTRUSTED = "untrusted"
 def _native_value(con: Any, rowid: int) -> Any:
     """Re-read a native value (read as bytes above) as itself; text must be UTF-8."""
     try:
-        return con.execute(_sql.SELECT_NATIVE_VALUE, (rowid,)).fetchone()[0]
+        row = con.execute(_sql.SELECT_NATIVE_VALUE, (rowid,)).fetchone()
     except sqlite3.OperationalError:
         return _UNDECODABLE
+    return _UNREADABLE if row is None else row[0]
 
 
 def _verify_row(

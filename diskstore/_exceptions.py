@@ -15,6 +15,7 @@ catches them all; each also derives from the built-in a Python user would expect
     ├── StorageError (OSError)         the disk refused a write (full, I/O error)
     │   └── StorageFullError           no space left on the device or database
     ├── IntegrityError                 stored data failed verification
+    ├── NetworkFilesystemError         the directory is on a network filesystem (or leased)
     ├── ServerUnavailableError (ConnectionError)  a cache server did not answer in time
     └── UnsupportedError (NotImplementedError)    the backend cannot do this operation
 
@@ -102,6 +103,26 @@ class StorageFullError(StorageError):
 
 class IntegrityError(DiskStoreError):
     """Stored bytes failed verification (bad signature, truncation, or a tampered name)."""
+
+
+class NetworkFilesystemError(DiskStoreError):
+    """The cache directory is on a network filesystem, which diskstore refuses by default.
+
+    SQLite databases written there by more than one machine, or through more than one mount,
+    are damaged beyond repair. The message names the filesystem type and mount point and the
+    ways out: a local directory, the Redis backend, or ``network_fs="single-host"`` when one
+    machine alone uses the directory. With that opt-in, this error also says that another
+    machine or mount holds the directory's lease. ``fs_type`` and ``mount_point`` hold what
+    was detected.
+    """
+
+    def __init__(self, message: str, fs_type: str = "", mount_point: str = "") -> None:
+        super().__init__(message)
+        self.fs_type = fs_type
+        self.mount_point = mount_point
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        return (type(self), (str(self), self.fs_type, self.mount_point))
 
 
 class ServerUnavailableError(DiskStoreError, ConnectionError):

@@ -20,6 +20,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, Protocol
 
+from ._durability import sync_directory, sync_fd
 from ._exceptions import IntegrityError, StorageError, StorageFullError
 from ._faults import crash_point
 
@@ -60,6 +61,7 @@ class PendingFile:
         "fd",
         "input_bytes",
         "name",
+        "new_dirs",
         "on_publish",
         "published",
         "stored_bytes",
@@ -72,6 +74,8 @@ class PendingFile:
         self.stored_bytes = stored
         self.input_bytes = consumed
         self.published = False
+        #: Directories that gained an entry (a new ``data/xx``, a new ``data``) for this file.
+        self.new_dirs: list[str] = []
         #: Called with the file's status once it has its final name.
         self.on_publish: Callable[[os.stat_result], None] | None = None
 
@@ -132,11 +136,15 @@ class FileStore:
         finally:
             os.close(fd)
 
-    def _open_subdir(self, name: str, *, create: bool = False) -> int:
+    def _open_subdir(
+        self, name: str, *, create: bool = False, made: list[str] | None = None
+    ) -> int:
         """A descriptor of the directory holding *name*, each level opened without links.
 
         The first level is opened by its path below the cache directory (one system call
-        fewer than opening the directory first), the others relative to it.
+        fewer than opening the directory first), the others relative to it. A directory
+        created on the way adds its parent, whose entries changed, to *made* (innermost
+        first), to be synced when the file is published.
         """
         first, *rest = name.split("/")[:-1]
         top = os.path.join(self.root, first)
@@ -147,7 +155,10 @@ class FileStore:
                 raise
             with contextlib.suppress(FileExistsError):
                 os.mkdir(top, 0o700)
+                if made is not None:
+                    made.append(self.root)
             fd = os.open(top, _DIR_FLAGS)
+        path = top
         try:
             for part in rest:
                 try:
@@ -157,9 +168,12 @@ class FileStore:
                         raise
                     with contextlib.suppress(FileExistsError):
                         os.mkdir(part, 0o700, dir_fd=fd)
+                        if made is not None:
+                            made.insert(0, path)
                     sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 os.close(fd)
                 fd = sub
+                path = os.path.join(path, part)
         except BaseException:
             os.close(fd)
             raise
@@ -183,8 +197,9 @@ class FileStore:
         name = f"{DATA_DIR}/{token[:2]}/{token[2:]}.val"
         stored = 0
         consumed = 0
+        made: list[str] = []
         try:
-            dir_fd = self._open_subdir(name, create=True)
+            dir_fd = self._open_subdir(name, create=True, made=made)
         except OSError as exc:
             raise storage_error(exc, "creating a value directory") from exc
         temp = token[2:] + ".tmp"
@@ -219,7 +234,9 @@ class FileStore:
                 raise storage_error(exc, "writing a value file") from exc
             raise
         crash_point("file-written")
-        return PendingFile(name, dir_fd, fd, stored, consumed)
+        pending = PendingFile(name, dir_fd, fd, stored, consumed)
+        pending.new_dirs = made
+        return pending
 
     def publish(self, pending: PendingFile) -> None:
         """Rename a written file to its final name (inside the transaction that uses it)."""
@@ -230,6 +247,16 @@ class FileStore:
         except OSError as exc:
             self.discard(pending)
             raise storage_error(exc, "publishing a value file") from exc
+        if self.fsync:  # each commit is synced: the names must be durable before it
+            try:
+                sync_fd(pending.dir_fd)
+                for directory in pending.new_dirs:
+                    sync_directory(directory)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(final, dir_fd=pending.dir_fd)
+                pending.close()
+                raise storage_error(exc, "syncing a value file's directory") from exc
         pending.published = True
         if pending.on_publish is not None:
             with contextlib.suppress(OSError):

@@ -15,6 +15,7 @@ from ._exceptions import (
     UntrustedPickle,
     warn_caller,
 )
+from ._filesystems import damage_hint
 
 #: Rows per chunk of a rowid scan: small for the first chunk, so that taking one key is
 #: cheap, then growing to this, which halves the per-key cost of a long scan.
@@ -110,6 +111,8 @@ class IterationMixin(CacheBase):
                     key = self._load_key(db_key, raw)
                     if key is not _SKIP:
                         yield key
+            if (rows[-1][0] >= bound) if reverse else (rows[-1][0] <= bound):
+                self._out_of_order()  # only a damaged table goes back: it would never end
             bound = rows[-1][0]
             chunk = min(chunk * 2, _SCAN_CHUNK)
 
@@ -175,12 +178,21 @@ class IterationMixin(CacheBase):
                 continue
             if not rows:
                 return
+            previous = resume
             if sqls is plain:
                 resume = (rows[-1][0], rows[-1][1])
             else:
                 resume = tuple(rows[-1][1:])
                 rows = self._decoded(rows)
+            if resume == previous:
+                self._out_of_order()
             yield from self._keys_from(rows)
+
+    def _out_of_order(self) -> None:
+        path = self._store.path
+        raise IntegrityError(
+            f"database {path} is damaged: its rows come back out of order{damage_hint(path)}"
+        )
 
     def __len__(self) -> int:
         """Number of items (of this namespace), read from a counter: O(1)."""

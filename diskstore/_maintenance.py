@@ -12,7 +12,8 @@ from typing import Any
 from . import _clock, _sql
 from ._base import _CHUNK, CacheBase, _check_tag
 from ._constants import ENOVAL
-from ._exceptions import SettingsError, Timeout
+from ._exceptions import IntegrityError, SettingsError, Timeout
+from ._filesystems import damage_hint
 from ._policies import POLICIES
 from ._schema import ensure_indexes
 from ._settings import METADATA, Settings, check_names, normalize, persistable
@@ -37,6 +38,14 @@ class MaintenanceMixin(CacheBase):
                 count, last = self._delete_chunk(select, (*params, *after, _CHUNK), retry)
                 if not count:
                     break
+                if resume and last <= after[0]:
+                    # The statement asks for rowids past the last one: only a damaged table
+                    # hands back earlier ones, and the loop would never end.
+                    path = self._store.path
+                    raise IntegrityError(
+                        f"database {path} is damaged: rows come back out of order"
+                        f"{damage_hint(path)}"
+                    )
                 removed += count
                 if resume:
                     after = (last,)

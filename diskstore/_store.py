@@ -36,6 +36,7 @@ from urllib.parse import quote
 
 from . import _sql
 from ._changes import ChangeCounter
+from ._durability import checkpoints, no_checkpoint_on_close
 from ._exceptions import (
     DiskStoreError,
     ForkedTransactionError,
@@ -46,6 +47,7 @@ from ._exceptions import (
     Timeout,
 )
 from ._faults import crash_point
+from ._filesystems import damage_hint
 
 DB_NAME = "cache.db"
 
@@ -58,8 +60,8 @@ class Conn:
     """One thread's connection to one store, with its transaction state."""
 
     __slots__ = (
-        "__weakref__", "change_no", "con", "created", "cur", "depth", "dropped", "forked",
-        "owner", "txn",
+        "__weakref__", "before_close", "change_no", "con", "created", "cur", "depth",
+        "dropped", "forked", "owner", "txn",
     )  # fmt: skip
 
     def __init__(self, con: sqlite3.Connection) -> None:
@@ -72,6 +74,8 @@ class Conn:
         self.owner = threading.get_ident()
         self.change_no = 0  # this transaction's number in the change counter (0: none)
         self.forked = False  # a child's copy of a transaction its parent had open at the fork
+        #: Called before the connection closes (see _durability.py: it may checkpoint).
+        self.before_close: Callable[[], None] | None = None
 
     def __del__(self) -> None:
         # When a thread ends, its record goes with it. The connection would linger (it sits in
@@ -81,6 +85,8 @@ class Conn:
         if con is not None:
             self.con = None
             with _sqlite_lock, contextlib.suppress(Exception):
+                if self.before_close is not None:
+                    self.before_close()
                 con.close()
 
 
@@ -115,7 +121,7 @@ def translate(exc: sqlite3.Error, path: str) -> Exception:
     if code == 8:
         return ReadOnlyError(f"cache {path} is read-only: {exc}")
     if code in (11, 26):
-        return IntegrityError(f"database {path} is damaged: {exc}")
+        return IntegrityError(f"database {path} is damaged: {exc}{damage_hint(path)}")
     if code in _BUSY_CODES:
         return Timeout(f"database {path} stayed locked: {exc}")
     return DiskStoreError(f"database error on {path}: {exc}")
@@ -223,6 +229,10 @@ class Store:
         self.remove_hooked: Callable[[str], None] | None = None
         #: Called with the change number after each counted commit.
         self.after_commit: Callable[[int], None] | None = None
+        #: The single-host lease of a directory on a network filesystem (see _lease.py).
+        self.lease: Any = None
+        #: Checkpoints driven by diskstore, each after a filesystem sync (_durability.py).
+        self.checkpoints = checkpoints(directory, self.path)
         _STORES.add(self)
 
     # -- connections ------------------------------------------------------------------------
@@ -265,6 +275,9 @@ class Store:
             if journal != "wal" and not self.read_only:
                 # WAL is remembered by the database file; the other modes are per connection.
                 self._pragma(con, "journal_mode", journal)
+            if not self.read_only:  # checkpoints only after a sync: see _durability.py
+                self._pragma(con, "wal_autocheckpoint", 0)
+                no_checkpoint_on_close(con)
         except BaseException:
             con.close()
             raise
@@ -279,7 +292,7 @@ class Store:
             try:
                 con.execute(sql).fetchall()
                 return
-            except sqlite3.OperationalError as exc:
+            except sqlite3.Error as exc:
                 if not is_busy(exc):
                     raise translate(exc, self.path) from exc
                 attempt += 1
@@ -288,6 +301,8 @@ class Store:
     def connect_thread(self) -> Conn:
         """Return this thread's connection record, opening the connection if needed."""
         self._closed = False
+        if self.lease is not None:
+            self.lease.check()
         conn: Conn | None = getattr(self._local, "conn", None)
         if conn is not None and conn.forked:
             raise ForkedTransactionError(
@@ -300,6 +315,7 @@ class Store:
                 conn = Conn(self._connect())
             except sqlite3.Error as exc:
                 raise translate(exc, self.path) from exc
+            conn.before_close = self.checkpoints.before_close
             self._local.conn = conn
             with self._lock:
                 self._conns.add(conn)
@@ -332,7 +348,8 @@ class Store:
         for conn in conns:
             if conn.depth == 0 and conn.con is not None:
                 con, conn.con = conn.con, None
-                with _sqlite_lock, contextlib.suppress(sqlite3.Error):
+                with _sqlite_lock, contextlib.suppress(sqlite3.Error, OSError):
+                    self.checkpoints.before_close()
                     con.close()
 
     def _after_fork_child(self) -> None:
@@ -381,13 +398,23 @@ class Store:
         for conn in conns:
             if conn.con is not None and (conn.depth == 0 or conn.owner == threading.get_ident()):
                 con, conn.con = conn.con, None
-                with _sqlite_lock, contextlib.suppress(sqlite3.Error):
+                with _sqlite_lock, contextlib.suppress(sqlite3.Error, OSError):
+                    self.checkpoints.before_close()
                     con.close()
 
     def checkpoint(self) -> None:
         """Copy the write-ahead log into the database and truncate it (best effort)."""
-        with contextlib.suppress(DiskStoreError, sqlite3.Error):
+        with contextlib.suppress(DiskStoreError, sqlite3.Error, OSError):
+            self.checkpoints.before_checkpoint()
             self.run(_sql.CHECKPOINT_TRUNCATE)
+
+    def _checkpoint_due(self, con: sqlite3.Connection) -> None:
+        """After a commit: checkpoint once the log has grown enough, after a sync."""
+        if self.checkpoints.due() and self.pragmas.get("sqlite_journal_mode", "wal") == "wal":
+            with contextlib.suppress(sqlite3.Error, OSError):
+                if self.pragmas.get("sqlite_synchronous", 1):
+                    self.checkpoints.before_checkpoint()
+                con.execute(_sql.PRAGMA_SET.format(name="wal_checkpoint", value="PASSIVE"))
 
     @property
     def setup_patience(self) -> float:
@@ -427,7 +454,7 @@ class Store:
             try:
                 assert conn.con is not None
                 return conn.con.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
+            except sqlite3.Error as exc:
                 if not is_busy(exc):
                     raise translate(exc, self.path) from exc
 
@@ -472,6 +499,7 @@ class Store:
             raise translate(exc, self.path) from exc
         if conn is None:
             conn = self._local.scan = Conn(con)
+            conn.before_close = self.checkpoints.before_close
             with self._lock:
                 self._conns.add(conn)
         else:
@@ -488,6 +516,8 @@ class Store:
             return False
         if self.read_only:
             raise ReadOnlyError(f"cache {self.directory} was opened read-only")
+        if self.lease is not None:
+            self.lease.check()
         if _FORKED_WRITERS and self.path in _FORKED_WRITERS:
             raise ForkedTransactionError(
                 f"cache {self.directory} cannot be written by this process: it was forked"
@@ -498,7 +528,7 @@ class Store:
         assert con is not None
         try:
             con.execute(_sql.BEGIN)
-        except sqlite3.OperationalError as exc:
+        except sqlite3.Error as exc:
             if not is_busy(exc):
                 raise translate(exc, self.path) from exc
             deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
@@ -509,7 +539,7 @@ class Store:
                 try:
                     con.execute(_sql.BEGIN)
                     break
-                except sqlite3.OperationalError as again:
+                except sqlite3.Error as again:
                     if not is_busy(again):
                         raise translate(again, self.path) from again
         conn.txn = 1
@@ -535,18 +565,28 @@ class Store:
         changes = self.changes if number else None
         if commit:
             try:
-                con.execute(_sql.COMMIT)
-            except sqlite3.Error as exc:
+                self._commit(con)
+            except (sqlite3.Error, Timeout) as exc:
                 self._rollback(con)
                 if changes is not None:
                     changes.finish(number)
                 self._remove(created)
+                if isinstance(exc, Timeout):
+                    raise
                 raise translate(exc, self.path) from exc
             if changes is not None:
                 changes.finish(number)
+            if created:
+                self.checkpoints.committed(created)
+            self._checkpoint_due(con)
             crash_point("committed")
             if dropped:
                 crash_point("before-unlink")
+                with contextlib.suppress(OSError):
+                    self.checkpoints.before_unlink(
+                        self.pragmas.get("sqlite_journal_mode", "wal"),
+                        self.pragmas.get("sqlite_synchronous", 1),
+                    )
                 self._remove(dropped)
             if number and self.after_commit is not None:
                 self.after_commit(number)
@@ -555,6 +595,29 @@ class Store:
             if changes is not None:
                 changes.finish(number)
             self._remove(created)
+
+    def _commit(self, con: sqlite3.Connection) -> None:
+        """COMMIT, waiting out readers: with a rollback journal (``sqlite_journal_mode`` other
+        than WAL, as in single-host mode on a network filesystem) a commit needs every
+        reader gone and fails busy meanwhile, with the transaction still open to retry."""
+        try:
+            con.execute(_sql.COMMIT)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or not con.in_transaction:
+                raise
+        else:
+            return
+        deadline = time.monotonic() + self.timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            wait_busy(attempt, deadline, False, self.path)
+            try:
+                con.execute(_sql.COMMIT)
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc) or not con.in_transaction:
+                    raise
 
     def _end_forked(self, conn: Conn, outer: bool, commit: bool) -> None:
         """Leave one level of a transaction inherited from the parent by fork.
@@ -617,7 +680,11 @@ class Store:
             assert con is not None
             depth = conn.txn
             if not outer:
-                con.execute(_sql.SAVEPOINT.format(depth=depth))
+                try:
+                    con.execute(_sql.SAVEPOINT.format(depth=depth))
+                except sqlite3.Error as exc:
+                    conn.txn -= 1
+                    raise translate(exc, self.path) from exc
             mark = (len(conn.created), len(conn.dropped))
             try:
                 yield

@@ -63,10 +63,10 @@ def _check_position(index: object) -> int:
         raise TypeError(f"deque index must be an int, got {index!r}") from None
 
 
-def _open_cache(directory: str | bytes | os.PathLike[str] | None) -> Any:
+def _open_cache(directory: str | bytes | os.PathLike[str] | None, network_fs: str) -> Any:
     if isinstance(directory, bytes):
         directory = os.fsdecode(directory)
-    return Cache(directory, eviction_policy="none")
+    return Cache(directory, eviction_policy="none", network_fs=network_fs)
 
 
 class Deque(Sequence[Any]):
@@ -96,15 +96,18 @@ class Deque(Sequence[Any]):
         iterable: Iterable[Any] = (),
         directory: str | bytes | os.PathLike[str] | None = None,
         maxlen: int | None = None,
+        *,
+        network_fs: str = "refuse",
     ) -> None:
         """Open the deque stored in ``directory`` and append ``iterable`` to its back.
 
         ``directory=None`` creates a new temporary directory, which is not removed
         automatically. Reopening a directory keeps its items; if they exceed ``maxlen``, the
-        oldest (front) ones are dropped.
+        oldest (front) ones are dropped. ``network_fs`` is :class:`Cache`'s: a directory on a
+        network filesystem is refused unless it is ``"single-host"``.
         """
         checked = _check_maxlen(maxlen)
-        self._cache = _open_cache(directory)
+        self._cache = _open_cache(directory, network_fs)
         self._maxlen = checked
         self._trim()
         self.extend(iterable)
@@ -500,20 +503,21 @@ class Index(MutableMapping[Any, Any]):
 
     _cache: Any
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, network_fs: str = "refuse", **kwargs: Any) -> None:
         """Open the index stored in a directory and add items to it.
 
         The first positional argument is the directory when it is a ``str``, ``bytes`` or
         path object, or ``None`` (a new temporary directory, the default, which is not
         removed automatically). The remaining arguments are those of :class:`dict`: a mapping
-        or iterable of pairs, then keyword items.
+        or iterable of pairs, then keyword items. ``network_fs`` is :class:`Cache`'s option,
+        not an item (an item of that name goes in the mapping).
         """
         directory = None
         if args and (args[0] is None or isinstance(args[0], (str, bytes, os.PathLike))):
             directory, args = args[0], args[1:]
         if len(args) > 1:
             raise TypeError(f"Index expected at most 1 item argument, got {len(args)}")
-        self._cache = _open_cache(directory)
+        self._cache = _open_cache(directory, network_fs)
         self.update(*args, **kwargs)
 
     @classmethod

@@ -120,9 +120,9 @@ def find_cache(directory: str) -> CacheDir:
     )
 
 
-def _open(found: CacheDir, read_only: bool) -> AnyCache:
+def _open(found: CacheDir, read_only: bool, network_fs: str) -> AnyCache:
     try:
-        return _open_as(found, read_only)
+        return _open_as(found, read_only, network_fs)
     except IntegrityError as exc:
         # A directory diskcache wrote, or one of diskstore's earlier layout: reading it
         # needs its schema brought up once, in place (diskcache keeps reading it).
@@ -134,22 +134,23 @@ def _open(found: CacheDir, read_only: bool) -> AnyCache:
                 f"cannot write to it: run any command that writes (for example `{PROG} "
                 f"expire {found.path}`) as its owner once"
             ) from exc
-        _open_as(found, False).close()
-        return _open_as(found, True)
+        _open_as(found, False, network_fs).close()
+        return _open_as(found, True, network_fs)
 
 
-def _open_as(found: CacheDir, read_only: bool) -> AnyCache:
+def _open_as(found: CacheDir, read_only: bool, network_fs: str) -> AnyCache:
     if not found.shards:
         from .._cache import Cache
 
-        return Cache(found.path, timeout=TIMEOUT, read_only=read_only)
+        return Cache(found.path, timeout=TIMEOUT, read_only=read_only, network_fs=network_fs)
     from .._disk import Disk
     from ..fanout import FanoutCache
 
     # As unpickling does: with the settings stored in the shards, never the defaults
     # (FanoutCache(directory) would give every shard a new share of the default size_limit).
     cache = FanoutCache.__new__(FanoutCache)
-    cache._open(found.path, found.shards, TIMEOUT, Disk, {"read_only": read_only}, namespace="")
+    options = {"read_only": read_only, "network_fs": network_fs}
+    cache._open(found.path, found.shards, TIMEOUT, Disk, options, namespace="")
     return cache
 
 
@@ -164,7 +165,7 @@ def open_cache(args: argparse.Namespace, *, read_only: bool) -> AnyCache:
     found = find_cache(directory)
     if not read_only and not os.access(found.path, os.W_OK | os.X_OK):
         raise permission_error(directory, found.path, write=True)
-    cache = _open(found, read_only)
+    cache = _open(found, read_only, getattr(args, "network_fs", "refuse"))
     namespace = getattr(args, "namespace", None)
     if not namespace:
         return cache

@@ -148,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
         for argument in arguments:
             names, options = _ARGUMENTS[argument]
             sub.add_argument(*names, **options)
+        if "DIR" in arguments:  # see Cache(network_fs=...) and docs/reliability.md
+            sub.add_argument("--network-fs", choices=("refuse", "single-host"),
+                             default="refuse", help="open DIR on a network filesystem "
+                             "only with single-host (this machine alone uses it)")  # fmt: skip
     return parser
 
 

@@ -193,7 +193,7 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
     ):
         raise UsageError(f"{args.directory!r} exists and is not a diskstore cache")
     copied = 0
-    with Cache(target) as cache:
+    with Cache(target, network_fs=args.network_fs) as cache:
         with progress_bar("copying", 0) as progress:
 
             def count(done: int, total: int) -> None:

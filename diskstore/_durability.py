@@ -1,0 +1,211 @@
+"""A row never reaches the disk before its value file.
+
+After a power cut, a row that survived must find its value file whole: the file's data and
+the directory entries naming it (the rename from ``.tmp``, a new ``data/xx/`` directory, a
+new ``data/``) must be durable no later than the row. When the row becomes durable depends
+on SQLite's mode:
+
+- With a rollback journal, or ``sqlite_synchronous >= 2`` (FULL), every commit is synced:
+  each value file is synced, with the directories that name it, before its transaction
+  commits (:func:`per_commit`, done by :class:`~diskstore._files.FileStore`).
+- In WAL mode at ``sqlite_synchronous = 1`` (NORMAL, the default) a commit only appends to
+  the log, which is synced when it is checkpointed into the database. Files are not synced
+  one by one; instead every checkpoint syncs the whole filesystem first (``syncfs``), which
+  makes durable every value file any process wrote before it, and their directory entries.
+  SQLite's automatic checkpoints cannot be preceded by anything, so diskstore turns them off
+  (``wal_autocheckpoint = 0``) and checkpoints itself after commits once the log has grown
+  past :data:`CHECKPOINT_BYTES` (SQLite's own default size). Closing the last connection
+  also checkpoints: where Python can (3.12+) SQLite is told not to, elsewhere a process
+  that committed value files syncs the filesystem before closing a connection.
+- A value file that a commit replaced or deleted is unlinked only once that commit is
+  durable (:meth:`Checkpoints.before_unlink`), or a power cut could bring the old row back
+  without its file.
+- At ``sqlite_synchronous = 0`` SQLite syncs nothing, and no promise is made.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import stat
+from typing import Any
+
+#: A checkpoint is due once the log holds this many bytes (SQLite's 1000 pages of 4 KiB).
+CHECKPOINT_BYTES = 1000 * 4096
+#: How many commits of one store pass between two looks at the log's size.
+CHECK_EVERY = 16
+
+_syncfs: Any = None
+
+
+def per_commit(journal_mode: str, synchronous: int) -> bool:
+    """Whether each commit is synced, so each value file must be synced before it."""
+    return synchronous >= 2 or (journal_mode != "wal" and synchronous >= 1)
+
+
+def sync_directory(path: str) -> None:
+    """Make the entries of directory *path* durable (best effort where it cannot be opened)."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        sync_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_fd(fd: int) -> None:
+    """``fsync`` a file or directory; a filesystem that cannot sync directories is ignored."""
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (22, 95):  # EINVAL, EOPNOTSUPP: nothing to sync there
+            raise
+
+
+def sync_filesystem(directory: str) -> None:
+    """Make durable everything written so far on *directory*'s filesystem, by any process."""
+    global _syncfs
+    if _syncfs is None:
+        _syncfs = False
+        with contextlib.suppress(OSError, AttributeError, ImportError):
+            import ctypes  # not ctypes.util: it loads shutil, tempfile and random
+
+            _syncfs = ctypes.CDLL(None, use_errno=True).syncfs  # libc, already loaded
+    if _syncfs:
+        try:
+            fd = os.open(directory, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                if _syncfs(fd) == 0:
+                    return
+            finally:
+                os.close(fd)
+    os.sync()
+
+
+class Checkpoints:
+    """Drives the WAL checkpoints of one database, each after a filesystem sync."""
+
+    def __init__(self, directory: str, path: str) -> None:
+        self.directory = directory
+        self.wal = path + "-wal"
+        self.commits = 0
+        #: Value files (names below ``data/``) this process committed since the last sync.
+        self.pending: list[str] = []
+
+    def log_bytes(self) -> int:
+        try:
+            return os.stat(self.wal).st_size
+        except OSError:
+            return 0
+
+    def due(self) -> bool:
+        """Count a commit; every :data:`CHECK_EVERY`, say whether the log is large enough."""
+        self.commits += 1
+        return self.commits % CHECK_EVERY == 0 and self.log_bytes() >= CHECKPOINT_BYTES
+
+    def committed(self, names: list[str]) -> None:
+        """Remember value files a commit of this process made (``@`` names are a hook's)."""
+        self.pending.extend(name for name in names if not name.startswith("@"))
+
+    def before_checkpoint(self) -> None:
+        """Make every value file the log may name durable, with its directory entries.
+
+        This process's own files are synced one by one (that reaches any filesystem, FUSE
+        ones included); then the whole filesystem is, for files other processes wrote.
+        """
+        pending, self.pending = self.pending, []
+        data = os.path.join(self.directory, "data")
+        directories = {data, self.directory}
+        # O_NONBLOCK: a FIFO planted in place of a value file must not stop the sync.
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        for name in pending:  # relative to the directory, as rows name them
+            path = os.path.join(self.directory, name)
+            try:
+                fd = os.open(path, flags)
+            except OSError:
+                continue  # removed meanwhile: nothing names it any more
+            try:
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    sync_fd(fd)
+            finally:
+                os.close(fd)
+            directories.add(os.path.dirname(path))
+        for directory in sorted(directories, key=len, reverse=True):
+            sync_directory(directory)
+        sync_filesystem(self.directory)
+
+    def before_unlink(self, journal_mode: str, synchronous: int) -> None:
+        """Make a commit that dropped value files durable before they are unlinked.
+
+        Otherwise the unlink can reach the disk first (ext4 commits every name change with
+        any sync): a power cut would then bring back the old row without its file. Where
+        each commit is synced this is already so; in WAL mode at NORMAL the log is synced
+        now, after the value files it may name, as before a checkpoint.
+        """
+        if journal_mode != "wal" or synchronous != 1:
+            return
+        self.before_checkpoint()
+        try:
+            fd = os.open(self.wal, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return
+        try:
+            sync_fd(fd)
+        finally:
+            os.close(fd)
+
+    def before_close(self) -> None:
+        """Closing the last connection checkpoints (where SQLite cannot be told not to):
+        sync first if this process wrote value files that the log may name."""
+        if self.pending and self.log_bytes() > 0:
+            with contextlib.suppress(OSError):
+                self.before_checkpoint()
+
+
+def no_checkpoint_on_close(con: Any) -> bool:
+    """Tell SQLite not to checkpoint when *con* closes; False where Python cannot."""
+    import sqlite3
+
+    option = getattr(sqlite3, "SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE", None)
+    if option is None or not hasattr(con, "setconfig"):
+        return False
+    try:
+        con.setconfig(option, True)
+    except sqlite3.Error:
+        return False
+    return True
+
+
+_OPEN: dict[str, Checkpoints] = {}
+
+
+def checkpoints(directory: str, path: str) -> Checkpoints:
+    found = _OPEN.get(path)
+    if found is None:
+        found = _OPEN[path] = Checkpoints(directory, path)
+    return found
+
+
+def _at_exit() -> None:
+    # Connections still open at exit are closed by the interpreter (checkpointing the last):
+    # sync each filesystem holding a log first, once.
+    synced: set[int] = set()
+    for entry in list(_OPEN.values()):
+        try:
+            device = os.stat(entry.directory).st_dev
+        except OSError:
+            continue
+        if device not in synced and entry.log_bytes() > 0:
+            synced.add(device)
+            with contextlib.suppress(OSError):
+                sync_filesystem(entry.directory)
+
+
+atexit.register(_at_exit)

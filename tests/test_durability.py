@@ -1,0 +1,127 @@
+"""A row is never durable before its value file (see diskstore/_durability.py).
+
+Where each commit is synced (a rollback journal, or ``sqlite_synchronous >= 2``), a value
+file, its directory and any directory created for it are synced before the commit. In WAL
+mode at NORMAL, SQLite's own checkpoints are off and diskstore's each follow a filesystem
+sync. tests/reliability/test_power_cut.py checks the result against real power cuts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import diskstore
+from diskstore import _durability, _files
+from diskstore._store import DB_NAME
+
+
+def _synced_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the path of every descriptor diskstore fsyncs."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+@pytest.mark.parametrize(
+    "settings",
+    [{"sqlite_synchronous": 2}, {"sqlite_journal_mode": "delete"}],
+    ids=["full", "rollback-journal"],
+)
+def test_file_and_its_directories_synced_before_the_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: dict[str, object]
+) -> None:
+    directory = str(tmp_path / "c")
+    synced = _synced_paths(monkeypatch)
+    published: list[str] = []
+    real_publish = _files.FileStore.publish
+
+    def publish(self: _files.FileStore, pending: _files.PendingFile) -> None:
+        real_publish(self, pending)
+        published.append(os.path.join(self.root, pending.name))
+        published.append(str(len(synced)))  # how many syncs had happened when it returned
+
+    monkeypatch.setattr(_files.FileStore, "publish", publish)
+    with diskstore.Cache(directory, **settings) as cache:
+        cache.set("big", b"x" * 100_000)
+        cache.set("bigger", b"y" * 200_000)
+    first, count = published[0], int(published[1])
+    before_commit = synced[:count]
+    data = os.path.join(directory, "data")
+    # The first file created data/ and data/xx/: their parents are synced too.
+    for path in (first[:-4] + ".tmp", os.path.dirname(first), data, directory):
+        assert path in before_commit, (path, before_commit)
+
+
+def test_no_per_file_sync_in_wal_normal_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = _synced_paths(monkeypatch)
+    with diskstore.Cache(str(tmp_path / "c")) as cache:
+        for number in range(20):
+            cache.set(number, os.urandom(50_000))
+        assert not any(path.endswith((".val", ".tmp")) for path in synced)
+    # Before its connections close (the last one checkpoints), they are all synced.
+    assert sum(path.endswith(".val") for path in synced) == 20
+
+
+def test_checkpoints_follow_a_filesystem_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = str(tmp_path / "c")
+    wal = os.path.join(directory, DB_NAME + "-wal")
+    events: list[tuple[str, int]] = []
+    real = _durability.sync_filesystem
+
+    def sync_filesystem(path: str) -> None:
+        events.append(("sync", os.path.getsize(wal) if os.path.exists(wal) else 0))
+        real(path)
+
+    monkeypatch.setattr(_durability, "sync_filesystem", sync_filesystem)
+    largest = 0
+    with diskstore.Cache(directory) as cache:
+        con = cache._store.connect_thread().con
+        assert con is not None
+        assert con.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        for number in range(3000):
+            cache.set(number, os.urandom(2000))  # inline values: the log grows by ~2 KB each
+            largest = max(largest, os.path.getsize(wal))
+    syncs = [size for kind, size in events if kind == "sync"]
+    assert any(size >= _durability.CHECKPOINT_BYTES for size in syncs)
+    # Checkpoints ran (the log restarts instead of growing past a few times the threshold).
+    assert largest < 4 * _durability.CHECKPOINT_BYTES
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_a_replaced_file_is_unlinked_after_its_commit_is_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Otherwise a power cut can keep the old row and lose its file (ext4 makes every name
+    change durable with any sync)."""
+    directory = str(tmp_path / "c")
+    synced = _synced_paths(monkeypatch)
+    unlinked: list[tuple[str, list[str]]] = []
+    real_unlink = _files.FileStore.unlink
+
+    def unlink(self: _files.FileStore, name: str) -> None:
+        unlinked.append((name, list(synced)))
+        real_unlink(self, name)
+
+    monkeypatch.setattr(_files.FileStore, "unlink", unlink)
+    with diskstore.Cache(directory) as cache:
+        cache.set("k", b"old" * 30_000)
+        cache.set("k", b"new" * 30_000)
+        assert len(unlinked) == 1
+        name, before = unlinked[0]
+        assert before[-1].endswith(DB_NAME + "-wal")  # the log, synced last, before the unlink
+        # ...after the new value file, which the log names.
+        assert any(path.endswith(".val") and not path.endswith(name[3:]) for path in before)
