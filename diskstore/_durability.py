@@ -17,9 +17,14 @@ on SQLite's mode:
   past :data:`CHECKPOINT_BYTES` (SQLite's own default size). Closing the last connection
   also checkpoints: where Python can (3.12+) SQLite is told not to, elsewhere a process
   that committed value files syncs the filesystem before closing a connection.
-- A value file that a commit replaced or deleted is unlinked only once that commit is
-  durable (:meth:`Checkpoints.before_unlink`), or a power cut could bring the old row back
-  without its file.
+- A value file that a commit replaced or deleted is unlinked right after the commit. Where
+  every commit is synced, that commit is durable by then. In WAL mode at NORMAL it may not
+  be: a power cut may roll back the last commits (as SQLite's NORMAL allows), and a row
+  that such a commit replaced or deleted then comes back without its file. It reads as a
+  miss with a warning, never as a wrong value, and ``check(fix=True)`` removes it. Waiting
+  for the commit to be durable before each unlink would sync the new value and the log on
+  every overwrite or eviction of a file-backed value (10 MB overwrites about 3x slower);
+  unlinks deferred to the next checkpoint would avoid that cost.
 - At ``sqlite_synchronous = 0`` SQLite syncs nothing, and no promise is made.
 """
 
@@ -140,26 +145,6 @@ class Checkpoints:
         for directory in sorted(directories, key=len, reverse=True):
             sync_directory(directory)
         sync_filesystem(self.directory)
-
-    def before_unlink(self, journal_mode: str, synchronous: int) -> None:
-        """Make a commit that dropped value files durable before they are unlinked.
-
-        Otherwise the unlink can reach the disk first (ext4 commits every name change with
-        any sync): a power cut would then bring back the old row without its file. Where
-        each commit is synced this is already so; in WAL mode at NORMAL the log is synced
-        now, after the value files it may name, as before a checkpoint.
-        """
-        if journal_mode != "wal" or synchronous != 1:
-            return
-        self.before_checkpoint()
-        try:
-            fd = os.open(self.wal, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            return
-        try:
-            sync_fd(fd)
-        finally:
-            os.close(fd)
 
     def before_close(self) -> None:
         """Closing the last connection checkpoints (where SQLite cannot be told not to):

@@ -582,11 +582,6 @@ class Store:
             crash_point("committed")
             if dropped:
                 crash_point("before-unlink")
-                with contextlib.suppress(OSError):
-                    self.checkpoints.before_unlink(
-                        self.pragmas.get("sqlite_journal_mode", "wal"),
-                        self.pragmas.get("sqlite_synchronous", 1),
-                    )
                 self._remove(dropped)
             if number and self.after_commit is not None:
                 self.after_commit(number)

@@ -99,29 +99,3 @@ def test_checkpoints_follow_a_filesystem_sync(
     assert any(size >= _durability.CHECKPOINT_BYTES for size in syncs)
     # Checkpoints ran (the log restarts instead of growing past a few times the threshold).
     assert largest < 4 * _durability.CHECKPOINT_BYTES
-
-
-@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
-def test_a_replaced_file_is_unlinked_after_its_commit_is_durable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Otherwise a power cut can keep the old row and lose its file (ext4 makes every name
-    change durable with any sync)."""
-    directory = str(tmp_path / "c")
-    synced = _synced_paths(monkeypatch)
-    unlinked: list[tuple[str, list[str]]] = []
-    real_unlink = _files.FileStore.unlink
-
-    def unlink(self: _files.FileStore, name: str) -> None:
-        unlinked.append((name, list(synced)))
-        real_unlink(self, name)
-
-    monkeypatch.setattr(_files.FileStore, "unlink", unlink)
-    with diskstore.Cache(directory) as cache:
-        cache.set("k", b"old" * 30_000)
-        cache.set("k", b"new" * 30_000)
-        assert len(unlinked) == 1
-        name, before = unlinked[0]
-        assert before[-1].endswith(DB_NAME + "-wal")  # the log, synced last, before the unlink
-        # ...after the new value file, which the log names.
-        assert any(path.endswith(".val") and not path.endswith(name[3:]) for path in before)
