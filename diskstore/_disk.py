@@ -597,32 +597,28 @@ class Disk(DiskcacheHooks):
         """
         if self.kind != KIND_PICKLE:
             raise IntegrityError("entry is a pickle, which this serializer never loads")
-        if value is not None:
-            if type(value) is not bytes:
-                raise IntegrityError(f"a pickle is stored as {type(value).__name__}")
-            data = value
-        elif filename is not None:
-            data = self.files.read(filename, size)
-        else:
-            raise IntegrityError("a pickled entry has neither a value nor a file")
+        data = self._bare_pickle(value, filename, size)
         if self._signing:
             if sig is None:
                 raise UntrustedPickle("a pickle written by diskcache, not yet trusted")
             self._verify(mode | FLAG_SIGNED, data, ns, db_key, raw, sig, vsize)
         return data
 
+    def _bare_pickle(self, value: Any, filename: str | None, size: int) -> bytes:
+        """A ``MODE_PICKLE`` row's pickle, from ``value`` or from its file (never loaded)."""
+        if value is not None:
+            if type(value) is not bytes:
+                raise IntegrityError(f"a pickle is stored as {type(value).__name__}")
+            return value
+        if filename is not None:
+            return self.files.read(filename, size)
+        raise IntegrityError("a pickled entry has neither a value nor a file")
+
     def sign_diskcache_pickle(
         self, value: Any, filename: str | None, ns: int, db_key: Any, raw: bool, size: int
     ) -> tuple[bytes, int]:
         """The tag and length that make a diskcache pickle row load (never unpickles it)."""
-        if value is not None:
-            if type(value) is not bytes:
-                raise IntegrityError(f"a pickle is stored as {type(value).__name__}")
-            data = value
-        elif filename is not None:
-            data = self.files.read(filename, size)
-        else:
-            raise IntegrityError("a pickled entry has neither a value nor a file")
+        data = self._bare_pickle(value, filename, size)
         mode = KIND_DCPICKLE | FLAG_SIGNED
         prefix = signature_prefix(ns, signature_key(db_key, raw), mode)
         return self.signer.sign(prefix + data + signature_suffix(len(data))), len(data)
