@@ -26,9 +26,10 @@ from ._jsondisk import JSONDisk
 from ._modes import MODE_BINARY, MODE_NONE, MODE_PICKLE, MODE_RAW, MODE_TEXT
 from ._policies import EVICTION_POLICY
 from ._settings import DEFAULT_SETTINGS
+from ._store import DB_NAME
 
-#: Database file name diskcache uses (diskstore's own is ``diskstore.db``).
-DBNAME = "cache.db"
+#: The database file's name: diskcache's, which diskstore's database is.
+DBNAME = DB_NAME
 
 #: The metadata counters every cache keeps, with their starting values.
 METADATA: Mapping[str, int] = {"count": 0, "size": 0, "hits": 0, "misses": 0}
