@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._store import Store, is_busy, translate, wait_busy
+from ._store import Store, is_busy, wait_busy
 
 _READS = ("SELECT", "WITH", "PRAGMA", "EXPLAIN", "VALUES")
 
@@ -82,7 +82,4 @@ def _read(
             if deadline is None:
                 deadline = time.monotonic() + store.timeout
             attempt += 1
-            try:
-                wait_busy(attempt, deadline, retry, store.path)
-            except Exception:
-                raise translate(exc, store.path) from exc
+            wait_busy(attempt, deadline, retry, store.path)  # Timeout past the deadline
