@@ -99,3 +99,26 @@ def test_checkpoints_follow_a_filesystem_sync(
     assert any(size >= _durability.CHECKPOINT_BYTES for size in syncs)
     # Checkpoints ran (the log restarts instead of growing past a few times the threshold).
     assert largest < 4 * _durability.CHECKPOINT_BYTES
+
+
+def test_checkpoints_come_once_per_log_of_checkpoint_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After a checkpoint the log restarts from its beginning; a log that kept its size would
+    # look due again sixteen commits later and sync the filesystem nearly every time.
+    directory = str(tmp_path / "c")
+    wal = os.path.join(directory, DB_NAME + "-wal")
+    syncs: list[int] = []
+    real = _durability.sync_filesystem
+
+    def sync_filesystem(path: str) -> None:
+        syncs.append(os.path.getsize(wal))
+        real(path)
+
+    monkeypatch.setattr(_durability, "sync_filesystem", sync_filesystem)
+    with diskstore.Cache(directory) as cache:
+        for number in range(4000):
+            cache.set(number % 100, os.urandom(32))  # a few pages of log per commit
+        during = len(syncs)
+    assert during >= 2
+    assert during <= 4000 // 100  # before: one every 16 commits once the log had filled
