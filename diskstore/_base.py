@@ -316,14 +316,14 @@ class CacheBase:
 
         *select* returns ``(rowid, ns, filename, size)`` rows.
         """
+        statement = _sql.deleting(select)
         with self._store.write(retry) as conn:
             con = conn.con
             assert con is not None
-            rows = con.execute(select, params).fetchall()
+            rows = con.execute(statement, params).fetchall()
             if rows:
-                con.executemany(_sql.DELETE_ROWIDS, [(row[0],) for row in rows])
                 self._uncount(conn, [row[1:] for row in rows])
-        return len(rows), rows[-1][0] if rows else 0
+        return len(rows), max(row[0] for row in rows) if rows else 0
 
     def _cull(self, now: float, limit: int | None, retry: bool) -> int:
         """Remove expired items, then evict until the volume fits; at most *limit* items.

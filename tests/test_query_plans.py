@@ -45,7 +45,6 @@ POINT = {
     "UNPIN": "INTEGER PRIMARY KEY (rowid=?)",
     "DELETE_ROWID": "INTEGER PRIMARY KEY (rowid=?)",
     "DELETE_ROWID_IF": "INTEGER PRIMARY KEY (rowid=?)",
-    "DELETE_ROWIDS": "INTEGER PRIMARY KEY (rowid=?)",
     "TOUCH_ACCESS_TIME": "INTEGER PRIMARY KEY (rowid=?)",
     "TOUCH_STORE_TIME": "INTEGER PRIMARY KEY (rowid=?)",
     "TOUCH_ACCESS_COUNT": "INTEGER PRIMARY KEY (rowid=?)",
@@ -219,6 +218,30 @@ def test_aggregates_read_through_an_index(con: sqlite3.Connection, name: str) ->
     assert any(AGGREGATES[name] in step for step in plan), plan
 
 
+#: The statements that pick victims for bulk removal (run through ``_sql.deleting``).
+VICTIMS = (
+    "SELECT_EXPIRED", "SELECT_NS_ITEMS", "SELECT_NS_ITEMS_VIEW", "SELECT_TAGGED_SCAN",
+    "SELECT_TAGGED_SCAN_VIEW", "SELECT_FUNCTION_CHUNK", "SELECT_TAGGED", "SELECT_EVICT",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(set(VICTIMS) - {"SELECT_TAGGED"}))
+def test_bulk_removal_deletes_by_rowid_what_its_select_picks(
+    con: sqlite3.Connection, name: str
+) -> None:
+    select = getattr(_sql, name).format(column="store_time")
+    picked = _plan(con, select)
+    plan = _plan(con, _sql.deleting(select))
+    assert plan[0] == "SEARCH Cache USING INTEGER PRIMARY KEY (rowid=?)", plan
+    # The victims are read as the select alone reads them (only rowids: perhaps from the
+    # index alone), with no sort added.
+    inner = [step.replace("COVERING INDEX", "INDEX") for step in plan if "Cache" in step][1:]
+    assert inner == [step.replace("COVERING INDEX", "INDEX") for step in picked], plan
+    assert not any("TEMP B-TREE" in step for step in plan[1:]) or any(
+        "TEMP B-TREE" in step for step in picked
+    ), plan
+
+
 def test_evict_by_tag_searches_the_tag_index(tagged_con: sqlite3.Connection) -> None:
     plan = _plan(tagged_con, _sql.SELECT_TAGGED)
     assert plan == ["SEARCH Cache USING INDEX Cache_tag_rowid (tag=?)"]
@@ -299,6 +322,10 @@ def _expansions() -> dict[str, str]:
         for tag in (False, True):
             for reset in (False, True):
                 known[_sql.update_item(expire, tag, reset)] = "update_item"
+    # Bulk removal runs each victim statement as the delete that picks by it.
+    for select, name in list(known.items()):
+        if name in VICTIMS:
+            known[_sql.deleting(select)] = name
     known.update(dict.fromkeys(_sql.EXTEND, "DDL"))
     known.update(dict.fromkeys(_sql.RECOUNT, "DDL"))
     for name, body in _sql.TRIGGERS:
