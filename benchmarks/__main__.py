@@ -162,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(comparison)
         print()
     print(report.summary(outcomes))
+    behind = targets.slower(run)
+    if behind:
+        print("slower than diskcache: " + "; ".join(behind))
     print(f"results written to {output}")
     failures = report.failed_checks(run)
     for line in failures:

@@ -40,9 +40,16 @@ class Context:
         self._directories.append(path)
         return path
 
-    def open(self, engine: str, directory: Path, settings: Mapping[str, Any] | None = None) -> Any:
-        """Open ``engine`` on ``directory`` with ``settings``."""
-        return engines.open_store(engine, directory, self.candidate, settings)
+    def open(
+        self,
+        engine: str,
+        directory: Path,
+        settings: Mapping[str, Any] | None = None,
+        *,
+        fanout: bool = False,
+    ) -> Any:
+        """Open ``engine`` on ``directory`` with ``settings`` (sharded with ``fanout``)."""
+        return engines.open_store(engine, directory, self.candidate, settings, fanout=fanout)
 
     def pool(self) -> WorkerPool:
         """Return the worker pool, starting it on first use."""
@@ -86,11 +93,12 @@ def interleave(
     settings: Mapping[str, Mapping[str, Any]] | None = None,
     setup: Callable[[Session], None] | None = None,
     rounds: int | None = None,
+    fanout: bool = False,
 ) -> tuple[Samples, list[Session]]:
     """Run ``batch(session, round)`` for every engine in rotating turns; return samples.
 
     ``settings`` maps an engine to the settings it is opened with; ``setup`` prepares
-    each store untimed. The stores are closed before this returns, so the sessions'
+    each store untimed; ``fanout`` opens the cache engines' ``FanoutCache``. The stores are closed before this returns, so the sessions'
     directories can be measured as they are left on disk.
     """
     sessions: list[Session] = []
@@ -98,7 +106,7 @@ def interleave(
     try:
         for engine in participants:
             directory = ctx.directory(workload, engine)
-            store = ctx.open(engine, directory, (settings or {}).get(engine))
+            store = ctx.open(engine, directory, (settings or {}).get(engine), fanout=fanout)
             sessions.append(Session(engine, directory, store))
             if setup is not None:
                 setup(sessions[-1])

@@ -31,6 +31,7 @@ ENGINES = (DISKSTORE, DISKCACHE, FLOOR)
 CACHE_ENGINES = (DISKSTORE, DISKCACHE)
 DEFAULT_CANDIDATE = "diskstore:Cache"
 BASELINE = "diskcache:Cache"
+BASELINE_FANOUT = "diskcache:FanoutCache"
 
 
 def load_class(spec: str) -> type[Any]:
@@ -57,15 +58,28 @@ def candidate_module(spec: str) -> ModuleType:
 
 
 def open_store(
-    engine: str, directory: str | Path, candidate: str, settings: Mapping[str, Any] | None = None
+    engine: str,
+    directory: str | Path,
+    candidate: str,
+    settings: Mapping[str, Any] | None = None,
+    *,
+    fanout: bool = False,
 ) -> Any:
-    """Open ``engine`` on ``directory`` with cache ``settings`` (ignored by the floor)."""
+    """Open ``engine`` on ``directory`` with cache ``settings`` (ignored by the floor).
+
+    With ``fanout``, the cache engines open their sharded ``FanoutCache`` (the candidate's
+    package's and diskcache's); the floor stays one table.
+    """
     options = dict(settings or {})
     if engine == FLOOR:
         return FloorStore(directory)
     if engine == DISKSTORE:
+        if fanout:
+            return candidate_module(candidate).FanoutCache(str(directory), **options)
         return load_class(candidate)(str(directory), **options)
     if engine == DISKCACHE:
+        if fanout:
+            return load_class(BASELINE_FANOUT)(str(directory), **options)
         return load_class(BASELINE)(str(directory), **options)
     raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
 

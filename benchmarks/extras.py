@@ -31,7 +31,9 @@ def _small_record(rng: random.Random, index: int) -> dict[str, Any]:
     return {"id": index, "name": f"user-{rng.randrange(10_000)}", "score": rng.random()}
 
 
-def _small_objects(ctx: Context, name: str, description: str, signed: bool) -> WorkloadResult:
+def _small_objects(
+    ctx: Context, name: str, description: str, signed: bool, *, fanout: bool = False
+) -> WorkloadResult:
     """Alternate get and set of small pickled objects over 100 keys."""
     result = WorkloadResult(name, description, list(ENGINES))
     settings: dict[str, dict[str, Any]] = {}
@@ -72,7 +74,9 @@ def _small_objects(ctx: Context, name: str, description: str, signed: bool) -> W
         session.state["misses"] = session.state.get("misses", 0) + misses
         return {"get": gets, "set": sets}
 
-    samples, sessions = interleave(ctx, name, ENGINES, batch, settings=settings, setup=setup)
+    samples, sessions = interleave(
+        ctx, name, ENGINES, batch, settings=settings, setup=setup, fanout=fanout
+    )
     result.add_samples(samples)
     for session in sessions:
         result.checks[f"all_hits[{session.engine}]"] = not session.state.get("misses")
@@ -83,6 +87,20 @@ def signed_small(ctx: Context) -> WorkloadResult:
     """Small pickled objects with diskstore's default signing on."""
     result = _small_objects(
         ctx, "signed_small", "50% get / 50% set of small pickled objects, signing on", True
+    )
+    result.notes.append("diskstore signs with its default secret; the floor pickles unsigned")
+    return result
+
+
+def fanout_signed_small(ctx: Context) -> WorkloadResult:
+    """:func:`signed_small` on each engine's ``FanoutCache`` (8 shards), the shape that
+    Django's cache and many LLM-response caches use."""
+    result = _small_objects(
+        ctx,
+        "fanout_signed_small",
+        "as signed_small, on FanoutCache (8 shards); the floor is one table",
+        True,
+        fanout=True,
     )
     result.notes.append("diskstore signs with its default secret; the floor pickles unsigned")
     return result

@@ -37,6 +37,7 @@ WORKLOADS = (
     Workload("get_statistics", single.get_statistics),
     Workload("disk_json_100kb", single.disk_json_100kb),
     Workload("signed_small", extras.signed_small),
+    Workload("fanout_signed_small", extras.fanout_signed_small),
     Workload("unsigned_small", extras.unsigned_small),
     Workload("hot_get", extras.hot_get),
     Workload("async_burst", extras.async_burst),
