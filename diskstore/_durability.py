@@ -14,9 +14,10 @@ on SQLite's mode:
   makes durable every value file any process wrote before it, and their directory entries.
   SQLite's automatic checkpoints cannot be preceded by anything, so diskstore turns them off
   (``wal_autocheckpoint = 0``) and checkpoints itself after commits once the log has grown
-  past :data:`CHECKPOINT_BYTES` (SQLite's own default size). Closing the last connection
-  also checkpoints: where Python can (3.12+) SQLite is told not to, elsewhere a process
-  that committed value files syncs the filesystem before closing a connection.
+  by :data:`CHECKPOINT_BYTES` (SQLite's own default) since the last checkpoint. Closing the
+  last connection also checkpoints: where Python can (3.12+) SQLite is told not to,
+  elsewhere a process that committed value files syncs the filesystem before closing a
+  connection.
 - A value file that a commit replaced or deleted is unlinked right after the commit. Where
   every commit is synced, that commit is durable by then. In WAL mode at NORMAL it may not
   be: a power cut may roll back the last commits (as SQLite's NORMAL allows), and a row
@@ -34,6 +35,7 @@ import atexit
 import contextlib
 import os
 import stat
+import struct
 from typing import Any
 
 #: A checkpoint is due once the log holds this many bytes (SQLite's 1000 pages of 4 KiB).
@@ -42,6 +44,16 @@ CHECKPOINT_BYTES = 1000 * 4096
 CHECK_EVERY = 16
 
 _syncfs: Any = None
+
+# The WAL index header (SQLite's walformat.html, in native byte order): version, unused,
+# change counter, initialised flag, checksum order, page size, frames in the log; the
+# count of frames already copied into the database is at offset 96.
+_WAL_INDEX = struct.Struct("=IIIBBHI")
+_WAL_INDEX_VERSION = 3007000
+_BACKFILL = struct.Struct("=I")
+_BACKFILL_OFFSET = 96
+_WAL_INDEX_BYTES = _BACKFILL_OFFSET + _BACKFILL.size
+_FRAME_HEADER = 24
 
 
 def per_commit(journal_mode: str, synchronous: int) -> bool:
@@ -110,10 +122,38 @@ class Checkpoints:
         except OSError:
             return 0
 
+    def unchecked_bytes(self) -> int:
+        """Bytes of log written since the last checkpoint copied it into the database.
+
+        The log file keeps its size when it restarts after a checkpoint (and shrinking it
+        each time makes every later write extend the file, 9 us more per delete), so its
+        size says nothing once it has filled. SQLite's WAL index (the ``-shm`` file) holds
+        the count of frames in the log and of frames already copied back, at fixed offsets
+        of its documented layout; where it cannot be read, the log's size stands in.
+        """
+        try:
+            fd = os.open(self.wal[:-4] + "-shm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return self.log_bytes()
+        try:
+            head = os.pread(fd, _WAL_INDEX_BYTES, 0)
+        except OSError:
+            head = b""
+        finally:
+            os.close(fd)
+        if len(head) < _WAL_INDEX_BYTES:
+            return self.log_bytes()
+        version, _, _, ready, _, page, frames = _WAL_INDEX.unpack_from(head)
+        (copied,) = _BACKFILL.unpack_from(head, _BACKFILL_OFFSET)
+        if version != _WAL_INDEX_VERSION or not ready:
+            return self.log_bytes()
+        page = 65536 if page == 1 else page
+        return int(max(0, frames - copied) * (page + _FRAME_HEADER))
+
     def due(self) -> bool:
         """Count a commit; every :data:`CHECK_EVERY`, say whether the log is large enough."""
         self.commits += 1
-        return self.commits % CHECK_EVERY == 0 and self.log_bytes() >= CHECKPOINT_BYTES
+        return self.commits % CHECK_EVERY == 0 and self.unchecked_bytes() >= CHECKPOINT_BYTES
 
     def committed(self, names: list[str]) -> None:
         """Remember value files a commit of this process made (``@`` names are a hook's)."""

@@ -277,10 +277,6 @@ class Store:
                 self._pragma(con, "journal_mode", journal)
             if not self.read_only:  # checkpoints only after a sync: see _durability.py
                 self._pragma(con, "wal_autocheckpoint", 0)
-                if "sqlite_journal_size_limit" not in pragmas:
-                    # The log's size tells when a checkpoint is due, so the log must
-                    # shrink when it restarts after one (by default it keeps its size).
-                    self._pragma(con, "journal_size_limit", 0)
                 no_checkpoint_on_close(con)
         except BaseException:
             con.close()

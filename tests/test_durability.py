@@ -122,3 +122,22 @@ def test_checkpoints_come_once_per_log_of_checkpoint_size(
         during = len(syncs)
     assert during >= 2
     assert during <= 4000 // 100  # before: one every 16 commits once the log had filled
+
+
+def test_log_growth_is_read_from_the_wal_index(tmp_path: Path) -> None:
+    # The log file keeps its size after a checkpoint; what is left to copy is what counts.
+    with diskstore.Cache(str(tmp_path / "c")) as cache:
+        for number in range(200):
+            cache.set(number, os.urandom(3000))
+        checkpoints = cache._store.checkpoints
+        grown = checkpoints.unchecked_bytes()
+        assert grown >= 200 * 3000
+        assert grown <= checkpoints.log_bytes()
+        con = cache._store.connect_thread().con
+        assert con is not None
+        busy, frames, copied = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert (busy, frames) == (0, copied)
+        assert checkpoints.unchecked_bytes() == 0
+        assert checkpoints.log_bytes() > 200 * 3000  # the file itself did not shrink
+        cache.set("one more", os.urandom(3000))
+        assert 0 < checkpoints.unchecked_bytes() < 16 * (4096 + 24)  # one commit's pages
