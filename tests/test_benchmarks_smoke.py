@@ -283,3 +283,19 @@ def test_slower_lists_each_operation_behind_diskcache_at_median_or_tail() -> Non
     floor_get = next(t for t in TARGETS if t.label == "get, against bare SQLite")
     outcome = judge(floor_get, result)
     assert outcome.ratio == 1.0 and outcome.met is True
+
+
+@pytest.mark.timeout(120)
+def test_breakdown_counts_statements_and_splits_the_time() -> None:
+    from benchmarks.breakdown import markdown, run
+
+    rows = run(["get", "delete"], 200, strace=False)
+    by_key = {(row["op"], row["engine"]): row for row in rows}
+    assert by_key["get", "diskstore"]["statements"] == 1
+    assert by_key["delete", "diskstore"]["statements"] == 3  # BEGIN, DELETE ... RETURNING, COMMIT
+    assert by_key["delete", "diskcache"]["statements"] == 4  # it reads the row first
+    for row in rows:
+        assert row["p50_us"] > 0
+        if "sql_us" in row:
+            assert row["sql_us"] > 0 and row["python_us"] == row["p50_us"] - row["sql_us"]
+    assert markdown(rows).count("\n") == len(rows) + 1
