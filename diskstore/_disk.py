@@ -183,8 +183,15 @@ class Disk(DiskcacheHooks):
         return pickle.loads(data)
 
     @property
-    def _signing(self) -> bool:
-        return self.signed and self.signer.enabled
+    def signer(self) -> Signer:
+        """Signs and verifies payloads (disabled: nothing is signed)."""
+        return self._signer
+
+    @signer.setter
+    def signer(self, signer: Signer) -> None:
+        self._signer = signer
+        #: Whether payloads are signed and verified, read on every get and set.
+        self._signing = self.signed and signer.enabled
 
     # -- keys -------------------------------------------------------------------------------
     def hash(self, key: Any) -> int:
