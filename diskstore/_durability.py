@@ -35,25 +35,19 @@ import atexit
 import contextlib
 import os
 import stat
-import struct
 from typing import Any
 
-#: A checkpoint is due once the log holds this many bytes (SQLite's 1000 pages of 4 KiB).
+#: A checkpoint is due once the log has grown past this many bytes (SQLite's 1000 pages of
+#: 4 KiB). The log is also kept at this size when it restarts after a checkpoint (SQLite's
+#: ``journal_size_limit``): it then grows past it only once that much has been written
+#: since, which is how its size tells that a checkpoint is due. Shrinking it further would
+#: make each later write extend the file (9 us more per small delete); never shrinking it
+#: would leave its size past the threshold for good.
 CHECKPOINT_BYTES = 1000 * 4096
 #: How many commits of one store pass between two looks at the log's size.
 CHECK_EVERY = 16
 
 _syncfs: Any = None
-
-# The WAL index header (SQLite's walformat.html, in native byte order): version, unused,
-# change counter, initialised flag, checksum order, page size, frames in the log; the
-# count of frames already copied into the database is at offset 96.
-_WAL_INDEX = struct.Struct("=IIIBBHI")
-_WAL_INDEX_VERSION = 3007000
-_BACKFILL = struct.Struct("=I")
-_BACKFILL_OFFSET = 96
-_WAL_INDEX_BYTES = _BACKFILL_OFFSET + _BACKFILL.size
-_FRAME_HEADER = 24
 
 
 def per_commit(journal_mode: str, synchronous: int) -> bool:
@@ -122,38 +116,10 @@ class Checkpoints:
         except OSError:
             return 0
 
-    def unchecked_bytes(self) -> int:
-        """Bytes of log written since the last checkpoint copied it into the database.
-
-        The log file keeps its size when it restarts after a checkpoint (and shrinking it
-        each time makes every later write extend the file, 9 us more per delete), so its
-        size says nothing once it has filled. SQLite's WAL index (the ``-shm`` file) holds
-        the count of frames in the log and of frames already copied back, at fixed offsets
-        of its documented layout; where it cannot be read, the log's size stands in.
-        """
-        try:
-            fd = os.open(self.wal[:-4] + "-shm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError:
-            return self.log_bytes()
-        try:
-            head = os.pread(fd, _WAL_INDEX_BYTES, 0)
-        except OSError:
-            head = b""
-        finally:
-            os.close(fd)
-        if len(head) < _WAL_INDEX_BYTES:
-            return self.log_bytes()
-        version, _, _, ready, _, page, frames = _WAL_INDEX.unpack_from(head)
-        (copied,) = _BACKFILL.unpack_from(head, _BACKFILL_OFFSET)
-        if version != _WAL_INDEX_VERSION or not ready:
-            return self.log_bytes()
-        page = 65536 if page == 1 else page
-        return int(max(0, frames - copied) * (page + _FRAME_HEADER))
-
     def due(self) -> bool:
         """Count a commit; every :data:`CHECK_EVERY`, say whether the log is large enough."""
         self.commits += 1
-        return self.commits % CHECK_EVERY == 0 and self.unchecked_bytes() >= CHECKPOINT_BYTES
+        return self.commits % CHECK_EVERY == 0 and self.log_bytes() > CHECKPOINT_BYTES
 
     def committed(self, names: list[str]) -> None:
         """Remember value files a commit of this process made (``@`` names are a hook's)."""

@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-from . import _sql
+from . import _durability, _sql
 from ._changes import ChangeCounter
 from ._durability import checkpoints, no_checkpoint_on_close
 from ._exceptions import (
@@ -277,6 +277,7 @@ class Store:
                 self._pragma(con, "journal_mode", journal)
             if not self.read_only:  # checkpoints only after a sync: see _durability.py
                 self._pragma(con, "wal_autocheckpoint", 0)
+                self._pragma(con, "journal_size_limit", _durability.CHECKPOINT_BYTES)
                 no_checkpoint_on_close(con)
         except BaseException:
             con.close()

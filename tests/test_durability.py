@@ -124,20 +124,49 @@ def test_checkpoints_come_once_per_log_of_checkpoint_size(
     assert during <= 4000 // 100  # before: one every 16 commits once the log had filled
 
 
-def test_log_growth_is_read_from_the_wal_index(tmp_path: Path) -> None:
-    # The log file keeps its size after a checkpoint; what is left to copy is what counts.
-    with diskstore.Cache(str(tmp_path / "c")) as cache:
-        for number in range(200):
+def test_the_log_restarts_at_the_checkpoint_size(tmp_path: Path) -> None:
+    # After a checkpoint the log restarts from its beginning and is cut back to the
+    # checkpoint size, not to nothing (writes that extend a file cost more than writes
+    # into it); it grows past that size again only once that much has been written.
+    directory = tmp_path / "c"
+    wal = str(directory / (DB_NAME + "-wal"))
+    with diskstore.Cache(str(directory)) as cache:
+        for number in range(1400):
             cache.set(number, os.urandom(3000))
-        checkpoints = cache._store.checkpoints
-        grown = checkpoints.unchecked_bytes()
-        assert grown >= 200 * 3000
-        assert grown <= checkpoints.log_bytes()
         con = cache._store.connect_thread().con
         assert con is not None
+        assert (
+            con.execute("PRAGMA journal_size_limit").fetchone()[0] == _durability.CHECKPOINT_BYTES
+        )
         busy, frames, copied = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        assert (busy, frames) == (0, copied)
-        assert checkpoints.unchecked_bytes() == 0
-        assert checkpoints.log_bytes() > 200 * 3000  # the file itself did not shrink
-        cache.set("one more", os.urandom(3000))
-        assert 0 < checkpoints.unchecked_bytes() < 16 * (4096 + 24)  # one commit's pages
+        assert busy == 0 and frames == copied
+        cache.set("restart", os.urandom(3000))  # the next commit restarts the log
+        assert os.path.getsize(wal) == _durability.CHECKPOINT_BYTES
+        assert not cache._store.checkpoints.log_bytes() > _durability.CHECKPOINT_BYTES
+
+
+def test_sqlite_files_are_never_opened_besides_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Closing any descriptor of a file drops every POSIX lock the process holds on it, so a
+    # descriptor diskstore opened and closed on the database, its log or its shared-memory
+    # file would silently release SQLite's own locks there.
+    directory = str(tmp_path / "c")
+    opened: list[str] = []
+    real = os.open
+
+    def recording_open(path: str, *args: object, **kwargs: object) -> int:
+        opened.append(os.fspath(path))
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    with diskstore.Cache(directory) as cache:
+        cache.set("warm", 1)
+        monkeypatch.setattr(os, "open", recording_open)
+        for number in range(3000):
+            cache.set(number % 300, os.urandom(2000))
+            if number % 50 == 0:
+                cache.set(f"file{number}", os.urandom(100_000))
+                cache.delete(f"file{number}")
+        cache.check()
+    sqlite_files = {DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal"}
+    assert not [path for path in opened if os.path.basename(path) in sqlite_files]
