@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _sql
+from . import _checksums, _sql
 from ._diskcache_disk import FILE_MARK
 from ._exceptions import (
     CorruptionWarning,
@@ -51,6 +51,7 @@ def run_check(
     store = cache._store
     disk = cache._disk
     files = disk.files
+    _checksums.verified.clear()  # every value file is hashed again, not taken as known
     integrity = store.run(_sql.INTEGRITY_CHECK, retry=True)
     if [tuple(row) for row in integrity] != [("ok",)]:
         for row in integrity:
