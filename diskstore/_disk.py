@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from . import _checksums, _oob
+from ._collector import LARGE, load_paused
 from ._constants import UNKNOWN
 from ._diskcache_disk import HOOKS, DiskcacheHooks
 from ._exceptions import IntegrityError, UntrustedPickle
@@ -576,6 +577,8 @@ class Disk(DiskcacheHooks):
                 return data.decode("utf-8", "surrogatepass")
             except UnicodeDecodeError as exc:  # unsigned text can be changed; never raise
                 raise IntegrityError(f"stored text is not UTF-8: {exc}") from exc
+        if len(data) >= LARGE:
+            return load_paused(self.loads, data)
         return self.loads(data)
 
     def payload(
