@@ -35,7 +35,7 @@ from ._iteration import IterationMixin
 from ._lease import check_mode, guard
 from ._maintenance import MaintenanceMixin
 from ._memory import MemoryTier
-from ._modes import FLAG_FILE, FLAG_OOB, FLAG_PINNED, KIND_DCPICKLE, KIND_MASK, to_row
+from ._modes import FLAG_FILE, FLAG_OOB, FLAG_PINNED, KIND_MASK, to_row
 from ._policies import POLICIES
 from ._private_names import PrivateNamesMixin
 from ._queue import QueueMixin
@@ -331,7 +331,7 @@ class Cache(
         finally:
             conn.depth -= 1
         if rows and not (expire_time or tag):
-            rowid, mode, value, exp = rows[0]
+            rowid, mode, value, exp = rows[0][:4]
             if not mode and exp is None:
                 bookkeeper = shared.bookkeeper
                 if bookkeeper.active:
@@ -375,8 +375,7 @@ class Cache(
         """``get`` in full generality; *rows* is the first read's result when already made.
 
         Every field returned comes from one row read by one statement (see
-        ``SELECT_ITEM_FULL``): when the short read shows a value file or a pinned entry, the
-        whole row is read again rather than completed by rowid, which could mix versions.
+        ``SELECT_ITEM_FULL``): a row is never completed by rowid, which could mix versions.
         With *count* false the read is left out of the hit and miss statistics.
         """
         ns = self._ns
@@ -385,48 +384,40 @@ class Cache(
             sql, params = _sql.SELECT_ITEM, (ns, db_key, raw)
         else:
             sql, params = _sql.SELECT_ITEM_MAIN, (db_key, raw)
-        full = (ns, db_key, raw)
         if tag:
             rows = None  # the tag is not in the short read
-            sql, params = _sql.SELECT_ITEM_FULL, full
-        while True:
-            if rows is None:
-                rows = self._read_rows(sql, params, retry)
-            bookkeeper = self._shared.bookkeeper if count else _QUIET
-            now = _clock.now()
-            if rows and not _sane_row(rows[0]):
-                self._report_corrupt(key, IntegrityError("its columns hold values of wrong types"))
-                rows = []
-            if not rows or (rows[0][3] is not None and rows[0][3] <= now):
+            sql, params = _sql.SELECT_ITEM_FULL, (ns, db_key, raw)
+        if rows is None:
+            rows = self._read_rows(sql, params, retry)
+        bookkeeper = self._shared.bookkeeper if count else _QUIET
+        now = _clock.now()
+        if rows and not _sane_row(rows[0]):
+            self._report_corrupt(key, IntegrityError("its columns hold values of wrong types"))
+            rows = []
+        if not rows or (rows[0][3] is not None and rows[0][3] <= now):
+            if bookkeeper.active:
+                bookkeeper.miss()
+            return self._miss(default, expire_time, tag)
+        row = rows[0]
+        rowid, mode, value, exp, filename, size, sig, vsize = row[:8]
+        tg = row[8] if tag else None
+        if mode & FLAG_PINNED and not self._read_only:
+            self._unpin(rowid, mode)
+        if mode & ~FLAG_PINNED:
+            try:
+                value = self._disk.fetch_row(
+                    mode, filename, value, read,
+                    ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
+                    mmap_mode=mmap_mode,
+                )  # fmt: skip
+            except IntegrityError as exc:
+                self._report_corrupt(key, exc)
                 if bookkeeper.active:
                     bookkeeper.miss()
                 return self._miss(default, expire_time, tag)
-            row = rows[0]
-            rowid, mode, value, exp = row[:4]
-            if len(row) == 4 and (
-                mode & (FLAG_FILE | FLAG_PINNED) or mode & KIND_MASK == KIND_DCPICKLE
-            ):
-                rows = None  # read the whole row once more, in one statement
-                sql, params = _sql.SELECT_ITEM_FULL, full
-                continue
-            filename, size, tg, sig, vsize = row[4:] if len(row) > 4 else (None, 0, None, None, 0)
-            if mode & FLAG_PINNED and not self._read_only:
-                self._unpin(rowid, mode)
-            if mode & ~FLAG_PINNED:
-                try:
-                    value = self._disk.fetch_row(
-                        mode, filename, value, read,
-                        ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
-                        mmap_mode=mmap_mode,
-                    )  # fmt: skip
-                except IntegrityError as exc:
-                    self._report_corrupt(key, exc)
-                    if bookkeeper.active:
-                        bookkeeper.miss()
-                    return self._miss(default, expire_time, tag)
-            if bookkeeper.active:
-                bookkeeper.hit(rowid, now)
-            return self._shaped(value, exp, tg, expire_time, tag)
+        if bookkeeper.active:
+            bookkeeper.hit(rowid, now)
+        return self._shaped(value, exp, tg, expire_time, tag)
 
     def _read_rows(self, sql: str, params: tuple[Any, ...], retry: bool) -> list[Any]:
         conn = self._store.enter()

@@ -253,18 +253,17 @@ RESET_STATS = "UPDATE Settings SET value = 0 WHERE key IN ('hits', 'misses')"
 SET_STAT = "UPDATE Settings SET value = ? WHERE key = ?"  # key: hits or misses
 
 # -- single items -------------------------------------------------------------------------
-# A read fetches only what a native or inline value needs; expiry is checked in Python,
-# which is cheaper than binding a timestamp into the statement.
-SELECT_ITEM = f"SELECT rowid, {MODE}, value, expire_time FROM Cache WHERE {_KEY}"
-SELECT_ITEM_MAIN = f"SELECT rowid, {MODE}, value, expire_time FROM Cache WHERE key = ? AND raw = ?"
+# A read fetches what its value needs, a value file's name, size and checksum or tag
+# included, so a file is read after one statement; expiry is checked in Python, which is
+# cheaper than binding a timestamp into the statement. Only ``tag`` is left out.
+_READ = f"rowid, {MODE}, value, expire_time, filename, size, sig, vsize"
+SELECT_ITEM = f"SELECT {_READ} FROM Cache WHERE {_KEY}"
+SELECT_ITEM_MAIN = f"SELECT {_READ} FROM Cache WHERE key = ? AND raw = ?"
 SELECT_ROW_MODE = f"SELECT rowid, {MODE}, filename FROM Cache WHERE {_KEY}"
 # Everything a read may need, in one statement: a second statement by rowid could see a
 # later version of the row (an overwrite keeps the rowid), so a value file, tag or signature
 # is only ever taken together with the value and expiry of the same committed version.
-SELECT_ITEM_FULL = (
-    f"SELECT rowid, {MODE}, value, expire_time, filename, size, tag, sig, vsize FROM Cache"
-    f" WHERE {_KEY}"
-)
+SELECT_ITEM_FULL = f"SELECT {_READ}, tag FROM Cache WHERE {_KEY}"
 SELECT_FOR_WRITE = (
     f"SELECT rowid, filename, size, expire_time, tag, {MODE}, value, sig, vsize FROM Cache"
     f" WHERE {_KEY}"
