@@ -500,8 +500,12 @@ SELECT_TRIGGERS = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
 # -- check --------------------------------------------------------------------------------
 REINDEX = "REINDEX"
 SELECT_NATIVE_VALUE = "SELECT value FROM Cache WHERE rowid = ?"
+# Text, of a key or a value, comes back as bytes and a flag, so that text that is not UTF-8
+# is reported rather than fatal to the whole chunk; every other value comes back as itself.
 SELECT_SIGNED_CHUNK = (
-    f"SELECT rowid, ns, {_SAFE_KEY}, {MODE}, CAST(value AS BLOB), filename, sig, vsize, size"
+    f"SELECT rowid, ns, {_SAFE_KEY}, {MODE},"
+    " CASE WHEN typeof(value) = 'text' THEN CAST(value AS BLOB) ELSE value END,"
+    " typeof(value) = 'text', filename, sig, vsize, size"
     " FROM Cache NOT INDEXED WHERE rowid > ? ORDER BY rowid LIMIT ?"
 )
 
