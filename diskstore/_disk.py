@@ -615,6 +615,8 @@ class Disk(DiskcacheHooks):
                 # Unsigned and uncompressed: checked against its checksum, when it has one.
                 checksum = sig if _checksums.recorded(filename, sig) else None
                 data = self.files.read(filename, size, checksum)
+                if kind in (KIND_BYTES, KIND_TEXT):
+                    return data  # read whole and checked: nothing to verify or expand
                 vsize = size  # diskcache's own files record no decoded length
         else:
             data, vsize, inline_sig = split_inline(mode, value)
