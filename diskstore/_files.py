@@ -149,15 +149,30 @@ class FileStore:
             os.close(fd)
 
     def _open_subdir(
-        self, name: str, *, create: bool = False, made: list[str] | None = None
+        self,
+        name: str,
+        *,
+        create: bool = False,
+        made: list[str] | None = None,
+        kept: bool = False,
     ) -> int:
         """A descriptor of the directory holding *name*, each level opened without links.
 
-        The first level is opened by its path below the cache directory (one system call
-        fewer than opening the directory first), the others relative to it. A directory
-        created on the way adds its parent, whose entries changed, to *made* (innermost
-        first), to be synced when the file is published.
+        With *kept*, a folder of ``data/`` is opened through the kept descriptor of
+        ``data/`` (reads only: a write goes by path). Otherwise the first level is opened by
+        its path below the cache directory (one system call fewer than opening the directory
+        first), the others relative to it. A directory created on the way adds its parent,
+        whose entries changed, to *made* (innermost first), to be synced when the file is
+        published.
         """
+        if kept and not create and name.startswith(_DATA_PREFIX):
+            try:
+                return self._open_data_subdir(name[5:7])
+            except FileNotFoundError:
+                if self._data_fd >= 0 and not self._kept_stale():
+                    raise
+                # No ``data/`` yet, or the kept one has since been replaced: go by path.
+                self._forget_data_dir()
         first, *rest = name.split("/")[:-1]
         top = os.path.join(self.root, first)
         try:
@@ -213,7 +228,9 @@ class FileStore:
         consumed = 0
         made: list[str] = []
         try:
-            dir_fd = self._open_subdir(name, create=True, made=made)
+            # By path, not through the kept ``data/``: a write must never land in a folder
+            # that has since been moved away from the cache directory.
+            dir_fd = self._open_subdir(name, create=True, made=made, kept=False)
         except OSError as exc:
             raise storage_error(exc, "creating a value directory") from exc
         temp = token[2:] + ".tmp"
@@ -319,17 +336,15 @@ class FileStore:
                 weakref.finalize(self, os.close, fd)
             return self._data_fd
 
-    def _open_leaf(self, name: str) -> int:
+    def _open_data_subdir(self, part: str) -> int:
+        """A descriptor of ``data/<part>``, opened through the kept ``data/`` descriptor."""
+        data_fd = self._data_fd if self._data_fd >= 0 else self._data_dir()
+        return os.open(part, _DIR_FLAGS, dir_fd=data_fd)
+
+    def _open_leaf(self, name: str, *, kept: bool = True) -> int:
         """A descriptor of value file *name*, every level below the directory opened without
-        following links: diskstore's own names through the kept ``data/`` descriptor."""
-        if name.startswith(_DATA_PREFIX):
-            data_fd = self._data_fd if self._data_fd >= 0 else self._data_dir()
-            dir_fd = os.open(name[5:7], _DIR_FLAGS, dir_fd=data_fd)
-            try:
-                return os.open(name[8:], _READ_FLAGS, dir_fd=dir_fd)
-            finally:
-                os.close(dir_fd)
-        dir_fd = self._open_subdir(name)
+        following links."""
+        dir_fd = self._open_subdir(name, kept=kept)
         try:
             return os.open(_leaf(name), _READ_FLAGS, dir_fd=dir_fd)
         finally:
@@ -344,13 +359,11 @@ class FileStore:
             try:
                 fd = self._open_leaf(name)
             except FileNotFoundError:
-                # The kept ``data/`` may be a directory since removed: look again by path.
-                dir_fd = self._open_subdir(name)
-                try:
-                    fd = os.open(_leaf(name), _READ_FLAGS, dir_fd=dir_fd)
-                finally:
-                    os.close(dir_fd)
+                if not name.startswith(_DATA_PREFIX) or not self._kept_stale():
+                    raise
+                # The kept ``data/`` is a directory since replaced: look again by path.
                 self._forget_data_dir()
+                fd = self._open_leaf(name, kept=False)
         except FileNotFoundError as exc:
             raise IntegrityError(f"value file {name} is missing") from exc
         except OSError as exc:
@@ -360,6 +373,18 @@ class FileStore:
             os.close(fd)
             raise IntegrityError(f"value file {name} is not a regular file")
         return fd, info
+
+    def _kept_stale(self) -> bool:
+        """Whether the kept descriptor no longer names ``<directory>/data``."""
+        fd = self._data_fd
+        if fd < 0:
+            return False
+        try:
+            kept = os.fstat(fd)
+            now = os.stat(os.path.join(self.root, DATA_DIR), follow_symlinks=False)
+        except OSError:
+            return True
+        return (kept.st_dev, kept.st_ino) != (now.st_dev, now.st_ino)
 
     def _forget_data_dir(self) -> None:
         """Reopen ``data/`` on the next read (the kept descriptor named another directory).
