@@ -119,22 +119,3 @@ def verify(
 def record_written(sig: bytes, info: os.stat_result) -> None:
     """Remember a file this process has just written and published with checksum *sig*."""
     verified.add(info, sig, settled=False)
-
-
-class Background:
-    """The CRC-32 of a large buffer, computed by another thread while this one writes it
-    (``zlib.crc32`` and ``os.write`` both release the GIL)."""
-
-    def __init__(self, data: bytes | memoryview) -> None:
-        self._result: int | None = None
-        self._thread = threading.Thread(target=self._run, args=(data,), daemon=True)
-        self._thread.start()
-
-    def _run(self, data: bytes | memoryview) -> None:
-        self._result = crc32(data)
-
-    def result(self) -> int:
-        self._thread.join()
-        if self._result is None:
-            raise RuntimeError("computing a value file's checksum failed")
-        return self._result

@@ -83,8 +83,6 @@ _DISKCACHE_PICKLE = b"\x80"
 _SAMPLE = 1 << 16
 # Payloads from this size on are compressed by several threads.
 _THREADED = 8 << 20
-# A value file's checksum is computed while it is written from this size on.
-_CRC_IN_BACKGROUND = 4 << 20
 #: ``mmap_mode`` values a read accepts: ``'r'`` maps buffers read-only, ``'c'`` copy-on-write.
 MMAP_MODES = {"r": mmap.ACCESS_READ, "c": mmap.ACCESS_COPY}
 
@@ -428,7 +426,7 @@ class Disk(DiskcacheHooks):
             if mode & (FLAG_SIGNED | FLAG_ZSTD):  # verified by its tag or its zstd checksum
                 pending = self.files.write(chunks, digest=digest)
             else:
-                return self._write_checked(mode, chunks, payload)
+                return self._write_checked(mode, chunks)
             sig = None
             if digest is not None:
                 digest.update(signature_suffix(vsize))
@@ -456,23 +454,13 @@ class Disk(DiskcacheHooks):
             # ``get(key, read=True).name`` is a path whose contents are the value.
             view = memoryview(value)
             chunks = (view[i : i + CHUNK] for i in range(0, len(value), CHUNK))
-            return self._write_checked(KIND_BYTES | FLAG_FILE, chunks, value)
+            return self._write_checked(KIND_BYTES | FLAG_FILE, chunks)
         return self._write_file(kind, chunks, sample, ns, db_key, raw, size)
 
-    def _write_checked(
-        self, mode: int, chunks: Iterable[bytes | memoryview], whole: bytes | None = None
-    ) -> Stored:
-        """Write an unsigned, uncompressed value file with its checksum in ``sig``.
-
-        When the whole payload is at hand and large, its checksum is computed by another
-        thread while this one writes it.
-        """
-        background = None
-        if whole is not None and len(whole) >= _CRC_IN_BACKGROUND:
-            background = _checksums.Background(whole)
-        pending = self.files.write(chunks, checksum=background is None)
-        crc = pending.crc if background is None else background.result()
-        sig = _checksums.encode(crc)
+    def _write_checked(self, mode: int, chunks: Iterable[bytes | memoryview]) -> Stored:
+        """Write an unsigned, uncompressed value file with its checksum in ``sig``."""
+        pending = self.files.write(chunks, checksum=True)
+        sig = _checksums.encode(pending.crc)
         pending.on_publish = functools.partial(_checksums.record_written, sig)
         size = pending.stored_bytes
         return Stored(mode, None, pending.name, size, pending.input_bytes, sig, pending)

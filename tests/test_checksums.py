@@ -119,7 +119,7 @@ def test_unsigned_serializers_files_have_checksums(tmp_path: Path) -> None:
         assert [w.category for w in _single_warning(cache, "k")] == [CorruptionWarning]
 
 
-def test_the_checksum_is_computed_beside_a_large_write(tmp_path: Path) -> None:
+def test_a_large_file_is_checked_past_its_first_chunk(tmp_path: Path) -> None:
     value = os.urandom(5 << 20)
     with Cache(str(tmp_path)) as cache:
         cache["k"] = value
