@@ -639,6 +639,9 @@ class Cache(
         with contextlib.suppress(Exception):
             self._shared.bookkeeper.flush()
         store.close()
+        files = getattr(self._disk, "files", None)
+        if files is not None:
+            files.close()
 
     def __enter__(self) -> Cache:
         return self

@@ -122,11 +122,11 @@ class FileStore:
         self.directory = directory
         self.root = directory
         self.fsync = fsync
-        # A descriptor of ``data/``, opened on the first read and kept until this object is
-        # collected: a read then opens two names instead of three, and closes one. Closing
-        # it earlier could hand its number to another file while a thread still reads.
+        # A descriptor of ``data/``, opened on the first read and kept until the cache is
+        # closed: a read then opens two names instead of three, and closes one.
         self._data_fd = -1
         self._data_lock = threading.Lock()
+        self._data_finalizers: list[weakref.finalize[..., FileStore]] = []
 
     # -- names ------------------------------------------------------------------------------
     @staticmethod
@@ -333,8 +333,21 @@ class FileStore:
             if self._data_fd < 0:
                 fd = os.open(os.path.join(self.root, DATA_DIR), _DIR_FLAGS)
                 self._data_fd = fd
-                weakref.finalize(self, os.close, fd)
+                self._data_finalizers.append(weakref.finalize(self, os.close, fd))
             return self._data_fd
+
+    def close(self) -> None:
+        """Close the kept descriptors (``Cache.close``); a later read opens ``data/`` again.
+
+        A read racing with this in another thread may find the descriptor closed and report
+        the file as unreadable, as any use of a cache while it is being closed may fail.
+        """
+        with self._data_lock:
+            self._data_fd = -1
+            finalizers, self._data_finalizers = self._data_finalizers, []
+        for finalizer in finalizers:
+            with contextlib.suppress(OSError):
+                finalizer()
 
     def _open_data_subdir(self, part: str) -> int:
         """A descriptor of ``data/<part>``, opened through the kept ``data/`` descriptor."""
@@ -389,7 +402,7 @@ class FileStore:
     def _forget_data_dir(self) -> None:
         """Reopen ``data/`` on the next read (the kept descriptor named another directory).
 
-        The old descriptor is left to the finalizer: another thread may be using it.
+        The old descriptor is closed with the cache: another thread may be using it.
         """
         with self._data_lock:
             self._data_fd = -1
