@@ -35,11 +35,12 @@ from ._iteration import IterationMixin
 from ._lease import check_mode, guard
 from ._maintenance import MaintenanceMixin
 from ._memory import MemoryTier
-from ._modes import FLAG_FILE, FLAG_OOB, FLAG_PINNED, KIND_MASK, to_row
+from ._modes import FLAG_FILE, FLAG_OOB, FLAG_PINNED, KIND_DCPICKLE, KIND_MASK, to_row
 from ._policies import POLICIES
 from ._private_names import PrivateNamesMixin
 from ._queue import QueueMixin
 from ._reserve import Reserve
+from ._rows import file_columns
 from ._schema import open_database
 from ._settings import DEFAULT_SETTINGS, METADATA, NAMES, Settings, check_names, normalize
 from ._setup import make_directories, make_disk
@@ -331,7 +332,7 @@ class Cache(
         finally:
             conn.depth -= 1
         if rows and not (expire_time or tag):
-            rowid, mode, value, exp = rows[0][:4]
+            rowid, mode, value, exp = rows[0]
             if not mode and exp is None:
                 bookkeeper = shared.bookkeeper
                 if bookkeeper.active:
@@ -384,23 +385,39 @@ class Cache(
             sql, params = _sql.SELECT_ITEM, (ns, db_key, raw)
         else:
             sql, params = _sql.SELECT_ITEM_MAIN, (db_key, raw)
+        full = (ns, db_key, raw)
         if tag:
             rows = None  # the tag is not in the short read
-            sql, params = _sql.SELECT_ITEM_FULL, (ns, db_key, raw)
-        if rows is None:
-            rows = self._read_rows(sql, params, retry)
-        bookkeeper = self._shared.bookkeeper if count else _QUIET
-        now = _clock.now()
-        if rows and not _sane_row(rows[0]):
-            self._report_corrupt(key, IntegrityError("its columns hold values of wrong types"))
-            rows = []
-        if not rows or (rows[0][3] is not None and rows[0][3] <= now):
-            if bookkeeper.active:
-                bookkeeper.miss()
-            return self._miss(default, expire_time, tag)
-        row = rows[0]
-        rowid, mode, value, exp, filename, size, sig, vsize = row[:8]
-        tg = row[8] if tag else None
+            sql, params = _sql.SELECT_ITEM_FULL, full
+        while True:
+            if rows is None:
+                rows = self._read_rows(sql, params, retry)
+            bookkeeper = self._shared.bookkeeper if count else _QUIET
+            now = _clock.now()
+            if rows and not _sane_row(rows[0]):
+                self._report_corrupt(key, IntegrityError("its columns hold values of wrong types"))
+                rows = []
+            if not rows or (rows[0][3] is not None and rows[0][3] <= now):
+                if bookkeeper.active:
+                    bookkeeper.miss()
+                return self._miss(default, expire_time, tag)
+            row = rows[0]
+            rowid, mode, value, exp = row[:4]
+            filename: str | None = None
+            size = vsize = 0
+            sig: bytes | None = None
+            tg = None
+            if len(row) > 4:
+                filename, size, sig, vsize, tg = row[4:]
+                break
+            if mode & FLAG_FILE and (columns := file_columns(value)) is not None:
+                filename, size, vsize, sig = columns  # the point read brought them along
+                value = None
+                break
+            if not (mode & (FLAG_FILE | FLAG_PINNED) or mode & KIND_MASK == KIND_DCPICKLE):
+                break
+            rows = None  # read the whole row once more, in one statement
+            sql, params = _sql.SELECT_ITEM_FULL, full
         if mode & FLAG_PINNED and not self._read_only:
             self._unpin(rowid, mode)
         if mode & ~FLAG_PINNED:

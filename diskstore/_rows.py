@@ -115,3 +115,18 @@ class VerifiedPayloads:
         if len(known) >= self.ITEMS:
             known.clear()
         known[tag] = row
+
+
+def file_columns(packed: Any) -> tuple[str, int, int, bytes | None] | None:
+    """A value file's ``(filename, size, vsize, sig)`` from what a point read selects in
+    place of its ``value`` (``_sql.FILE_COLUMNS``); None if it is not that."""
+    if type(packed) is not str or packed[:1] != "\0":
+        return None
+    parts = packed.split("\0")
+    if len(parts) != 5:
+        return None
+    try:
+        sig = bytes.fromhex(parts[4]) if parts[4] else None
+        return parts[1], int(parts[2]), int(parts[3]), sig
+    except ValueError:
+        return None

@@ -253,17 +253,32 @@ RESET_STATS = "UPDATE Settings SET value = 0 WHERE key IN ('hits', 'misses')"
 SET_STAT = "UPDATE Settings SET value = ? WHERE key = ?"  # key: hits or misses
 
 # -- single items -------------------------------------------------------------------------
-# A read fetches what its value needs, a value file's name, size and checksum or tag
-# included, so a file is read after one statement; expiry is checked in Python, which is
-# cheaper than binding a timestamp into the statement. Only ``tag`` is left out.
-_READ = f"rowid, {MODE}, value, expire_time, filename, size, sig, vsize"
-SELECT_ITEM = f"SELECT {_READ} FROM Cache WHERE {_KEY}"
-SELECT_ITEM_MAIN = f"SELECT {_READ} FROM Cache WHERE key = ? AND raw = ?"
+# A read fetches only what a native or inline value needs; expiry is checked in Python,
+# which is cheaper than binding a timestamp into the statement. A value file's row has no
+# ``value``: in its place come the file's columns, as text (NUL, name, size, decoded length
+# and the hex of its tag or checksum, NUL-separated; ``_rows.file_columns`` reads it back),
+# so a file is opened after one statement. Four more columns on every read would cost a
+# small ``get`` about 0.5 us; this costs it nothing. A row whose columns do not have their
+# types (or has both a file and a value) gives NULL, and is read again whole.
+FILE_COLUMNS = (
+    "CASE WHEN filename IS NULL THEN value"
+    " WHEN value IS NULL AND typeof(filename) = 'text' AND typeof(size) = 'integer'"
+    " AND typeof(vsize) = 'integer' AND typeof(sig) IN ('blob', 'null')"
+    " THEN char(0) || filename || char(0) || size || char(0) || vsize || char(0)"
+    " || coalesce(hex(sig), '') END"
+)
+SELECT_ITEM = f"SELECT rowid, {MODE}, {FILE_COLUMNS}, expire_time FROM Cache WHERE {_KEY}"
+SELECT_ITEM_MAIN = (
+    f"SELECT rowid, {MODE}, {FILE_COLUMNS}, expire_time FROM Cache WHERE key = ? AND raw = ?"
+)
 SELECT_ROW_MODE = f"SELECT rowid, {MODE}, filename FROM Cache WHERE {_KEY}"
 # Everything a read may need, in one statement: a second statement by rowid could see a
 # later version of the row (an overwrite keeps the rowid), so a value file, tag or signature
 # is only ever taken together with the value and expiry of the same committed version.
-SELECT_ITEM_FULL = f"SELECT {_READ}, tag FROM Cache WHERE {_KEY}"
+SELECT_ITEM_FULL = (
+    f"SELECT rowid, {MODE}, value, expire_time, filename, size, sig, vsize, tag FROM Cache"
+    f" WHERE {_KEY}"
+)
 SELECT_FOR_WRITE = (
     f"SELECT rowid, filename, size, expire_time, tag, {MODE}, value, sig, vsize FROM Cache"
     f" WHERE {_KEY}"
