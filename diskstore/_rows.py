@@ -122,11 +122,13 @@ def file_columns(packed: Any) -> tuple[str, int, int, bytes | None] | None:
     place of its ``value`` (``_sql.FILE_COLUMNS``); None if it is not that."""
     if type(packed) is not str or packed[:1] != "\0":
         return None
-    parts = packed.split("\0")
-    if len(parts) != 5:
+    parts = packed[1:].split(" ")
+    if len(parts) != 4:
         return None
+    name, size, vsize, sig = parts
+    if not (size.isdigit() and vsize.isdigit()):
+        return None  # not integers as SQLite prints them: read the row whole
     try:
-        sig = bytes.fromhex(parts[4]) if parts[4] else None
-        return parts[1], int(parts[2]), int(parts[3]), sig
+        return name, int(size), int(vsize), bytes.fromhex(sig) if sig else None
     except ValueError:
         return None

@@ -255,17 +255,15 @@ SET_STAT = "UPDATE Settings SET value = ? WHERE key = ?"  # key: hits or misses
 # -- single items -------------------------------------------------------------------------
 # A read fetches only what a native or inline value needs; expiry is checked in Python,
 # which is cheaper than binding a timestamp into the statement. A value file's row has no
-# ``value``: in its place come the file's columns, as text (NUL, name, size, decoded length
-# and the hex of its tag or checksum, NUL-separated; ``_rows.file_columns`` reads it back),
-# so a file is opened after one statement. Four more columns on every read would cost a
-# small ``get`` about 0.5 us; this costs it nothing. A row whose columns do not have their
-# types (or has both a file and a value) gives NULL, and is read again whole.
+# ``value``: in its place come the file's columns, as text (NUL, then name, size, decoded
+# length and the hex of its tag or checksum, space-separated; ``_rows.file_columns`` reads
+# it back), so a file is opened after one statement. Four more columns on every read would
+# cost a small ``get`` about 0.5 us; this costs it nothing. Whatever does not read back as
+# that (a column of the wrong type, a row with both a file and a value) is read again whole.
 FILE_COLUMNS = (
-    "CASE WHEN filename IS NULL THEN value"
-    " WHEN value IS NULL AND typeof(filename) = 'text' AND typeof(size) = 'integer'"
-    " AND typeof(vsize) = 'integer' AND typeof(sig) IN ('blob', 'null')"
-    " THEN char(0) || filename || char(0) || size || char(0) || vsize || char(0)"
-    " || coalesce(hex(sig), '') END"
+    "CASE WHEN filename IS NULL THEN value WHEN value IS NULL"
+    " THEN char(0) || filename || ' ' || size || ' ' || vsize || ' ' || coalesce(hex(sig), '')"
+    " END"
 )
 SELECT_ITEM = f"SELECT rowid, {MODE}, {FILE_COLUMNS}, expire_time FROM Cache WHERE {_KEY}"
 SELECT_ITEM_MAIN = (
