@@ -40,6 +40,7 @@ from ._policies import POLICIES
 from ._private_names import PrivateNamesMixin
 from ._queue import QueueMixin
 from ._reserve import Reserve
+from ._rows import file_columns
 from ._schema import open_database
 from ._settings import DEFAULT_SETTINGS, METADATA, NAMES, Settings, check_names, normalize
 from ._setup import make_directories, make_disk
@@ -375,8 +376,7 @@ class Cache(
         """``get`` in full generality; *rows* is the first read's result when already made.
 
         Every field returned comes from one row read by one statement (see
-        ``SELECT_ITEM_FULL``): when the short read shows a value file or a pinned entry, the
-        whole row is read again rather than completed by rowid, which could mix versions.
+        ``SELECT_ITEM_FULL``): a row is never completed by rowid, which could mix versions.
         With *count* false the read is left out of the hit and miss statistics.
         """
         ns = self._ns
@@ -403,30 +403,38 @@ class Cache(
                 return self._miss(default, expire_time, tag)
             row = rows[0]
             rowid, mode, value, exp = row[:4]
-            if len(row) == 4 and (
-                mode & (FLAG_FILE | FLAG_PINNED) or mode & KIND_MASK == KIND_DCPICKLE
-            ):
-                rows = None  # read the whole row once more, in one statement
-                sql, params = _sql.SELECT_ITEM_FULL, full
-                continue
-            filename, size, tg, sig, vsize = row[4:] if len(row) > 4 else (None, 0, None, None, 0)
-            if mode & FLAG_PINNED and not self._read_only:
-                self._unpin(rowid, mode)
-            if mode & ~FLAG_PINNED:
-                try:
-                    value = self._disk.fetch_row(
-                        mode, filename, value, read,
-                        ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
-                        mmap_mode=mmap_mode,
-                    )  # fmt: skip
-                except IntegrityError as exc:
-                    self._report_corrupt(key, exc)
-                    if bookkeeper.active:
-                        bookkeeper.miss()
-                    return self._miss(default, expire_time, tag)
-            if bookkeeper.active:
-                bookkeeper.hit(rowid, now)
-            return self._shaped(value, exp, tg, expire_time, tag)
+            filename: str | None = None
+            size = vsize = 0
+            sig: bytes | None = None
+            tg = None
+            if len(row) > 4:
+                filename, size, sig, vsize, tg = row[4:]
+                break
+            if mode & FLAG_FILE and (columns := file_columns(value)) is not None:
+                filename, size, vsize, sig = columns  # the point read brought them along
+                value = None
+                break
+            if not (mode & (FLAG_FILE | FLAG_PINNED) or mode & KIND_MASK == KIND_DCPICKLE):
+                break
+            rows = None  # read the whole row once more, in one statement
+            sql, params = _sql.SELECT_ITEM_FULL, full
+        if mode & FLAG_PINNED and not self._read_only:
+            self._unpin(rowid, mode)
+        if mode & ~FLAG_PINNED:
+            try:
+                value = self._disk.fetch_row(
+                    mode, filename, value, read,
+                    ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
+                    mmap_mode=mmap_mode,
+                )  # fmt: skip
+            except IntegrityError as exc:
+                self._report_corrupt(key, exc)
+                if bookkeeper.active:
+                    bookkeeper.miss()
+                return self._miss(default, expire_time, tag)
+        if bookkeeper.active:
+            bookkeeper.hit(rowid, now)
+        return self._shaped(value, exp, tg, expire_time, tag)
 
     def _read_rows(self, sql: str, params: tuple[Any, ...], retry: bool) -> list[Any]:
         conn = self._store.enter()
@@ -648,6 +656,9 @@ class Cache(
         with contextlib.suppress(Exception):
             self._shared.bookkeeper.flush()
         store.close()
+        files = getattr(self._disk, "files", None)
+        if files is not None:
+            files.close()
 
     def __enter__(self) -> Cache:
         return self

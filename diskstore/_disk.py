@@ -29,7 +29,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
-from . import _oob
+from . import _checksums, _oob
+from ._collector import LARGE, load_paused
 from ._constants import UNKNOWN
 from ._diskcache_disk import HOOKS, DiskcacheHooks
 from ._exceptions import IntegrityError, UntrustedPickle
@@ -420,8 +421,12 @@ class Disk(DiskcacheHooks):
             prefix = signature_prefix(ns, signature_key(db_key, raw), mode)
         if mode & FLAG_FILE:
             digest = self.signer.hasher(prefix) if mode & FLAG_SIGNED else None
-            chunks = (memoryview(payload)[i : i + CHUNK] for i in range(0, len(payload), CHUNK))
-            pending = self.files.write(chunks, digest=digest)
+            view = memoryview(payload)
+            chunks = (view[i : i + CHUNK] for i in range(0, len(payload), CHUNK))
+            if mode & (FLAG_SIGNED | FLAG_ZSTD):  # verified by its tag or its zstd checksum
+                pending = self.files.write(chunks, digest=digest)
+            else:
+                return self._write_checked(mode, chunks)
             sig = None
             if digest is not None:
                 digest.update(signature_suffix(vsize))
@@ -449,8 +454,16 @@ class Disk(DiskcacheHooks):
             # ``get(key, read=True).name`` is a path whose contents are the value.
             view = memoryview(value)
             chunks = (view[i : i + CHUNK] for i in range(0, len(value), CHUNK))
-            return self._write_file(KIND_BYTES, chunks, b"", ns, db_key, raw)
+            return self._write_checked(KIND_BYTES | FLAG_FILE, chunks)
         return self._write_file(kind, chunks, sample, ns, db_key, raw, size)
+
+    def _write_checked(self, mode: int, chunks: Iterable[bytes | memoryview]) -> Stored:
+        """Write an unsigned, uncompressed value file with its checksum in ``sig``."""
+        pending = self.files.write(chunks, checksum=True)
+        sig = _checksums.encode(pending.crc)
+        pending.on_publish = functools.partial(_checksums.record_written, sig)
+        size = pending.stored_bytes
+        return Stored(mode, None, pending.name, size, pending.input_bytes, sig, pending)
 
     def _store_stream(self, reader: Any, ns: int, db_key: Any, raw: bool) -> Stored:
         read = getattr(reader, "read", None)
@@ -491,6 +504,8 @@ class Disk(DiskcacheHooks):
             compressor = self._threaded_compressor() if size >= _THREADED else self._compressor()
             transform = compressor.compressobj(size=size)
         mode = kind | FLAG_FILE | (FLAG_ZSTD if compress else 0)
+        if not compress:
+            return self._write_checked(mode, chunks)
         digest = None
         if compress and self._signing:  # verified before it is ever decompressed
             mode |= FLAG_SIGNED
@@ -550,6 +565,8 @@ class Disk(DiskcacheHooks):
                 return data.decode("utf-8", "surrogatepass")
             except UnicodeDecodeError as exc:  # unsigned text can be changed; never raise
                 raise IntegrityError(f"stored text is not UTF-8: {exc}") from exc
+        if len(data) >= LARGE:
+            return load_paused(self.loads, data)
         return self.loads(data)
 
     def payload(
@@ -580,8 +597,14 @@ class Disk(DiskcacheHooks):
         if mode & FLAG_FILE:
             if filename is None:
                 raise IntegrityError("a file-backed entry has no file name")
-            data = self.files.read(filename, size)
-            if not mode & (FLAG_ZSTD | FLAG_SIGNED):
+            if mode & (FLAG_ZSTD | FLAG_SIGNED):
+                data = self.files.read(filename, size)
+            else:
+                # Unsigned and uncompressed: checked against its checksum, when it has one.
+                checksum = sig if _checksums.recorded(filename, sig) else None
+                data = self.files.read(filename, size, checksum)
+                if kind in (KIND_BYTES, KIND_TEXT):
+                    return data  # read whole and checked: nothing to verify or expand
                 vsize = size  # diskcache's own files record no decoded length
         else:
             data, vsize, inline_sig = split_inline(mode, value)

@@ -17,9 +17,13 @@ import io
 import os
 import re
 import stat
+import threading
+import weakref
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, Protocol
 
+from . import _checksums
 from ._durability import sync_directory, sync_fd
 from ._exceptions import IntegrityError, StorageError, StorageFullError
 from ._faults import crash_point
@@ -57,6 +61,7 @@ class PendingFile:
     """A value file written under its temporary name, waiting to be published."""
 
     __slots__ = (
+        "crc",
         "dir_fd",
         "fd",
         "input_bytes",
@@ -74,6 +79,8 @@ class PendingFile:
         self.stored_bytes = stored
         self.input_bytes = consumed
         self.published = False
+        #: CRC-32 of the stored bytes, when the writer was asked for it.
+        self.crc = 0
         #: Directories that gained an entry (a new ``data/xx``, a new ``data``) for this file.
         self.new_dirs: list[str] = []
         #: Called with the file's status once it has its final name.
@@ -115,6 +122,11 @@ class FileStore:
         self.directory = directory
         self.root = directory
         self.fsync = fsync
+        # A descriptor of ``data/``, opened on the first read and kept until the cache is
+        # closed: a read then opens two names instead of three, and closes one.
+        self._data_fd = -1
+        self._data_lock = threading.Lock()
+        self._data_finalizers: list[weakref.finalize[..., FileStore]] = []
 
     # -- names ------------------------------------------------------------------------------
     @staticmethod
@@ -137,15 +149,30 @@ class FileStore:
             os.close(fd)
 
     def _open_subdir(
-        self, name: str, *, create: bool = False, made: list[str] | None = None
+        self,
+        name: str,
+        *,
+        create: bool = False,
+        made: list[str] | None = None,
+        kept: bool = False,
     ) -> int:
         """A descriptor of the directory holding *name*, each level opened without links.
 
-        The first level is opened by its path below the cache directory (one system call
-        fewer than opening the directory first), the others relative to it. A directory
-        created on the way adds its parent, whose entries changed, to *made* (innermost
-        first), to be synced when the file is published.
+        With *kept*, a folder of ``data/`` is opened through the kept descriptor of
+        ``data/`` (reads only: a write goes by path). Otherwise the first level is opened by
+        its path below the cache directory (one system call fewer than opening the directory
+        first), the others relative to it. A directory created on the way adds its parent,
+        whose entries changed, to *made* (innermost first), to be synced when the file is
+        published.
         """
+        if kept and not create and name.startswith(_DATA_PREFIX):
+            try:
+                return self._open_data_subdir(name[5:7])
+            except FileNotFoundError:
+                if self._data_fd >= 0 and not self._kept_stale():
+                    raise
+                # No ``data/`` yet, or the kept one has since been replaced: go by path.
+                self._forget_data_dir()
         first, *rest = name.split("/")[:-1]
         top = os.path.join(self.root, first)
         try:
@@ -186,10 +213,12 @@ class FileStore:
         *,
         transform: Transform | None = None,
         digest: Digest | None = None,
+        checksum: bool = False,
     ) -> PendingFile:
         """Write *chunks* to a new temporary value file and return it, not yet published.
 
-        *transform* (a compressor) is applied on the way; *digest* sees the stored bytes.
+        *transform* (a compressor) is applied on the way; *digest* sees the stored bytes;
+        with *checksum*, their CRC-32 is left in the result's ``crc``.
         The writer keeps an exclusive ``flock`` on the temporary file until it is published
         or discarded, which is how ``check`` tells a write in progress from a crash's debris.
         """
@@ -199,11 +228,14 @@ class FileStore:
         consumed = 0
         made: list[str] = []
         try:
-            dir_fd = self._open_subdir(name, create=True, made=made)
+            # By path, not through the kept ``data/``: a write must never land in a folder
+            # that has since been moved away from the cache directory.
+            dir_fd = self._open_subdir(name, create=True, made=made, kept=False)
         except OSError as exc:
             raise storage_error(exc, "creating a value directory") from exc
         temp = token[2:] + ".tmp"
         fd = -1
+        crc = 0
         try:
             fd = os.open(temp, _WRITE_FLAGS, 0o600, dir_fd=dir_fd)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -213,6 +245,8 @@ class FileStore:
                 if out:
                     if digest is not None:
                         digest.update(bytes(out))
+                    if checksum:
+                        crc = zlib.crc32(out, crc)
                     _write_all(fd, out)
                     stored += len(out)
             if transform is not None:
@@ -220,6 +254,8 @@ class FileStore:
                 if tail:
                     if digest is not None:
                         digest.update(tail)
+                    if checksum:
+                        crc = zlib.crc32(tail, crc)
                     _write_all(fd, tail)
                     stored += len(tail)
             if self.fsync:
@@ -235,6 +271,7 @@ class FileStore:
             raise
         crash_point("file-written")
         pending = PendingFile(name, dir_fd, fd, stored, consumed)
+        pending.crc = crc
         pending.new_dirs = made
         return pending
 
@@ -290,13 +327,56 @@ class FileStore:
         return False
 
     # -- reading ----------------------------------------------------------------------------
+    def _data_dir(self) -> int:
+        """The kept descriptor of ``data/`` (opened without following a link)."""
+        with self._data_lock:
+            if self._data_fd < 0:
+                fd = os.open(os.path.join(self.root, DATA_DIR), _DIR_FLAGS)
+                self._data_fd = fd
+                self._data_finalizers.append(weakref.finalize(self, os.close, fd))
+            return self._data_fd
+
+    def close(self) -> None:
+        """Close the kept descriptors (``Cache.close``); a later read opens ``data/`` again.
+
+        A read racing with this in another thread may find the descriptor closed and report
+        the file as unreadable, as any use of a cache while it is being closed may fail.
+        """
+        with self._data_lock:
+            self._data_fd = -1
+            finalizers, self._data_finalizers = self._data_finalizers, []
+        for finalizer in finalizers:
+            with contextlib.suppress(OSError):
+                finalizer()
+
+    def _open_data_subdir(self, part: str) -> int:
+        """A descriptor of ``data/<part>``, opened through the kept ``data/`` descriptor."""
+        data_fd = self._data_fd if self._data_fd >= 0 else self._data_dir()
+        return os.open(part, _DIR_FLAGS, dir_fd=data_fd)
+
+    def _open_leaf(self, name: str, *, kept: bool = True) -> int:
+        """A descriptor of value file *name*, every level below the directory opened without
+        following links."""
+        dir_fd = self._open_subdir(name, kept=kept)
+        try:
+            return os.open(_leaf(name), _READ_FLAGS, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
+
     def _open_regular(self, name: str) -> tuple[int, os.stat_result]:
         """A descriptor of value file *name* (a regular file, else ``IntegrityError``) and
         its status, from the one ``fstat`` a read needs."""
-        self.validate(name)
+        if type(name) is not str or NAME_PATTERN.fullmatch(name) is None:
+            self.validate(name)
         try:
-            with self._subdir(name) as dir_fd:
-                fd = os.open(_leaf(name), _READ_FLAGS, dir_fd=dir_fd)
+            try:
+                fd = self._open_leaf(name)
+            except FileNotFoundError:
+                if not name.startswith(_DATA_PREFIX) or not self._kept_stale():
+                    raise
+                # The kept ``data/`` is a directory since replaced: look again by path.
+                self._forget_data_dir()
+                fd = self._open_leaf(name, kept=False)
         except FileNotFoundError as exc:
             raise IntegrityError(f"value file {name} is missing") from exc
         except OSError as exc:
@@ -306,6 +386,26 @@ class FileStore:
             os.close(fd)
             raise IntegrityError(f"value file {name} is not a regular file")
         return fd, info
+
+    def _kept_stale(self) -> bool:
+        """Whether the kept descriptor no longer names ``<directory>/data``."""
+        fd = self._data_fd
+        if fd < 0:
+            return False
+        try:
+            kept = os.fstat(fd)
+            now = os.stat(os.path.join(self.root, DATA_DIR), follow_symlinks=False)
+        except OSError:
+            return True
+        return (kept.st_dev, kept.st_ino) != (now.st_dev, now.st_ino)
+
+    def _forget_data_dir(self) -> None:
+        """Reopen ``data/`` on the next read (the kept descriptor named another directory).
+
+        The old descriptor is closed with the cache: another thread may be using it.
+        """
+        with self._data_lock:
+            self._data_fd = -1
 
     def open(self, name: str, *, buffered: bool = True) -> BinaryIO:
         """Open a value file for reading (binary; unbuffered reads when not *buffered*)."""
@@ -317,21 +417,24 @@ class FileStore:
         setattr(raw, "name", os.path.join(self.root, name))  # noqa: B010 (typed read-only)
         return handle
 
-    def read(self, name: str, size: int) -> bytes:
-        """Read a whole value file, which must hold exactly *size* bytes."""
-        # One open, one fstat and one read: the whole file lands in one bytes object.
+    def read(self, name: str, size: int, checksum: bytes | None = None) -> bytes:
+        """Read a whole value file, which must hold exactly *size* bytes, and match
+        *checksum* when one is given (see :mod:`diskstore._checksums`)."""
+        # One fstat and one read: the whole file lands in one bytes object. A regular file
+        # ignores O_NONBLOCK, so the descriptor is read as opened.
         fd, info = self._open_regular(name)
         try:
             if info.st_size != size:  # checked first: a tampered size must not size a buffer
                 raise IntegrityError(
                     f"value file {name} holds {info.st_size} bytes, expected {size}"
                 )
-            os.set_blocking(fd, True)
             data = os.read(fd, size + 1)
         finally:
             os.close(fd)
         if len(data) != size:
             raise IntegrityError(f"value file {name} holds {len(data)} bytes, expected {size}")
+        if checksum is not None and not _checksums.verified.known(info, checksum):
+            _checksums.verify(name, info, data, checksum)
         return data
 
     def open_sized(self, name: str, size: int) -> tuple[BinaryIO, os.stat_result]:
@@ -392,6 +495,9 @@ class FileStore:
         for top in tops:
             if _HEX2.fullmatch(top.name) and top.is_dir(follow_symlinks=False):
                 yield from _scan_two_levels(top.path, top.name, any_sub=False)
+
+
+_DATA_PREFIX = DATA_DIR + "/"
 
 
 def _leaf(name: str) -> str:

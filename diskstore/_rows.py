@@ -115,3 +115,20 @@ class VerifiedPayloads:
         if len(known) >= self.ITEMS:
             known.clear()
         known[tag] = row
+
+
+def file_columns(packed: Any) -> tuple[str, int, int, bytes | None] | None:
+    """A value file's ``(filename, size, vsize, sig)`` from what a point read selects in
+    place of its ``value`` (``_sql.FILE_COLUMNS``); None if it is not that."""
+    if type(packed) is not str or packed[:1] != "\0":
+        return None
+    parts = packed[1:].split(" ")
+    if len(parts) != 4:
+        return None
+    name, size, vsize, sig = parts
+    if not (size.isdigit() and vsize.isdigit()):
+        return None  # not integers as SQLite prints them: read the row whole
+    try:
+        return name, int(size), int(vsize), bytes.fromhex(sig) if sig else None
+    except ValueError:
+        return None

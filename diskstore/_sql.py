@@ -254,15 +254,27 @@ SET_STAT = "UPDATE Settings SET value = ? WHERE key = ?"  # key: hits or misses
 
 # -- single items -------------------------------------------------------------------------
 # A read fetches only what a native or inline value needs; expiry is checked in Python,
-# which is cheaper than binding a timestamp into the statement.
-SELECT_ITEM = f"SELECT rowid, {MODE}, value, expire_time FROM Cache WHERE {_KEY}"
-SELECT_ITEM_MAIN = f"SELECT rowid, {MODE}, value, expire_time FROM Cache WHERE key = ? AND raw = ?"
+# which is cheaper than binding a timestamp into the statement. A value file's row has no
+# ``value``: in its place come the file's columns, as text (NUL, then name, size, decoded
+# length and the hex of its tag or checksum, space-separated; ``_rows.file_columns`` reads
+# it back), so a file is opened after one statement. Four more columns on every read would
+# cost a small ``get`` about 0.5 us; this costs it nothing. Whatever does not read back as
+# that (a column of the wrong type, a row with both a file and a value) is read again whole.
+FILE_COLUMNS = (
+    "CASE WHEN filename IS NULL THEN value WHEN value IS NULL"
+    " THEN char(0) || filename || ' ' || size || ' ' || vsize || ' ' || coalesce(hex(sig), '')"
+    " END"
+)
+SELECT_ITEM = f"SELECT rowid, {MODE}, {FILE_COLUMNS}, expire_time FROM Cache WHERE {_KEY}"
+SELECT_ITEM_MAIN = (
+    f"SELECT rowid, {MODE}, {FILE_COLUMNS}, expire_time FROM Cache WHERE key = ? AND raw = ?"
+)
 SELECT_ROW_MODE = f"SELECT rowid, {MODE}, filename FROM Cache WHERE {_KEY}"
 # Everything a read may need, in one statement: a second statement by rowid could see a
 # later version of the row (an overwrite keeps the rowid), so a value file, tag or signature
 # is only ever taken together with the value and expiry of the same committed version.
 SELECT_ITEM_FULL = (
-    f"SELECT rowid, {MODE}, value, expire_time, filename, size, tag, sig, vsize FROM Cache"
+    f"SELECT rowid, {MODE}, value, expire_time, filename, size, sig, vsize, tag FROM Cache"
     f" WHERE {_KEY}"
 )
 SELECT_FOR_WRITE = (
@@ -501,8 +513,12 @@ SELECT_TRIGGERS = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
 # -- check --------------------------------------------------------------------------------
 REINDEX = "REINDEX"
 SELECT_NATIVE_VALUE = "SELECT value FROM Cache WHERE rowid = ?"
+# Text, of a key or a value, comes back as bytes and a flag, so that text that is not UTF-8
+# is reported rather than fatal to the whole chunk; every other value comes back as itself.
 SELECT_SIGNED_CHUNK = (
-    f"SELECT rowid, ns, {_SAFE_KEY}, {MODE}, CAST(value AS BLOB), filename, sig, vsize, size"
+    f"SELECT rowid, ns, {_SAFE_KEY}, {MODE},"
+    " CASE WHEN typeof(value) = 'text' THEN CAST(value AS BLOB) ELSE value END,"
+    " typeof(value) = 'text', filename, sig, vsize, size"
     " FROM Cache NOT INDEXED WHERE rowid > ? ORDER BY rowid LIMIT ?"
 )
 

@@ -47,7 +47,7 @@ class TieredReadMixin(CacheBase):
             if bookkeeper.active:
                 bookkeeper.miss()
             return self._miss(default, expire_time, False)
-        rowid, mode, value, exp = rows[0]
+        rowid, mode, value, exp = rows[0][:4]
         if mode & (FLAG_FILE | FLAG_PINNED) or mode & KIND_MASK == KIND_DCPICKLE:
             # Files, pinned entries and diskcache's pickles take the ordinary path and stay
             # out of the tier.

@@ -11,7 +11,9 @@ import io
 import math
 import os
 import pickle
+import sqlite3
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -625,3 +627,29 @@ class TestDiskcacheBehaviours:
         with pytest.raises(diskstore.SettingsError, match="hits"):
             cache.reset("hits", -1)
         assert len(cache) == 1
+
+
+@pytest.mark.parametrize(
+    ("column", "bad"),
+    [("size", "'many'"), ("vsize", "1.5"), ("sig", "'text'"), ("value", "X'00'")],
+)
+def test_a_file_row_with_columns_of_wrong_types_is_read_whole(
+    tmp_path: Path, column: str, bad: str
+) -> None:
+    """The point read gives a file's columns only when they have their types; otherwise the
+    row is read again whole, and checked as before."""
+    with diskstore.Cache(str(tmp_path)) as cache:
+        value = os.urandom(100_000)
+        cache["k"] = value
+        con = sqlite3.connect(os.path.join(cache.directory, "cache.db"))
+        with con:
+            con.execute(f"UPDATE Cache SET {column} = {bad} WHERE key = 'k'")
+        con.close()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = cache.get("k")
+        if column == "value":  # a file's row with a value as well: the file is what counts
+            assert got == value and not caught
+        else:
+            assert got is None
+            assert [w.category for w in caught] == [diskstore.CorruptionWarning]

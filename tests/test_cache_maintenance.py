@@ -430,3 +430,17 @@ def test_len_is_exact_across_every_kind_of_change(cache: diskstore.Cache, clock:
         cache[number] = number
     assert cache.clear() == 5
     check(0)
+
+
+def test_check_reports_native_text_that_is_not_utf8(cache: diskstore.Cache) -> None:
+    cache["good"] = "text"
+    cache["number"] = 5
+    con = sqlite3.connect(os.path.join(cache.directory, "cache.db"))
+    with con:
+        con.execute("UPDATE Cache SET value = CAST(X'FF41' AS TEXT) WHERE key = 'good'")
+    con.close()
+    problems = [str(w.message) for w in cache.check()]
+    assert len(problems) == 1 and "value text is not UTF-8" in problems[0]
+    cache.check(fix=True)
+    assert "good" not in cache and cache["number"] == 5
+    assert cache.check() == []

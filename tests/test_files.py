@@ -575,3 +575,16 @@ def test_a_symlink_planted_as_the_database_is_not_followed(tmp_path: Path, targe
         pass  # refusing to open is the expected outcome
     after = {path.name: path.read_bytes() for path in outside.iterdir()}
     assert after == before
+
+
+def test_a_data_folder_moved_away_is_not_read_or_written(tmp_path: Path) -> None:
+    """Reads keep a descriptor of ``data/``; once that folder is replaced, they go by path."""
+    with diskstore.Cache(str(tmp_path)) as cache:
+        cache["a"] = b"a" * 100_000
+        assert cache["a"] == b"a" * 100_000  # the first read keeps ``data/`` open
+        os.rename(tmp_path / "data", tmp_path / "moved")
+        cache["b"] = b"b" * 100_000
+        assert (tmp_path / "data").is_dir()
+        assert cache["b"] == b"b" * 100_000
+        with pytest.warns(diskstore.CorruptionWarning, match="missing"):
+            assert cache.get("a") is None
