@@ -63,13 +63,20 @@ class Backend(Protocol):
 def flight_locks(cache: object) -> LockFactory | str | None:
     """Where ``cache``'s single-flight locks come from.
 
-    The backend's own ``flight_lock`` factory when it has one; else a ``locks`` directory
-    inside the cache directory (lock files); else ``None`` (threads of one process only).
+    The backend's own ``flight_lock`` factory when it has one; else, for a cache directory,
+    one byte per key of the file ``cache.db-flight`` (see :mod:`diskstore._rangelock`), or
+    where the platform has no record locks, lock files in ``cache.db-locks``; else ``None``
+    (threads of one process only).
     """
     factory = getattr(cache, "flight_lock", None)
     if callable(factory):
         return factory  # type: ignore[no-any-return]
     directory = getattr(cache, "directory", None)
     if directory:
-        return os.path.join(os.fspath(directory), "cache.db-locks")
+        lock_dir = os.path.join(os.fspath(directory), "cache.db-locks")
+        from ._rangelock import FLIGHT_FILE, RangeLocks, range_locks_supported
+
+        if range_locks_supported():
+            return RangeLocks(os.path.join(os.fspath(directory), FLIGHT_FILE), lock_dir)
+        return lock_dir
     return None

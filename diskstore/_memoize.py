@@ -22,6 +22,7 @@ so ``cache_clear()`` and ``cache_info().currsize`` go through an index; on anoth
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import math
 from collections.abc import Callable, Collection, Coroutine
@@ -66,6 +67,9 @@ T = TypeVar("T")
 #: Seconds a caller waits for another caller's computation of the same key before computing
 #: itself.
 DEFAULT_LOCK_TIMEOUT = 60.0
+
+#: Key parts whose ``repr`` is the same in every process (see ``_Memo.token``).
+_PLAIN = frozenset({str, int, float, bytes, bool, type(None)})
 
 
 @dataclass(frozen=True)
@@ -366,7 +370,17 @@ class _Memo:
             self.cache.set(key, value, expire=options.expire, tag=options.tag, retry=True)
 
     def token(self, key: tuple[Any, ...]) -> str | None:
-        """The key's single-flight token, stable across processes; None if it has none."""
+        """The key's single-flight token, stable across processes; None if it has none.
+
+        A key of plain values (the common case) is hashed through its ``repr``, which is
+        the same in every process for these types and costs half of :func:`stable_hash`.
+        """
+        for part in key:
+            if type(part) not in _PLAIN:
+                break
+        else:
+            text = repr(key).encode("utf-8", "surrogatepass")
+            return hashlib.blake2b(text, digest_size=20, person=b"memo-token").hexdigest()
         try:
             return stable_hash(key)
         except TypeError:

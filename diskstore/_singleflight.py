@@ -69,12 +69,16 @@ def _held_by_this_thread() -> set[str]:
 
 
 class _Flight:
-    """One in-process computation of one key, shared by every thread that wants it."""
+    """One in-process computation of one key, shared by every thread that wants it.
+
+    The event waiters wait on is made by the first waiter (under the registry's mutex), so
+    a computation nobody waits for allocates none.
+    """
 
     __slots__ = ("done", "ok", "owner", "value")
 
     def __init__(self, owner: int) -> None:
-        self.done = threading.Event()
+        self.done: threading.Event | None = None
         self.owner = owner
         self.ok = False
         self.value: Any = None
@@ -174,11 +178,16 @@ class SingleFlight:
                 leading = flight is None
                 if flight is None:
                     flight = self._flights[token] = _Flight(me)
+                    done = None
+                else:
+                    done = flight.done
+                    if done is None and flight.owner != me:
+                        done = flight.done = threading.Event()
             if leading:
                 return self._lead(token, flight, lookup, compute)
-            if flight.owner == me:
+            if done is None:  # our own computation: a recursive call with the same key
                 return compute(), True
-            if not flight.done.wait(self._timeout):
+            if not done.wait(self._timeout):
                 return compute(), True
             if flight.ok:
                 value = lookup()
@@ -195,12 +204,14 @@ class SingleFlight:
             # Already held by this thread (a nested call of the same key through another
             # memoized wrapper): the key is ours, and waiting would wait for ourselves.
             lock = None if self._locks is None else self._locks(token)
-            if lock is not None and (lock.ident in held or not lock.acquire(self._timeout)):
+            if lock is not None and (
+                (held and lock.ident in held) or not lock.acquire(self._timeout)
+            ):
                 lock = None
             if lock is not None:
                 held.add(lock.ident)
             try:
-                value: Any = lookup() if lock is not None else ENOVAL
+                value: Any = lookup() if lock is not None and _may_be_stored(lock) else ENOVAL
                 computed = value is ENOVAL
                 if computed:
                     value = compute()
@@ -215,7 +226,9 @@ class SingleFlight:
             with self._mutex:
                 if self._flights.get(token) is flight:
                     del self._flights[token]
-            flight.done.set()
+                done = flight.done
+            if done is not None:
+                done.set()
 
     # -- asyncio ---------------------------------------------------------------------------
 
@@ -279,7 +292,7 @@ class SingleFlight:
 
         lock = await self._acquire_async(token)
         try:
-            if lock is not None:
+            if lock is not None and _may_be_stored(lock):
                 value = await asyncio.to_thread(lookup)
                 if value is not ENOVAL:
                     return value, False
@@ -296,8 +309,11 @@ class SingleFlight:
 
         if self._locks is None:
             return None
-        handoff = _Handoff()
         candidate = self._locks(token)
+        try_now = getattr(candidate, "try_acquire", None)
+        if try_now is not None and try_now():
+            return candidate  # free: taken without a worker thread
+        handoff = _Handoff()
 
         def acquire() -> FlightLock | None:
             lock = candidate if candidate.acquire(self._timeout) else None
@@ -319,6 +335,12 @@ class SingleFlight:
             if lock is not None:
                 lock.release()
             raise
+
+
+def _may_be_stored(lock: FlightLock) -> bool:
+    """Whether the value may have been stored since the caller looked: the lock had to be
+    waited for, or cannot tell (a lock file or a Redis lock: look again to be safe)."""
+    return bool(getattr(lock, "waited", True))
 
 
 def _reset_after_fork() -> None:
