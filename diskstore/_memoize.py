@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from numbers import Real
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
-from . import _refresh
+from . import _clock, _refresh
 from ._backend import flight_locks
 from ._constants import ENOVAL
 from ._funckey import KeyBuilder
@@ -44,6 +44,7 @@ from ._memoize_types import (
     MemoizedFunction,
     SupportsMemoize,
 )
+from ._recent import RecentResults, keepable
 from ._singleflight import SingleFlight
 from ._sourcehash import source_hash
 
@@ -335,9 +336,26 @@ class _Memo:
         self.flight: SingleFlight | None = None
         if options.single_flight:
             self.flight = SingleFlight(flight_locks(cache), timeout=options.lock_timeout)
+        #: Plain results returned from memory while the cache is unchanged (see _recent).
+        self.recent: RecentResults | None = None
+        version = getattr(cache, "_memo_version", None)
+        if self.native and callable(version) and not self._mmap:
+            self.recent = RecentResults(version)
 
     def lookup(self, key: tuple[Any, ...]) -> Any:
-        return self.cache.get(key, default=ENOVAL, retry=True, **self._mmap)
+        recent = self.recent
+        if recent is None:
+            return self.cache.get(key, default=ENOVAL, retry=True, **self._mmap)
+        before = recent.version() if recent.plain else None
+        if before is None:
+            value = self.cache.get(key, default=ENOVAL, retry=True)
+            if not recent.plain and keepable(value):
+                recent.plain = True  # worth the expiry time from the next read on
+            return value
+        value, expire_at = self.cache.get(key, default=ENOVAL, expire_time=True, retry=True)
+        if value is not ENOVAL:
+            recent.read(key, value, expire_at, before)
+        return value
 
     def adopted(self, key: tuple[Any, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The result diskcache's ``memoize`` stored for this call, if the cache adopted
@@ -365,7 +383,15 @@ class _Memo:
     def save(self, key: tuple[Any, ...], value: object) -> None:
         options = self.options
         if self.native:
+            recent = self.recent
+            if recent is None:
+                self.cache._memo_store(self.name, key, value, options.expire, options.tag)
+                return
+            before = recent.version()
+            # Taken before the store, so never later than the expiry the store records.
+            expire_at = None if options.expire is None else _clock.now() + options.expire
             self.cache._memo_store(self.name, key, value, options.expire, options.tag)
+            recent.stored(key, value, expire_at, before)
         else:
             self.cache.set(key, value, expire=options.expire, tag=options.tag, retry=True)
 
@@ -512,9 +538,14 @@ def _sync_wrapper(memo: _Memo) -> Callable[..., Any]:
     refresher = memo.refresher
     call = _refresh.call
 
+    recent = memo.recent
+    remembered = recent.get if recent is not None else None
+
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         key = build(args, kwargs)
-        value = lookup(key)
+        value = ENOVAL if remembered is None else remembered(key)
+        if value is ENOVAL:
+            value = lookup(key)
         if value is ENOVAL:
             return call(memo, key, args, kwargs, math.inf, looked=True)
         if refresher is not None and refresher.stale(key):
@@ -530,12 +561,16 @@ def _async_wrapper(memo: _Memo) -> Callable[..., Any]:
     report = memo.report
     refresher = memo.refresher
     call = _refresh.call_async
+    recent = memo.recent
+    remembered = recent.get if recent is not None else None
 
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         import asyncio  # loaded by then: asyncio is running this coroutine
 
         key = build(args, kwargs)
-        value = await asyncio.to_thread(memo.lookup, key)
+        value = ENOVAL if remembered is None else remembered(key)
+        if value is ENOVAL:
+            value = await asyncio.to_thread(memo.lookup, key)
         if value is ENOVAL:
             return await call(memo, key, args, kwargs, math.inf, looked=True)
         if refresher is not None and await asyncio.to_thread(refresher.stale, key):

@@ -80,45 +80,44 @@ def offset_of(token: str) -> int:
 class _SharedFile:
     """One process's descriptor of one flight file, and which of its bytes threads hold."""
 
-    __slots__ = ("__weakref__", "changed", "fd", "holders", "identity", "mutex", "waiting")
+    __slots__ = ("__weakref__", "fd", "holders", "identity")
 
     def __init__(self, fd: int, identity: tuple[int, int]) -> None:
         self.fd = fd
         self.identity = identity
-        self.forget_after_fork()
+        self.holders: dict[int, int] = {}  # offset -> thread holding it, in this process
         weakref.finalize(self, os.close, fd)
 
     def forget_after_fork(self) -> None:
-        """Start with no byte held (also what a forked child must do: threads are gone)."""
-        self.mutex = threading.Lock()
-        self.changed = threading.Condition(self.mutex)
-        self.holders: set[int] = set()  # offsets held by threads of this process
-        self.waiting = 0
+        """Start with no byte held, as a forked child must: the holding threads are gone."""
+        self.holders = {}
 
     def claim(self, offset: int, timeout: float | None) -> tuple[bool, bool]:
-        """Reserve *offset* for this thread among the process's; return (got it, waited)."""
-        with self.mutex:
-            holders = self.holders
-            if offset not in holders:
-                holders.add(offset)
-                return True, False
-            if timeout == 0:
+        """Reserve *offset* for this thread among the process's; return (got it, waited).
+
+        ``dict.setdefault`` is atomic, so the free case takes no lock. A byte held by another
+        thread of this process is polled for, as the record lock is: both are rare.
+        """
+        me = threading.get_ident()
+        holders = self.holders
+        holder = holders.setdefault(offset, me)
+        if holder == me:
+            return True, False
+        if timeout == 0:
+            return False, True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _FIRST_POLL
+        while True:
+            time.sleep(pause)
+            pause = min(pause * 2, _LAST_POLL)
+            if holders.setdefault(offset, me) == me:
+                return True, True
+            if deadline is not None and time.monotonic() >= deadline:
                 return False, True
-            self.waiting += 1
-            try:
-                free = self.changed.wait_for(lambda: offset not in holders, timeout)
-            finally:
-                self.waiting -= 1
-            if free:
-                holders.add(offset)
-            return free, True
 
     def unclaim(self, offset: int) -> None:
         """Let the next thread of this process have *offset*."""
-        with self.mutex:
-            self.holders.discard(offset)
-            if self.waiting:
-                self.changed.notify_all()
+        self.holders.pop(offset, None)
 
 
 _registry_mutex = threading.Lock()
@@ -225,15 +224,16 @@ class RangeFlightLock:
         if shared is None:
             return self._acquire_fallback(timeout)
         offset = self._offset
-        start = time.monotonic() if timeout else 0.0
+        start = time.monotonic()
         claimed, waited = shared.claim(offset, timeout)
-        if waited:
-            self.waited = True
         if not claimed:
+            self.waited = True
             return False
-        try:
+        if waited:  # another thread of this process had the byte: count its time
+            self.waited = True
             if timeout:
                 timeout = max(0.0, timeout - (time.monotonic() - start))
+        try:
             if self._lock_byte(shared.fd, offset, timeout):
                 self._held = shared
                 return True

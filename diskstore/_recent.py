@@ -1,0 +1,143 @@
+"""A memoized function's recent plain results, returned from memory while the cache is unchanged.
+
+A memoized hit reads one row, and that read is most of a hit's cost. This process often
+knows the answer already: it stored the result itself, or read it a moment ago. A
+:class:`RecentResults` keeps such results, of one memoized function, as long as the cache
+directory's change counter (see :mod:`diskstore._changes`, which every write transaction of
+every process advances) says nothing was written since:
+
+- a result is kept only when it was read with no write beginning or ending meanwhile, or
+  when this process's store of it was the only write since the results were last current
+  (the counter moved by exactly one); the results then move on to the new change number;
+- any other write, by any thread or process (``cache_clear()``, ``delete``, another
+  function's result, a cull, an eviction), leaves the counter elsewhere, and every kept
+  result is ignored until the next read starts them afresh;
+- the expiry time goes with each result and is checked on every hit.
+
+Only plain values are kept: ``int``, ``float``, ``bool``, ``None`` and short ``str`` and
+``bytes``, which a cache returns as equal objects of the same type and which cannot be
+mutated, so handing out the same object twice is safe. Anything else is read from the
+database each time, as before. A cache whose reads must be recorded (statistics on, or an
+eviction policy that tracks reads) keeps nothing here, so ``stats()`` and eviction see
+every hit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from . import _clock
+from ._constants import ENOVAL
+
+__all__ = ["RecentResults", "Version"]
+
+#: Returns the cache's current change number, or None when nothing may be trusted now (a
+#: write is under way, or reads must be recorded).
+Version = Callable[[], "int | None"]
+
+_SCALARS = frozenset({int, float, bool, type(None)})
+_SEQUENCES = frozenset({str, bytes})
+#: Longest ``str``/``bytes`` kept; longer values are read from the cache.
+MAX_LENGTH = 1024
+#: Results kept per function; past this the oldest generation is dropped whole.
+MAX_ENTRIES = 4096
+
+_Entries = dict[Hashable, tuple[Any, "float | None"]]
+
+
+def keepable(value: object) -> bool:
+    """Whether *value* is plain enough to be handed out more than once."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    return kind in _SEQUENCES and len(value) <= MAX_LENGTH  # type: ignore[arg-type]
+
+
+class RecentResults:
+    """Plain results of one memoized function, current as of one change number."""
+
+    __slots__ = ("_lock", "_state", "plain", "version")
+
+    def __init__(self, version: Version) -> None:
+        self.version = version
+        #: Whether the function's latest result was plain: reads that could be kept cost a
+        #: little more (they need the expiry time), so a function whose results are not
+        #: plain does not pay for them.
+        self.plain = True
+        self._lock = threading.Lock()
+        #: (the change number the entries are current for, the entries)
+        self._state: tuple[int, _Entries] = (-1, {})
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        """The kept result of *key* if the cache has not changed since; else ``ENOVAL``."""
+        seen, entries = self._state
+        try:
+            entry = entries.get(key)
+        except TypeError:  # an unhashable argument: never kept
+            return ENOVAL
+        if entry is None or self.version() != seen:
+            return ENOVAL
+        value, expire_at = entry
+        if expire_at is not None and expire_at <= _clock.now():
+            return ENOVAL
+        return value
+
+    def read(self, key: tuple[Any, ...], value: Any, expire_at: float | None, before: int) -> None:
+        """Keep *value*, read from the cache between change numbers *before* and now."""
+        if not keepable(value):
+            self.plain = False
+            return
+        if self.version() != before:
+            return
+        with self._lock:
+            seen, entries = self._state
+            if seen != before:
+                if seen > before:
+                    return  # another thread already moved on
+                entries = {}
+            self._put(entries, key, value, expire_at)
+            self._state = (before, entries)
+
+    def stored(
+        self, key: tuple[Any, ...], value: Any, expire_at: float | None, before: int | None
+    ) -> None:
+        """After this process stored *value* under *key*: if that store was the only write
+        since *before*, move the results on to the new change number, *key* updated (the
+        others dropped if they were older than *before*).
+
+        Otherwise the kept results no longer match the counter and go unused.
+        """
+        self.plain = keepable(value)
+        if before is None:
+            return
+        with self._lock:
+            seen, entries = self._state
+            if self.version() != before + 1:
+                return
+            if seen != before:
+                # The kept results were already out of date, but this store was the only
+                # write since *before*: the key's value is known as of the new number.
+                entries = {}
+            if self.plain:
+                self._put(entries, key, value, expire_at)
+            else:
+                self._discard(entries, key)
+            self._state = (before + 1, entries)
+
+    @staticmethod
+    def _put(entries: _Entries, key: tuple[Any, ...], value: Any, expire_at: float | None) -> None:
+        try:
+            if len(entries) >= MAX_ENTRIES and key not in entries:
+                entries.clear()
+            entries[key] = (value, expire_at)
+        except TypeError:
+            pass  # an unhashable argument: not kept
+
+    @staticmethod
+    def _discard(entries: _Entries, key: tuple[Any, ...]) -> None:
+        try:
+            entries.pop(key, None)
+        except TypeError:
+            pass
