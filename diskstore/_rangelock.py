@@ -220,10 +220,24 @@ class RangeFlightLock:
 
     def acquire(self, timeout: float | None) -> bool:
         """Wait up to *timeout* seconds (None: no limit); False when it timed out."""
-        shared = self._locks.shared()
+        shared = self._locks._file or self._locks.shared()
         if shared is None:
             return self._acquire_fallback(timeout)
         offset = self._offset
+        # The common case first, inline: the byte is free in this process and in the others.
+        me = threading.get_ident()
+        if shared.holders.setdefault(offset, me) == me:
+            try:
+                fcntl.lockf(shared.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+            except OSError:
+                shared.unclaim(offset)
+            else:
+                self._held = shared
+                return True
+        return self._acquire_slowly(shared, offset, timeout)
+
+    def _acquire_slowly(self, shared: _SharedFile, offset: int, timeout: float | None) -> bool:
+        """``acquire`` when the byte is held by another thread or process (or refused)."""
         start = time.monotonic()
         claimed, waited = shared.claim(offset, timeout)
         if not claimed:
@@ -296,7 +310,7 @@ class RangeFlightLock:
         try:
             fcntl.lockf(shared.fd, fcntl.LOCK_UN, 1, self._offset)
         finally:
-            shared.unclaim(self._offset)
+            shared.holders.pop(self._offset, None)
 
 
 def _after_fork_in_child() -> None:

@@ -211,7 +211,11 @@ class SingleFlight:
             if lock is not None:
                 held.add(lock.ident)
             try:
-                value: Any = lookup() if lock is not None and _may_be_stored(lock) else ENOVAL
+                # Look again only if the value may have been stored since the caller looked:
+                # the lock had to be waited for, or cannot tell (a lock file, a Redis lock).
+                value: Any = (
+                    lookup() if lock is not None and getattr(lock, "waited", True) else ENOVAL
+                )
                 computed = value is ENOVAL
                 if computed:
                     value = compute()
