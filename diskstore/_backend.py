@@ -9,7 +9,7 @@ backend's internals, so a new backend needs nothing but these methods:
   cache without it, such as ``diskcache.Cache``, is scanned instead);
 - ``flight_lock(token)``, a lock shared by every process that uses the same storage, so
   concurrent misses of one key compute it once (optional: a cache with a ``directory``
-  gets lock files there, see :func:`flight_locks`);
+  gets byte-range locks of a file there, see :func:`flight_locks`);
 - ``_memo_store``/``_memo_lookup``/``_memo_count``/``_memo_clear``, which store memoized
   results as ordinary items that also record their function, so ``cache_clear()`` need not
   scan (optional: see :mod:`diskstore._functions` and :mod:`diskstore.redis._functions`;

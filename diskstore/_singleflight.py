@@ -1,13 +1,17 @@
 """Single flight: when many callers miss the same key at once, compute it once.
 
-Within a process, callers of one key meet at a :class:`threading.Event` (or, in async code,
-at one shared task per event loop): the first becomes the *leader*, the rest wait for it
-and then read what it stored. Across processes, the leader also holds a per-key lock from
-the backend (see :mod:`diskstore._backend`): a lock file, ``<lock_dir>/<token>.lock``,
-through :class:`filelock.FileLock` for a cache on disk, or a Redis lock for
-``RedisCache``; only leaders take locks, so a crowd of threads costs one lock, not one
-each. After taking the lock the leader looks the key up again, since another process may
-have just computed it.
+Within a process, callers of one key meet at a :class:`threading.Event` (made only when a
+second caller comes) or, in async code, at one shared task per event loop: the first
+becomes the *leader*, the rest wait for it and then read what it stored. Across processes,
+the leader also holds a per-key lock from the backend (see :mod:`diskstore._backend`): one
+byte of ``cache.db-flight`` held with a POSIX record lock for a cache on disk (see
+:mod:`diskstore._rangelock`; two system calls when nobody else computes the key), a lock
+file ``<lock_dir>/<token>.lock`` through :class:`filelock.FileLock` where record locks are
+not available, or a Redis lock for ``RedisCache``; only leaders take locks, so a crowd of
+threads costs one lock, not one each. A leader that had to wait for its lock looks the key
+up again, since the process it waited for has probably stored it; one that got its lock at
+once does not, having looked a moment before (lock files and Redis locks cannot tell
+whether they waited, so their leaders always look again).
 
 Failure and crash handling:
 
@@ -15,11 +19,12 @@ Failure and crash handling:
   the next leader), so every caller gets either a value or an exception it caused itself;
 - a waiter gives up after ``timeout`` seconds and computes without waiting any longer;
 - a leader process that dies (even by SIGKILL) loses its lock with it: the kernel drops
-  ``flock`` locks when the process's file descriptors close, so waiters proceed;
+  record locks and ``flock`` locks when the process's file descriptors close, so waiters
+  proceed;
 - a leader that calls itself with the same key (recursion, even through another wrapper
   of the same function) computes directly instead of waiting for itself.
 
-Lock files stay bounded: the leader deletes its lock file while still holding the lock,
+Lock files, where used, stay bounded: the leader deletes its lock file while still holding the lock,
 after the result is stored. A process that was already waiting on that file and gets the
 lock afterwards either sees the file is gone and retries on the new one (filelock checks
 this) or finds the stored result; at worst, when nothing was stored, it computes at the same
