@@ -229,7 +229,10 @@ class FunctionsMixin(CacheBase):
         changes = self._store.changes
         if changes is None or self._shared.bookkeeper.active or self._disk.hooked:
             return None
-        begun, done = changes.read()
+        try:
+            begun, done = changes.read()
+        except ValueError:  # the counter's mapping was closed with the cache
+            return None
         return begun if begun == done else None
 
     def _memo_calls(self, function: str) -> CallCounts | None:

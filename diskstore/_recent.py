@@ -16,16 +16,19 @@ every process advances) says nothing was written since:
 
 Only plain values are kept: ``int``, ``float``, ``bool``, ``None`` and short ``str`` and
 ``bytes``, which a cache returns as equal objects of the same type and which cannot be
-mutated, so handing out the same object twice is safe. Anything else is read from the
-database each time, as before. A cache whose reads must be recorded (statistics on, or an
-eviction policy that tracks reads) keeps nothing here, so ``stats()`` and eviction see
-every hit.
+mutated, so handing out the same object twice is safe; and only under keys made of such
+values (see ``_exact``), which covers calls with plain positional and keyword arguments.
+Anything else is read from the database each time, as before. A cache whose reads must
+be recorded (statistics on, or an eviction policy that tracks reads) keeps nothing here, so
+``stats()`` and eviction see every hit.
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable, Hashable
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from . import _clock
@@ -44,7 +47,22 @@ MAX_LENGTH = 1024
 #: Results kept per function; past this the oldest generation is dropped whole.
 MAX_ENTRIES = 4096
 
-_Entries = dict[Hashable, tuple[Any, "float | None"]]
+_Entries = dict[str, tuple[Any, "float | None"]]
+#: Key parts whose ``repr`` tells apart exactly the keys the cache tells apart.
+_KEY_PARTS = frozenset({str, bytes, int, float, bool, type(None)})
+
+
+def _exact(key: tuple[Any, ...]) -> str | None:
+    """The key as the entries are indexed, or None when it cannot be kept.
+
+    Not the tuple itself: ``(1,)``, ``(True,)`` and ``(1.0,)`` are equal dict keys, and
+    ``0.0 == -0.0``, but a cache stores them apart. Their ``repr`` differs, and for keys of
+    plain parts only it is one-to-one. Other keys (nested tuples, objects) are not kept.
+    """
+    for part in key:
+        if type(part) not in _KEY_PARTS:
+            return None
+    return repr(key)
 
 
 def keepable(value: object) -> bool:
@@ -58,7 +76,7 @@ def keepable(value: object) -> bool:
 class RecentResults:
     """Plain results of one memoized function, current as of one change number."""
 
-    __slots__ = ("_lock", "_state", "plain", "version")
+    __slots__ = ("__weakref__", "_lock", "_state", "plain", "version")
 
     def __init__(self, version: Version) -> None:
         self.version = version
@@ -69,14 +87,17 @@ class RecentResults:
         self._lock = threading.Lock()
         #: (the change number the entries are current for, the entries)
         self._state: tuple[int, _Entries] = (-1, {})
+        _instances.add(self)
+
+    def forget_after_fork(self) -> None:
+        """A parent thread may have held the lock at the fork: the child gets its own."""
+        self._lock = threading.Lock()
 
     def get(self, key: tuple[Any, ...]) -> Any:
         """The kept result of *key* if the cache has not changed since; else ``ENOVAL``."""
         seen, entries = self._state
-        try:
-            entry = entries.get(key)
-        except TypeError:  # an unhashable argument: never kept
-            return ENOVAL
+        exact = _exact(key)
+        entry = None if exact is None else entries.get(exact)
         if entry is None or self.version() != seen:
             return ENOVAL
         value, expire_at = entry
@@ -128,16 +149,27 @@ class RecentResults:
 
     @staticmethod
     def _put(entries: _Entries, key: tuple[Any, ...], value: Any, expire_at: float | None) -> None:
-        try:
-            if len(entries) >= MAX_ENTRIES and key not in entries:
-                entries.clear()
-            entries[key] = (value, expire_at)
-        except TypeError:
-            pass  # an unhashable argument: not kept
+        exact = _exact(key)
+        if exact is None:
+            return
+        if len(entries) >= MAX_ENTRIES and exact not in entries:
+            entries.clear()
+        entries[exact] = (value, expire_at)
 
     @staticmethod
     def _discard(entries: _Entries, key: tuple[Any, ...]) -> None:
-        try:
-            entries.pop(key, None)
-        except TypeError:
-            pass
+        exact = _exact(key)
+        if exact is not None:
+            entries.pop(exact, None)
+
+
+_instances: weakref.WeakSet[RecentResults] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for recent in list(_instances):
+        recent.forget_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -169,3 +169,36 @@ def test_nothing_is_kept_when_reads_are_counted(tmp_path: Path) -> None:
         one(1)
         one(1)
         assert cache.stats() == (2, 1)  # both hits were counted by the cache
+
+
+def test_keys_equal_in_python_are_told_apart_as_the_cache_does(
+    cache: diskstore.Cache, tmp_path: Path
+) -> None:
+    values = (1, True, 1.0, 0.0, -0.0, "1", b"1")
+
+    def calls(target: diskstore.Cache) -> list[list[str]]:
+        @target.memoize(name="show")
+        def show(x: Any) -> str:
+            return repr(x)
+
+        return [[show(v) for v in values] for _ in range(3)]
+
+    # A cache that counts reads keeps nothing in memory: it answers from the database only.
+    with diskstore.Cache(str(tmp_path / "counted"), statistics=True) as counted:
+        expected = calls(counted)
+    assert calls(cache) == expected
+    assert expected[0][:3] == ["1", "True", "1.0"]
+
+
+def test_keys_with_nested_parts_are_read_from_the_database(
+    cache: diskstore.Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @cache.memoize()
+    def total(*xs: int) -> int:
+        return sum(xs)
+
+    assert total(1, 2) == 3
+    assert total(1, 2) == 3
+    _no_reads(cache, monkeypatch)
+    with pytest.raises(AssertionError, match="read the database"):
+        total(1, 2)
