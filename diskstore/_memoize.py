@@ -6,7 +6,11 @@ diskcache's semantics (``name``, ``typed``, ``expire``, ``tag``, ``ignore``,
 - arguments are bound to the signature before keying (see :mod:`diskstore._funckey`);
 - ``version=``, ``hash_source=`` (see :mod:`diskstore._sourcehash`), ``key=`` and
   ``store_if=`` refine what is keyed and what is stored;
-- concurrent misses of one key run the function once (see :mod:`diskstore._singleflight`);
+- concurrent misses of one key run the function once (see :mod:`diskstore._singleflight`;
+  on a cache directory the cross-process lock is one byte of a shared file, see
+  :mod:`diskstore._rangelock`);
+- plain results are returned from memory while the cache is unchanged, so such a hit reads
+  no row (see :mod:`diskstore._recent`);
 - ``async def`` functions get an async wrapper whose I/O and lock waits run in threads;
 - the wrapper follows :func:`functools.lru_cache`'s protocol: ``cache_info()``,
   ``cache_clear()``, ``cache_parameters()``, plus ``uncached``, ``cache_set`` and
@@ -346,7 +350,7 @@ class _Memo:
         recent = self.recent
         if recent is None:
             return self.cache.get(key, default=ENOVAL, retry=True, **self._mmap)
-        before = recent.version() if recent.plain else None
+        before = recent.version() if recent.keeps(key) else None
         if before is None:
             value = self.cache.get(key, default=ENOVAL, retry=True)
             if not recent.plain and keepable(value):

@@ -93,6 +93,10 @@ class RecentResults:
         """A parent thread may have held the lock at the fork: the child gets its own."""
         self._lock = threading.Lock()
 
+    def keeps(self, key: tuple[Any, ...]) -> bool:
+        """Whether a read of *key* may be kept: worth asking the cache for its expiry time."""
+        return self.plain and _KEY_PARTS.issuperset(map(type, key))
+
     def get(self, key: tuple[Any, ...]) -> Any:
         """The kept result of *key* if the cache has not changed since; else ``ENOVAL``."""
         seen, entries = self._state
