@@ -9,7 +9,7 @@ backend's internals, so a new backend needs nothing but these methods:
   cache without it, such as ``diskcache.Cache``, is scanned instead);
 - ``flight_lock(token)``, a lock shared by every process that uses the same storage, so
   concurrent misses of one key compute it once (optional: a cache with a ``directory``
-  gets lock files there, see :func:`flight_locks`);
+  gets byte-range locks of a file there, see :func:`flight_locks`);
 - ``_memo_store``/``_memo_lookup``/``_memo_count``/``_memo_clear``, which store memoized
   results as ordinary items that also record their function, so ``cache_clear()`` need not
   scan (optional: see :mod:`diskstore._functions` and :mod:`diskstore.redis._functions`;
@@ -63,13 +63,20 @@ class Backend(Protocol):
 def flight_locks(cache: object) -> LockFactory | str | None:
     """Where ``cache``'s single-flight locks come from.
 
-    The backend's own ``flight_lock`` factory when it has one; else a ``locks`` directory
-    inside the cache directory (lock files); else ``None`` (threads of one process only).
+    The backend's own ``flight_lock`` factory when it has one; else, for a cache directory,
+    one byte per key of the file ``cache.db-flight`` (see :mod:`diskstore._rangelock`), or
+    where the platform has no record locks, lock files in ``cache.db-locks``; else ``None``
+    (threads of one process only).
     """
     factory = getattr(cache, "flight_lock", None)
     if callable(factory):
         return factory  # type: ignore[no-any-return]
     directory = getattr(cache, "directory", None)
     if directory:
-        return os.path.join(os.fspath(directory), "cache.db-locks")
+        lock_dir = os.path.join(os.fspath(directory), "cache.db-locks")
+        from ._rangelock import FLIGHT_FILE, RangeLocks, range_locks_supported
+
+        if range_locks_supported():
+            return RangeLocks(os.path.join(os.fspath(directory), FLIGHT_FILE), lock_dir)
+        return lock_dir
     return None

@@ -218,6 +218,23 @@ class FunctionsMixin(CacheBase):
             key, db_key, raw, ENOVAL, False, False, False, True, count=False, mmap_mode=mmap_mode
         )
 
+    def _memo_version(self) -> int | None:
+        """The change number memoize may keep results in memory for (see _recent), or None.
+
+        None while a write is under way, when the directory has no change counter, when
+        reads must reach the database to be recorded (statistics, or a policy that tracks
+        reads), and when a Disk subclass with its own store/fetch hooks decides what reads
+        return.
+        """
+        changes = self._store.changes
+        if changes is None or self._shared.bookkeeper.active or self._disk.hooked:
+            return None
+        try:
+            begun, done = changes.read()
+        except ValueError:  # the counter's mapping was closed with the cache
+            return None
+        return begun if begun == done else None
+
     def _memo_calls(self, function: str) -> CallCounts | None:
         """Where *function* counts the calls this cache writes back (None: it writes none)."""
         return self._shared.bookkeeper.calls_of(function)

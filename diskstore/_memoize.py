@@ -6,7 +6,11 @@ diskcache's semantics (``name``, ``typed``, ``expire``, ``tag``, ``ignore``,
 - arguments are bound to the signature before keying (see :mod:`diskstore._funckey`);
 - ``version=``, ``hash_source=`` (see :mod:`diskstore._sourcehash`), ``key=`` and
   ``store_if=`` refine what is keyed and what is stored;
-- concurrent misses of one key run the function once (see :mod:`diskstore._singleflight`);
+- concurrent misses of one key run the function once (see :mod:`diskstore._singleflight`;
+  on a cache directory the cross-process lock is one byte of a shared file, see
+  :mod:`diskstore._rangelock`);
+- plain results are returned from memory while the cache is unchanged, so such a hit reads
+  no row (see :mod:`diskstore._recent`);
 - ``async def`` functions get an async wrapper whose I/O and lock waits run in threads;
 - the wrapper follows :func:`functools.lru_cache`'s protocol: ``cache_info()``,
   ``cache_clear()``, ``cache_parameters()``, plus ``uncached``, ``cache_set`` and
@@ -22,6 +26,7 @@ so ``cache_clear()`` and ``cache_info().currsize`` go through an index; on anoth
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import math
 from collections.abc import Callable, Collection, Coroutine
@@ -29,7 +34,7 @@ from dataclasses import dataclass, field
 from numbers import Real
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
-from . import _refresh
+from . import _clock, _refresh
 from ._backend import flight_locks
 from ._constants import ENOVAL
 from ._funckey import KeyBuilder
@@ -43,6 +48,7 @@ from ._memoize_types import (
     MemoizedFunction,
     SupportsMemoize,
 )
+from ._recent import RecentResults, keepable
 from ._singleflight import SingleFlight
 from ._sourcehash import source_hash
 
@@ -66,6 +72,9 @@ T = TypeVar("T")
 #: Seconds a caller waits for another caller's computation of the same key before computing
 #: itself.
 DEFAULT_LOCK_TIMEOUT = 60.0
+
+#: Key parts whose ``repr`` is the same in every process (see ``_Memo.token``).
+_PLAIN = frozenset({str, int, float, bytes, bool, type(None)})
 
 
 @dataclass(frozen=True)
@@ -331,9 +340,26 @@ class _Memo:
         self.flight: SingleFlight | None = None
         if options.single_flight:
             self.flight = SingleFlight(flight_locks(cache), timeout=options.lock_timeout)
+        #: Plain results returned from memory while the cache is unchanged (see _recent).
+        self.recent: RecentResults | None = None
+        version = getattr(cache, "_memo_version", None)
+        if self.native and callable(version) and not self._mmap:
+            self.recent = RecentResults(version)
 
     def lookup(self, key: tuple[Any, ...]) -> Any:
-        return self.cache.get(key, default=ENOVAL, retry=True, **self._mmap)
+        recent = self.recent
+        if recent is None:
+            return self.cache.get(key, default=ENOVAL, retry=True, **self._mmap)
+        before = recent.version() if recent.keeps(key) else None
+        if before is None:
+            value = self.cache.get(key, default=ENOVAL, retry=True)
+            if not recent.plain and keepable(value):
+                recent.plain = True  # worth the expiry time from the next read on
+            return value
+        value, expire_at = self.cache.get(key, default=ENOVAL, expire_time=True, retry=True)
+        if value is not ENOVAL:
+            recent.read(key, value, expire_at, before)
+        return value
 
     def adopted(self, key: tuple[Any, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The result diskcache's ``memoize`` stored for this call, if the cache adopted
@@ -361,12 +387,30 @@ class _Memo:
     def save(self, key: tuple[Any, ...], value: object) -> None:
         options = self.options
         if self.native:
+            recent = self.recent
+            if recent is None:
+                self.cache._memo_store(self.name, key, value, options.expire, options.tag)
+                return
+            before = recent.version()
+            # Taken before the store, so never later than the expiry the store records.
+            expire_at = None if options.expire is None else _clock.now() + options.expire
             self.cache._memo_store(self.name, key, value, options.expire, options.tag)
+            recent.stored(key, value, expire_at, before)
         else:
             self.cache.set(key, value, expire=options.expire, tag=options.tag, retry=True)
 
     def token(self, key: tuple[Any, ...]) -> str | None:
-        """The key's single-flight token, stable across processes; None if it has none."""
+        """The key's single-flight token, stable across processes; None if it has none.
+
+        A key of plain values (the common case) is hashed through its ``repr``, which is
+        the same in every process for these types and costs half of :func:`stable_hash`.
+        """
+        for part in key:
+            if type(part) not in _PLAIN:
+                break
+        else:
+            text = repr(key).encode("utf-8", "surrogatepass")
+            return hashlib.blake2b(text, digest_size=20, person=b"memo-token").hexdigest()
         try:
             return stable_hash(key)
         except TypeError:
@@ -498,9 +542,14 @@ def _sync_wrapper(memo: _Memo) -> Callable[..., Any]:
     refresher = memo.refresher
     call = _refresh.call
 
+    recent = memo.recent
+    remembered = recent.get if recent is not None else None
+
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         key = build(args, kwargs)
-        value = lookup(key)
+        value = ENOVAL if remembered is None else remembered(key)
+        if value is ENOVAL:
+            value = lookup(key)
         if value is ENOVAL:
             return call(memo, key, args, kwargs, math.inf, looked=True)
         if refresher is not None and refresher.stale(key):
@@ -516,12 +565,16 @@ def _async_wrapper(memo: _Memo) -> Callable[..., Any]:
     report = memo.report
     refresher = memo.refresher
     call = _refresh.call_async
+    recent = memo.recent
+    remembered = recent.get if recent is not None else None
 
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         import asyncio  # loaded by then: asyncio is running this coroutine
 
         key = build(args, kwargs)
-        value = await asyncio.to_thread(memo.lookup, key)
+        value = ENOVAL if remembered is None else remembered(key)
+        if value is ENOVAL:
+            value = await asyncio.to_thread(memo.lookup, key)
         if value is ENOVAL:
             return await call(memo, key, args, kwargs, math.inf, looked=True)
         if refresher is not None and await asyncio.to_thread(refresher.stale, key):

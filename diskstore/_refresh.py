@@ -113,6 +113,10 @@ def _stored(memo: Memo, key: tuple[Any, ...], value: Any, overwrite: bool) -> An
     return value
 
 
+#: Result types that are certainly neither generators nor awaitables.
+_PLAIN = frozenset({int, float, bool, str, bytes, type(None), tuple, list, dict})
+
+
 def _not_awaitable(memo: Memo, value: Any) -> None:
     if inspect.isgenerator(value):
         value.close()
@@ -159,7 +163,8 @@ def call(
         start = time.perf_counter()
         value = memo.func(*args, **kwargs)
         seconds = time.perf_counter() - start
-        _not_awaitable(memo, value)
+        if type(value) not in _PLAIN:
+            _not_awaitable(memo, value)
         (report.refreshed if refresh else report.miss)(key, seconds)
         return _stored(memo, key, value, refresh or max_age != math.inf)
 

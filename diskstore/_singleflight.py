@@ -1,13 +1,17 @@
 """Single flight: when many callers miss the same key at once, compute it once.
 
-Within a process, callers of one key meet at a :class:`threading.Event` (or, in async code,
-at one shared task per event loop): the first becomes the *leader*, the rest wait for it
-and then read what it stored. Across processes, the leader also holds a per-key lock from
-the backend (see :mod:`diskstore._backend`): a lock file, ``<lock_dir>/<token>.lock``,
-through :class:`filelock.FileLock` for a cache on disk, or a Redis lock for
-``RedisCache``; only leaders take locks, so a crowd of threads costs one lock, not one
-each. After taking the lock the leader looks the key up again, since another process may
-have just computed it.
+Within a process, callers of one key meet at a :class:`threading.Event` (made only when a
+second caller comes) or, in async code, at one shared task per event loop: the first
+becomes the *leader*, the rest wait for it and then read what it stored. Across processes,
+the leader also holds a per-key lock from the backend (see :mod:`diskstore._backend`): one
+byte of ``cache.db-flight`` held with a POSIX record lock for a cache on disk (see
+:mod:`diskstore._rangelock`; two system calls when nobody else computes the key), a lock
+file ``<lock_dir>/<token>.lock`` through :class:`filelock.FileLock` where record locks are
+not available, or a Redis lock for ``RedisCache``; only leaders take locks, so a crowd of
+threads costs one lock, not one each. A leader that had to wait for its lock looks the key
+up again, since the process it waited for has probably stored it; one that got its lock at
+once does not, having looked a moment before (lock files and Redis locks cannot tell
+whether they waited, so their leaders always look again).
 
 Failure and crash handling:
 
@@ -15,11 +19,12 @@ Failure and crash handling:
   the next leader), so every caller gets either a value or an exception it caused itself;
 - a waiter gives up after ``timeout`` seconds and computes without waiting any longer;
 - a leader process that dies (even by SIGKILL) loses its lock with it: the kernel drops
-  ``flock`` locks when the process's file descriptors close, so waiters proceed;
+  record locks and ``flock`` locks when the process's file descriptors close, so waiters
+  proceed;
 - a leader that calls itself with the same key (recursion, even through another wrapper
   of the same function) computes directly instead of waiting for itself.
 
-Lock files stay bounded: the leader deletes its lock file while still holding the lock,
+Lock files, where used, stay bounded: the leader deletes its lock file while still holding the lock,
 after the result is stored. A process that was already waiting on that file and gets the
 lock afterwards either sees the file is gone and retries on the new one (filelock checks
 this) or finds the stored result; at worst, when nothing was stored, it computes at the same
@@ -69,12 +74,16 @@ def _held_by_this_thread() -> set[str]:
 
 
 class _Flight:
-    """One in-process computation of one key, shared by every thread that wants it."""
+    """One in-process computation of one key, shared by every thread that wants it.
+
+    The event waiters wait on is made by the first waiter (under the registry's mutex), so
+    a computation nobody waits for allocates none.
+    """
 
     __slots__ = ("done", "ok", "owner", "value")
 
     def __init__(self, owner: int) -> None:
-        self.done = threading.Event()
+        self.done: threading.Event | None = None
         self.owner = owner
         self.ok = False
         self.value: Any = None
@@ -174,11 +183,16 @@ class SingleFlight:
                 leading = flight is None
                 if flight is None:
                     flight = self._flights[token] = _Flight(me)
+                    done = None
+                else:
+                    done = flight.done
+                    if done is None and flight.owner != me:
+                        done = flight.done = threading.Event()
             if leading:
                 return self._lead(token, flight, lookup, compute)
-            if flight.owner == me:
+            if done is None:  # our own computation: a recursive call with the same key
                 return compute(), True
-            if not flight.done.wait(self._timeout):
+            if not done.wait(self._timeout):
                 return compute(), True
             if flight.ok:
                 value = lookup()
@@ -195,12 +209,18 @@ class SingleFlight:
             # Already held by this thread (a nested call of the same key through another
             # memoized wrapper): the key is ours, and waiting would wait for ourselves.
             lock = None if self._locks is None else self._locks(token)
-            if lock is not None and (lock.ident in held or not lock.acquire(self._timeout)):
+            if lock is not None and (
+                (held and lock.ident in held) or not lock.acquire(self._timeout)
+            ):
                 lock = None
             if lock is not None:
                 held.add(lock.ident)
             try:
-                value: Any = lookup() if lock is not None else ENOVAL
+                # Look again only if the value may have been stored since the caller looked:
+                # the lock had to be waited for, or cannot tell (a lock file, a Redis lock).
+                value: Any = (
+                    lookup() if lock is not None and getattr(lock, "waited", True) else ENOVAL
+                )
                 computed = value is ENOVAL
                 if computed:
                     value = compute()
@@ -215,7 +235,9 @@ class SingleFlight:
             with self._mutex:
                 if self._flights.get(token) is flight:
                     del self._flights[token]
-            flight.done.set()
+                done = flight.done
+            if done is not None:
+                done.set()
 
     # -- asyncio ---------------------------------------------------------------------------
 
@@ -279,7 +301,7 @@ class SingleFlight:
 
         lock = await self._acquire_async(token)
         try:
-            if lock is not None:
+            if lock is not None and _may_be_stored(lock):
                 value = await asyncio.to_thread(lookup)
                 if value is not ENOVAL:
                     return value, False
@@ -296,8 +318,11 @@ class SingleFlight:
 
         if self._locks is None:
             return None
-        handoff = _Handoff()
         candidate = self._locks(token)
+        try_now = getattr(candidate, "try_acquire", None)
+        if try_now is not None and try_now():
+            return candidate  # free: taken without a worker thread
+        handoff = _Handoff()
 
         def acquire() -> FlightLock | None:
             lock = candidate if candidate.acquire(self._timeout) else None
@@ -319,6 +344,12 @@ class SingleFlight:
             if lock is not None:
                 lock.release()
             raise
+
+
+def _may_be_stored(lock: FlightLock) -> bool:
+    """Whether the value may have been stored since the caller looked: the lock had to be
+    waited for, or cannot tell (a lock file or a Redis lock: look again to be safe)."""
+    return bool(getattr(lock, "waited", True))
 
 
 def _reset_after_fork() -> None:
