@@ -53,6 +53,11 @@ def _flush_loop() -> None:
             if bookkeeper.pending() and bookkeeper.due():
                 with contextlib.suppress(Exception):
                     bookkeeper.flush(best_effort=True)
+                # This thread outlives the caches it serves: its connection to one is closed
+                # by the cache, not left for the garbage collector (which, from Python 3.13,
+                # warns of every connection it finds open).
+                with contextlib.suppress(Exception):
+                    bookkeeper.release_thread()
 
 
 def _ensure_flusher() -> None:
@@ -186,6 +191,10 @@ class Bookkeeper:
             if hits or misses:
                 taken.append((counts, hits, misses))
         return taken
+
+    def release_thread(self) -> None:
+        """Close the calling thread's connection to the store, if idle."""
+        self._store.close_thread()
 
     def flush(self, *, best_effort: bool = False) -> None:
         """Write buffered counts and accesses; with *best_effort*, a busy database defers it."""

@@ -343,6 +343,17 @@ class Store:
             return self.enter()
         return conn
 
+    def close_thread(self) -> None:
+        """Close the calling thread's connection if no operation is using it (a background
+        thread's, after its work); the thread's next operation opens a new one."""
+        conn: Conn | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.depth == 0 and conn.con is not None:
+            con, conn.con = conn.con, None
+            with _sqlite_lock, contextlib.suppress(sqlite3.Error, OSError):
+                if conn.before_close is not None:
+                    conn.before_close()
+                con.close()
+
     def _close_idle(self) -> None:
         with self._lock:
             conns = list(self._conns)
