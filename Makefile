@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test compat lint docs bench bench-quick clean redis-server sshfs
+.PHONY: demo test compat tox lint docs bench bench-quick clean redis-server sshfs
 
 $(PY):
 	$(shell command -v $(PYTHON) || echo python3) -m venv $(VENV)
@@ -36,6 +36,11 @@ sshfs:
 test: $(STAMP) redis-server sshfs
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) tests/diskcache_suite/run.py
+
+# The suite on Python 3.10 to 3.13 (tox.ini), with interpreters from PATH or from pyenv.
+tox: $(STAMP)
+	PATH="$$(ls -d $$HOME/.pyenv/versions/3.1[0-3]*/bin 2>/dev/null | tr '\n' ':')$$PATH" \
+	  $(VENV)/bin/tox
 
 compat: $(STAMP)
 	$(PY) tests/diskcache_suite/run.py
