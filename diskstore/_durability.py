@@ -15,9 +15,10 @@ on SQLite's mode:
   SQLite's automatic checkpoints cannot be preceded by anything, so diskstore turns them off
   (``wal_autocheckpoint = 0``) and checkpoints itself after commits once the log has grown
   by :data:`CHECKPOINT_BYTES` (SQLite's own default) since the last checkpoint. Closing the
-  last connection also checkpoints: where Python can (3.12+) SQLite is told not to,
-  elsewhere a process that committed value files syncs the filesystem before closing a
-  connection.
+  last connection also checkpoints (and removes the log, as diskcache users expect), so a
+  process that committed value files syncs them before it closes a connection. A
+  connection closed any other way (garbage collected, abandoned by a fork, at interpreter
+  exit) is told, where Python can (3.12+), not to checkpoint at all.
 - A value file that a commit replaced or deleted is unlinked right after the commit. Where
   every commit is synced, that commit is durable by then. In WAL mode at NORMAL it may not
   be: a power cut may roll back the last commits (as SQLite's NORMAL allows), and a row
@@ -152,23 +153,26 @@ class Checkpoints:
             sync_directory(directory)
         sync_filesystem(self.directory)
 
-    def before_close(self) -> None:
-        """Closing the last connection checkpoints (where SQLite cannot be told not to):
-        sync first if this process wrote value files that the log may name."""
+    def before_close(self, con: Any) -> None:
+        """Closing the last connection checkpoints and removes the log, as diskcache's does:
+        sync first if this process wrote value files that the log may name, then let SQLite
+        checkpoint on this close (it was told not to while the connection was in use)."""
         if self.pending and self.log_bytes() > 0:
             with contextlib.suppress(OSError):
                 self.before_checkpoint()
+        set_checkpoint_on_close(con, True)
 
 
-def no_checkpoint_on_close(con: Any) -> bool:
-    """Tell SQLite not to checkpoint when *con* closes; False where Python cannot."""
+def set_checkpoint_on_close(con: Any, enabled: bool) -> bool:
+    """Tell SQLite whether to checkpoint when *con* closes; False where Python cannot (3.11
+    and older: SQLite then always checkpoints when the last connection closes)."""
     import sqlite3
 
     option = getattr(sqlite3, "SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE", None)
     if option is None or not hasattr(con, "setconfig"):
         return False
     try:
-        con.setconfig(option, True)
+        con.setconfig(option, not enabled)
     except sqlite3.Error:
         return False
     return True

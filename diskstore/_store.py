@@ -36,7 +36,7 @@ from urllib.parse import quote
 
 from . import _durability, _sql
 from ._changes import ChangeCounter
-from ._durability import checkpoints, no_checkpoint_on_close
+from ._durability import checkpoints, set_checkpoint_on_close
 from ._exceptions import (
     DiskStoreError,
     ForkedTransactionError,
@@ -75,7 +75,7 @@ class Conn:
         self.change_no = 0  # this transaction's number in the change counter (0: none)
         self.forked = False  # a child's copy of a transaction its parent had open at the fork
         #: Called before the connection closes (see _durability.py: it may checkpoint).
-        self.before_close: Callable[[], None] | None = None
+        self.before_close: Callable[[sqlite3.Connection], None] | None = None
 
     def __del__(self) -> None:
         # When a thread ends, its record goes with it. The connection would linger (it sits in
@@ -86,7 +86,7 @@ class Conn:
             self.con = None
             with _sqlite_lock, contextlib.suppress(Exception):
                 if self.before_close is not None:
-                    self.before_close()
+                    self.before_close(con)
                 con.close()
 
 
@@ -278,7 +278,7 @@ class Store:
             if not self.read_only:  # checkpoints only after a sync: see _durability.py
                 self._pragma(con, "wal_autocheckpoint", 0)
                 self._pragma(con, "journal_size_limit", _durability.CHECKPOINT_BYTES)
-                no_checkpoint_on_close(con)
+                set_checkpoint_on_close(con, False)
         except BaseException:
             con.close()
             raise
@@ -351,7 +351,7 @@ class Store:
             con, conn.con = conn.con, None
             with _sqlite_lock, contextlib.suppress(sqlite3.Error, OSError):
                 if conn.before_close is not None:
-                    conn.before_close()
+                    conn.before_close(con)
                 con.close()
 
     def _close_idle(self) -> None:
@@ -361,7 +361,7 @@ class Store:
             if conn.depth == 0 and conn.con is not None:
                 con, conn.con = conn.con, None
                 with _sqlite_lock, contextlib.suppress(sqlite3.Error, OSError):
-                    self.checkpoints.before_close()
+                    self.checkpoints.before_close(con)
                     con.close()
 
     def _after_fork_child(self) -> None:
@@ -411,7 +411,7 @@ class Store:
             if conn.con is not None and (conn.depth == 0 or conn.owner == threading.get_ident()):
                 con, conn.con = conn.con, None
                 with _sqlite_lock, contextlib.suppress(sqlite3.Error, OSError):
-                    self.checkpoints.before_close()
+                    self.checkpoints.before_close(con)
                     con.close()
 
     def checkpoint(self) -> None:

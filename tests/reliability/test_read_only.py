@@ -154,6 +154,10 @@ def _examine(directory: str) -> dict[str, object]:
 
 def _child(directory: str, results) -> None:
     try:
+        # Once it is nobody, the child may no longer read the interpreter's own library (a
+        # pyenv build under /root): what the cache imports lazily is imported first.
+        import hmac  # noqa: F401
+
         if os.geteuid() == 0:
             os.setgroups([])
             os.setgid(NOBODY)
