@@ -23,7 +23,7 @@ from ._bookkeeping import Bookkeeper
 from ._changes import open_counter
 from ._constants import ENOVAL
 from ._disk import MMAP_MODES, Disk
-from ._durability import per_commit
+from ._durability import defer_limit, per_commit
 from ._exceptions import (
     CorruptionWarning,
     IntegrityError,
@@ -186,6 +186,7 @@ class Cache(
                 raise
         policy = POLICIES[loaded.eviction_policy]
         store.changes = None if read_only else open_counter(directory, mapped=lease is None)
+        store.defer_limit = defer_limit(loaded.size_limit)
         reserve = None
         if not read_only:
             reserve = Reserve(directory)

@@ -35,7 +35,8 @@ import atexit
 import contextlib
 import os
 import stat
-from typing import Any
+import threading
+from typing import Any, NamedTuple
 
 #: A checkpoint is due once the log has grown past this many bytes (SQLite's 1000 pages of
 #: 4 KiB). The log is also kept at this size when it restarts after a checkpoint (SQLite's
@@ -46,6 +47,15 @@ from typing import Any
 CHECKPOINT_BYTES = 1000 * 4096
 #: How many commits of one store pass between two looks at the log's size.
 CHECK_EVERY = 16
+#: Once the value files waiting for a checkpoint before their removal hold this many bytes,
+#: a checkpoint is forced. It bounds the disk space a process holds beyond what its rows
+#: count; checkpoints forced by it cost a filesystem sync per this many bytes of files
+#: dropped (at least as many written), a small share of the time writing them took.
+DEFER_BYTES = 64 << 20
+#: A cache smaller than this many times the limit is held to a share of its ``size_limit``.
+DEFER_SHARE = 8
+#: The smallest amount worth a forced checkpoint, whatever the cache's ``size_limit``.
+DEFER_MIN_BYTES = 4 << 20
 
 _syncfs: Any = None
 
@@ -100,6 +110,29 @@ def sync_filesystem(directory: str) -> None:
     os.sync()
 
 
+def defers_unlinks(journal_mode: str, synchronous: int) -> bool:
+    """Whether a file a commit dropped must wait for a checkpoint: WAL mode at NORMAL."""
+    return journal_mode == "wal" and synchronous == 1
+
+
+def defer_limit(size_limit: int) -> int:
+    """How many bytes of dropped files wait before a checkpoint is forced."""
+    return max(DEFER_MIN_BYTES, min(DEFER_BYTES, size_limit // DEFER_SHARE))
+
+
+class Dropped(NamedTuple):
+    """Value files one commit dropped, waiting for that commit to be on disk."""
+
+    #: This process's count of dropped batches: a checkpoint it starts later covers it.
+    seq: int
+    #: The shared ``durable`` number (see _changes.py) that proves the commit on disk.
+    need: int
+    names: list[str]
+    size: int
+    #: Who removes them (the store that dropped them; it knows diskcache-style hooks).
+    owner: Any
+
+
 class Checkpoints:
     """Drives the WAL checkpoints of one database, each after a filesystem sync."""
 
@@ -109,6 +142,11 @@ class Checkpoints:
         self.commits = 0
         #: Value files (names below ``data/``) this process committed since the last sync.
         self.pending: list[str] = []
+        #: Files dropped by commits not yet known to be on disk, oldest first.
+        self.dropped: list[Dropped] = []
+        self.dropped_bytes = 0
+        self._seq = 0
+        self._lock = threading.Lock()
 
     def log_bytes(self) -> int:
         try:
@@ -151,6 +189,46 @@ class Checkpoints:
         for directory in sorted(directories, key=len, reverse=True):
             sync_directory(directory)
         sync_filesystem(self.directory)
+
+    def defer(self, names: list[str], need: int, owner: Any) -> None:
+        """Keep files a commit dropped until a checkpoint shows the commit on disk."""
+        size = 0
+        for name in names:
+            if not name.startswith("@"):
+                with contextlib.suppress(OSError, ValueError):
+                    size += os.stat(os.path.join(self.directory, name)).st_size
+        with self._lock:
+            self._seq += 1
+            self.dropped.append(Dropped(self._seq, need, names, size, owner))
+            self.dropped_bytes += size
+
+    def mark(self) -> int:
+        """Before a checkpoint: the batches it will cover (those deferred so far)."""
+        return self._seq
+
+    def release(self, *, upto: int = 0, durable: int = 0) -> list[Dropped]:
+        """Take the batches now safe to remove: deferred before the checkpoint that
+        returned *upto* from :meth:`mark`, or whose commit the shared *durable* covers."""
+        with self._lock:
+            if not self.dropped:
+                return []
+            first = self.dropped[0]
+            if first.seq > upto and first.need > durable:
+                return []  # the common case: nothing new is known on disk
+            keep: list[Dropped] = []
+            done: list[Dropped] = []
+            for batch in self.dropped:
+                (done if batch.seq <= upto or batch.need <= durable else keep).append(batch)
+            if done:
+                self.dropped = keep
+                self.dropped_bytes -= sum(batch.size for batch in done)
+            return done
+
+    def forget(self) -> None:
+        """In a forked child: the parent removes the files its commits dropped."""
+        self._lock = threading.Lock()
+        self.dropped = []
+        self.dropped_bytes = 0
 
     def before_close(self) -> None:
         """Closing the last connection checkpoints (where SQLite cannot be told not to):
@@ -199,4 +277,11 @@ def _at_exit() -> None:
                 sync_filesystem(entry.directory)
 
 
+def _forget_in_child() -> None:
+    for entry in _OPEN.values():
+        entry.forget()
+
+
 atexit.register(_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
