@@ -28,6 +28,7 @@ from ._exceptions import (
     CorruptionWarning,
     IntegrityError,
     ReadOnlyError,
+    StorageFullError,
     warn_caller,
 )
 from ._functions import FunctionsMixin
@@ -532,7 +533,14 @@ class Cache(
         if tag is not None:
             tag = _check_tag(tag)
         db_key, raw = self._disk.put(key)
-        stored = self._disk.store_row(value, read, ns=self._ns, db_key=db_key, raw=raw, key=key)
+        try:
+            stored = self._disk.store_row(value, read, ns=self._ns, db_key=db_key, raw=raw, key=key)
+        except StorageFullError:
+            if read or not self._store.checkpoints.dropped:
+                raise
+            # Files that earlier commits dropped may hold the space until a checkpoint.
+            self._store.flush()
+            stored = self._disk.store_row(value, read, ns=self._ns, db_key=db_key, raw=raw, key=key)
         stored_it = False
         try:
             with self._store.write(retry) as conn:

@@ -60,6 +60,16 @@ DEFER_MIN_BYTES = 4 << 20
 _syncfs: Any = None
 
 
+class Space:
+    """Whether this process's last value-file write met a full disk.
+
+    While it did, a removal does not leave its files for the next checkpoint: it forces one,
+    so that removing items frees their space at once (see ``CacheBase._freeing``).
+    """
+
+    short = False
+
+
 def per_commit(journal_mode: str, synchronous: int) -> bool:
     """Whether each commit is synced, so each value file must be synced before it."""
     return synchronous >= 2 or (journal_mode != "wal" and synchronous >= 1)
