@@ -1,4 +1,4 @@
-"""A row never reaches the disk before its value file.
+"""A row never reaches the disk before its value file, and never outlives it there.
 
 After a power cut, a row that survived must find its value file whole: the file's data and
 the directory entries naming it (the rename from ``.tmp``, a new ``data/xx/`` directory, a
@@ -18,14 +18,23 @@ on SQLite's mode:
   last connection also checkpoints: where Python can (3.12+) SQLite is told not to,
   elsewhere a process that committed value files syncs the filesystem before closing a
   connection.
-- A value file that a commit replaced or deleted is unlinked right after the commit. Where
-  every commit is synced, that commit is durable by then. In WAL mode at NORMAL it may not
-  be: a power cut may roll back the last commits (as SQLite's NORMAL allows), and a row
-  that such a commit replaced or deleted then comes back without its file. It reads as a
-  miss with a warning, never as a wrong value, and ``check(fix=True)`` removes it. Waiting
-  for the commit to be durable before each unlink would sync the new value and the log on
-  every overwrite or eviction of a file-backed value (10 MB overwrites about 3x slower);
-  unlinks deferred to the next checkpoint would avoid that cost.
+- A value file that a commit replaced or deleted may be unlinked only once the commit is
+  durable, or a power cut could roll the commit back and bring back a row without its
+  file. Where every commit is synced, it is durable when it returns: the file goes at once.
+  In WAL mode at NORMAL it is durable once a checkpoint that copied the whole log has run
+  (SQLite syncs the log before copying it), so :class:`Checkpoints` keeps the files each
+  commit of this process dropped (:meth:`Checkpoints.defer`) and hands them back for
+  removal after such a checkpoint. It may be this process's own (the batches deferred
+  before it started) or another process's: a checkpointer reads ``done`` of the shared
+  change counter (_changes.py) before starting and, once the whole log is copied, records
+  it as ``durable``; every transaction numbered up to it had finished before the
+  checkpoint started. A batch waits for ``durable`` to reach its commit's number. Waiting
+  for durability before each unlink instead would sync the new value and the log on every
+  overwrite of a file-backed value (10 MB overwrites about 3x slower); here a sync comes
+  once per checkpoint. So that the disk space held stays bounded, a checkpoint is forced
+  once the waiting files hold :func:`defer_limit` bytes; ``close()``, ``check()`` and the
+  process's exit checkpoint and remove what is left. A process killed meanwhile leaves
+  those files unreferenced, for ``check(fix=True)`` to remove.
 - At ``sqlite_synchronous = 0`` SQLite syncs nothing, and no promise is made.
 """
 

@@ -16,7 +16,8 @@ busy timeout and :func:`wait_busy` retries with a short, growing backoff until t
 
 Writes run in ``BEGIN IMMEDIATE`` transactions written once here (:class:`WriteTxn`):
 nested calls join the outer transaction, value files created inside are removed if it rolls
-back, and files it dropped are unlinked only after it commits.
+back, and files it dropped are unlinked only after it commits (in WAL mode at NORMAL, only
+once a checkpoint shows the commit on disk: see _durability.py).
 """
 
 from __future__ import annotations
