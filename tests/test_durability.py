@@ -369,3 +369,34 @@ def test_files_left_by_a_killed_process_are_removed_by_check_fix(tmp_path: Path)
         assert cache.check() == []
         assert len(_value_files(directory)) == 1
         assert cache["big"] == value
+
+
+def test_a_full_disk_frees_the_dropped_files_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    directory = str(tmp_path / "c")
+    real = _files._write_all
+    failures = [1]
+
+    def write_all(fd: int, data: object) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd, data)  # type: ignore[arg-type]
+
+    with diskstore.Cache(directory) as cache:
+        old = _replaced_file(cache)
+        monkeypatch.setattr(_files, "_write_all", write_all)
+        # The write meets a full disk: the files waiting for a checkpoint go, then it retries.
+        cache.set("new", os.urandom(100_000))
+        assert old not in _value_files(directory)
+        assert failures == [0]
+        # While value files cannot be written, a removal frees its file at once.
+        failures[0] = 2
+        with pytest.raises(diskstore.StorageFullError):
+            cache.set("newer", os.urandom(100_000))
+        dropped = _value_files(directory)
+        cache.delete("new")
+        assert len(_value_files(directory)) == len(dropped) - 1
