@@ -58,11 +58,13 @@ CHECKPOINT_BYTES = 1000 * 4096
 CHECK_EVERY = 16
 #: Once the value files waiting for a checkpoint before their removal hold this many bytes,
 #: a checkpoint is forced. It bounds the disk space a process holds beyond what its rows
-#: count; checkpoints forced by it cost a filesystem sync per this many bytes of files
-#: dropped (at least as many written), a small share of the time writing them took.
-DEFER_BYTES = 64 << 20
-#: A cache smaller than this many times the limit is held to a share of its ``size_limit``.
-DEFER_SHARE = 8
+#: count. Every dropped file is synced by the checkpoint it waits for, whatever the limit;
+#: a larger one spreads that cost over more writes (each 100 MB overwrite paid a forced
+#: checkpoint at 64 MiB, and took longer than diskcache's).
+DEFER_BYTES = 256 << 20
+#: A cache smaller than this many times the limit is held to a share of its ``size_limit``
+#: (a quarter over it at most, on a default 1 GiB cache).
+DEFER_SHARE = 4
 #: The smallest amount worth a forced checkpoint, whatever the cache's ``size_limit``.
 DEFER_MIN_BYTES = 4 << 20
 

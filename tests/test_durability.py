@@ -252,7 +252,7 @@ def test_the_limit_follows_size_limit(tmp_path: Path) -> None:
     with diskstore.Cache(str(tmp_path / "c"), size_limit=2**30) as cache:
         assert cache._store.defer_limit == _durability.DEFER_BYTES
         cache.reset("size_limit", 64 << 20)
-        assert cache._store.defer_limit == 8 << 20
+        assert cache._store.defer_limit == 16 << 20
         cache.reset("size_limit", 1 << 20)
         assert cache._store.defer_limit == _durability.DEFER_MIN_BYTES
 
