@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from . import _sql
 from ._bookkeeping import Bookkeeper
 from ._disk import Disk
+from ._durability import Space
 from ._exceptions import (
     CorruptionWarning,
     DiskcacheDirectoryWarning,
@@ -257,6 +258,8 @@ class CacheBase:
                     if reserve is None or not reserve.release():
                         raise
             self._store.checkpoint()  # hand the freed pages back to the file system
+        if Space.short:
+            self._store.flush()  # value files cannot be written: free their space now
         if reserve is not None and not reserve.whole:
             reserve.ensure()  # take back room for the next rescue, if this freed any
         return result

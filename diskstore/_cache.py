@@ -23,11 +23,12 @@ from ._bookkeeping import Bookkeeper
 from ._changes import open_counter
 from ._constants import ENOVAL
 from ._disk import MMAP_MODES, Disk
-from ._durability import per_commit
+from ._durability import defer_limit, per_commit
 from ._exceptions import (
     CorruptionWarning,
     IntegrityError,
     ReadOnlyError,
+    StorageFullError,
     warn_caller,
 )
 from ._functions import FunctionsMixin
@@ -186,6 +187,7 @@ class Cache(
                 raise
         policy = POLICIES[loaded.eviction_policy]
         store.changes = None if read_only else open_counter(directory, mapped=lease is None)
+        store.defer_limit = defer_limit(loaded.size_limit)
         reserve = None
         if not read_only:
             reserve = Reserve(directory)
@@ -531,7 +533,14 @@ class Cache(
         if tag is not None:
             tag = _check_tag(tag)
         db_key, raw = self._disk.put(key)
-        stored = self._disk.store_row(value, read, ns=self._ns, db_key=db_key, raw=raw, key=key)
+        try:
+            stored = self._disk.store_row(value, read, ns=self._ns, db_key=db_key, raw=raw, key=key)
+        except StorageFullError:
+            if read or not self._store.checkpoints.dropped:
+                raise
+            # Files that earlier commits dropped may hold the space until a checkpoint.
+            self._store.flush()
+            stored = self._disk.store_row(value, read, ns=self._ns, db_key=db_key, raw=raw, key=key)
         stored_it = False
         try:
             with self._store.write(retry) as conn:

@@ -12,6 +12,12 @@ A reader may trust what it cached while ``begun == done`` and ``begun`` equals t
 last saw, and may cache a value it read from the database only if ``begun`` did not move
 while it read. A writer killed between the two steps leaves ``begun != done``, which only
 disables caching until the next write completes: the failure mode is slower, never stale.
+
+A third number, ``durable``, tells every process how far commits are known to be on disk
+(see _durability.py): a process that completes a synced checkpoint sets it to the ``done``
+it read before starting, since every transaction numbered up to that had finished by then.
+Writers of ``durable`` may race and set it back; any value written is still true, so a race
+only delays what waits for it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import struct
 
 _PAIR = struct.Struct("=QQ")
 _ONE = struct.Struct("=Q")
+_DURABLE = _PAIR.size  # offset of ``durable``
+_SIZE = _DURABLE + _ONE.size
 FILE_NAME = "cache.db-changes"
 
 
@@ -34,9 +42,9 @@ class ChangeCounter:
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(path, flags, 0o600)
         try:
-            if os.fstat(fd).st_size < _PAIR.size:
-                os.ftruncate(fd, _PAIR.size)  # zero-filled; a no-op race between openers
-            self._map = mmap.mmap(fd, _PAIR.size, mmap.MAP_SHARED)
+            if os.fstat(fd).st_size < _SIZE:
+                os.ftruncate(fd, _SIZE)  # zero-filled; a no-op race between openers
+            self._map = mmap.mmap(fd, _SIZE, mmap.MAP_SHARED)
         finally:
             os.close(fd)
 
@@ -58,6 +66,15 @@ class ChangeCounter:
         """Mark write *number* as committed or rolled back."""
         _ONE.pack_into(self._map, _ONE.size, number)
 
+    def durable(self) -> int:
+        """Every transaction numbered up to this is known to be on disk."""
+        return int(_ONE.unpack_from(self._map, _DURABLE)[0])
+
+    def set_durable(self, number: int) -> None:
+        """Record that transactions up to *number* are on disk (never lowers it knowingly)."""
+        if number > self.durable():
+            _ONE.pack_into(self._map, _DURABLE, number)
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._map.close()
@@ -75,8 +92,8 @@ class UnmappedChangeCounter(ChangeCounter):
         path = os.path.join(directory, FILE_NAME)
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
         self._fd = os.open(path, flags, 0o600)
-        if os.fstat(self._fd).st_size < _PAIR.size:
-            os.ftruncate(self._fd, _PAIR.size)
+        if os.fstat(self._fd).st_size < _SIZE:
+            os.ftruncate(self._fd, _SIZE)
 
     def _pair(self) -> bytes:
         data = os.pread(self._fd, _PAIR.size, 0)
@@ -96,6 +113,14 @@ class UnmappedChangeCounter(ChangeCounter):
 
     def finish(self, number: int) -> None:
         os.pwrite(self._fd, _ONE.pack(number), _ONE.size)
+
+    def durable(self) -> int:
+        data = os.pread(self._fd, _ONE.size, _DURABLE)
+        return int(_ONE.unpack(data)[0]) if len(data) == _ONE.size else 0
+
+    def set_durable(self, number: int) -> None:
+        if number > self.durable():
+            os.pwrite(self._fd, _ONE.pack(number), _DURABLE)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -1,8 +1,9 @@
 """``Cache.check``: find and optionally repair damage in a cache directory.
 
 Runs inside a write transaction, so no writer can publish a value file or commit while the
-directory is examined: an unreferenced final-named file is debris from a crash, and a
-temporary file is debris unless its writer still holds its lock. Problems are returned as
+directory is examined: an unreferenced final-named file is debris from a crash (or a file
+another process dropped and will remove after its next checkpoint, see _durability.py),
+and a temporary file is debris unless its writer still holds its lock. Problems are returned as
 ``warnings.WarningMessage`` objects built directly, so the caller's warning filters cannot
 hide them; a single ``fix=True`` pass leaves nothing for the next check to report. Empty
 value directories are normal here (they are reused, not removed on every delete) and are
@@ -62,6 +63,9 @@ def run_check(
             if [tuple(row) for row in store.run(_sql.INTEGRITY_CHECK, retry=True)] != [("ok",)]:
                 store.run(_sql.VACUUM, retry=True)
 
+    # Files this process's commits dropped wait for a checkpoint (see _durability.py): remove
+    # them now, so they are not reported as unreferenced.
+    store.flush()
     with store.write(retry) as conn:
         con = conn.con
         assert con is not None
@@ -136,7 +140,11 @@ def run_check(
             if not NAME_PATTERN.fullmatch(relative) and not TEMP_PATTERN.fullmatch(relative):
                 kind = "unknown"
             report(f"{kind} file {os.path.join(files.root, relative)}", UnknownFileWarning)
-            if fix:
+            if fix and kind == "unreferenced" and store.defers_unlinks:
+                # Maybe a file another process dropped, by a commit not yet on disk: it goes
+                # once this transaction's commit, which comes after, is.
+                conn.dropped.append(relative)
+            elif fix:
                 files.unlink_any(relative)
         actual = {row[0]: row[1:] for row in con.execute(_sql.SELECT_ACTUAL_COUNTS)}
         for ns, count, size in con.execute(_sql.SELECT_RECORDED_COUNTS).fetchall():
@@ -153,6 +161,8 @@ def run_check(
                     con.execute(_sql.SET_COUNTS, (actual_count, actual_size, ns))
         if not fix:
             conn.dropped.clear()
+    if fix:
+        store.flush()
     return found
 
 

@@ -1,4 +1,4 @@
-"""A row never reaches the disk before its value file.
+"""A row never reaches the disk before its value file, and never outlives it there.
 
 After a power cut, a row that survived must find its value file whole: the file's data and
 the directory entries naming it (the rename from ``.tmp``, a new ``data/xx/`` directory, a
@@ -19,14 +19,23 @@ on SQLite's mode:
   process that committed value files syncs them before it closes a connection. A
   connection closed any other way (garbage collected, abandoned by a fork, at interpreter
   exit) is told, where Python can (3.12+), not to checkpoint at all.
-- A value file that a commit replaced or deleted is unlinked right after the commit. Where
-  every commit is synced, that commit is durable by then. In WAL mode at NORMAL it may not
-  be: a power cut may roll back the last commits (as SQLite's NORMAL allows), and a row
-  that such a commit replaced or deleted then comes back without its file. It reads as a
-  miss with a warning, never as a wrong value, and ``check(fix=True)`` removes it. Waiting
-  for the commit to be durable before each unlink would sync the new value and the log on
-  every overwrite or eviction of a file-backed value (10 MB overwrites about 3x slower);
-  unlinks deferred to the next checkpoint would avoid that cost.
+- A value file that a commit replaced or deleted may be unlinked only once the commit is
+  durable, or a power cut could roll the commit back and bring back a row without its
+  file. Where every commit is synced, it is durable when it returns: the file goes at once.
+  In WAL mode at NORMAL it is durable once a checkpoint that copied the whole log has run
+  (SQLite syncs the log before copying it), so :class:`Checkpoints` keeps the files each
+  commit of this process dropped (:meth:`Checkpoints.defer`) and hands them back for
+  removal after such a checkpoint. It may be this process's own (the batches deferred
+  before it started) or another process's: a checkpointer reads ``done`` of the shared
+  change counter (_changes.py) before starting and, once the whole log is copied, records
+  it as ``durable``; every transaction numbered up to it had finished before the
+  checkpoint started. A batch waits for ``durable`` to reach its commit's number. Waiting
+  for durability before each unlink instead would sync the new value and the log on every
+  overwrite of a file-backed value (10 MB overwrites about 3x slower); here a sync comes
+  once per checkpoint. So that the disk space held stays bounded, a checkpoint is forced
+  once the waiting files hold :func:`defer_limit` bytes; ``close()``, ``check()`` and the
+  process's exit checkpoint and remove what is left. A process killed meanwhile leaves
+  those files unreferenced, for ``check(fix=True)`` to remove.
 - At ``sqlite_synchronous = 0`` SQLite syncs nothing, and no promise is made.
 """
 
@@ -36,7 +45,8 @@ import atexit
 import contextlib
 import os
 import stat
-from typing import Any
+import threading
+from typing import Any, NamedTuple
 
 #: A checkpoint is due once the log has grown past this many bytes (SQLite's 1000 pages of
 #: 4 KiB). The log is also kept at this size when it restarts after a checkpoint (SQLite's
@@ -47,8 +57,29 @@ from typing import Any
 CHECKPOINT_BYTES = 1000 * 4096
 #: How many commits of one store pass between two looks at the log's size.
 CHECK_EVERY = 16
+#: Once the value files waiting for a checkpoint before their removal hold this many bytes,
+#: a checkpoint is forced. It bounds the disk space a process holds beyond what its rows
+#: count. Every dropped file is synced by the checkpoint it waits for, whatever the limit;
+#: a larger one spreads that cost over more writes (each 100 MB overwrite paid a forced
+#: checkpoint at 64 MiB, and took longer than diskcache's).
+DEFER_BYTES = 256 << 20
+#: A cache smaller than this many times the limit is held to a share of its ``size_limit``
+#: (a quarter over it at most, on a default 1 GiB cache).
+DEFER_SHARE = 4
+#: The smallest amount worth a forced checkpoint, whatever the cache's ``size_limit``.
+DEFER_MIN_BYTES = 4 << 20
 
 _syncfs: Any = None
+
+
+class Space:
+    """Whether this process's last value-file write met a full disk.
+
+    While it did, a removal does not leave its files for the next checkpoint: it forces one,
+    so that removing items frees their space at once (see ``CacheBase._freeing``).
+    """
+
+    short = False
 
 
 def per_commit(journal_mode: str, synchronous: int) -> bool:
@@ -101,6 +132,29 @@ def sync_filesystem(directory: str) -> None:
     os.sync()
 
 
+def defers_unlinks(journal_mode: str, synchronous: int) -> bool:
+    """Whether a file a commit dropped must wait for a checkpoint: WAL mode at NORMAL."""
+    return journal_mode == "wal" and synchronous == 1
+
+
+def defer_limit(size_limit: int) -> int:
+    """How many bytes of dropped files wait before a checkpoint is forced."""
+    return max(DEFER_MIN_BYTES, min(DEFER_BYTES, size_limit // DEFER_SHARE))
+
+
+class Dropped(NamedTuple):
+    """Value files one commit dropped, waiting for that commit to be on disk."""
+
+    #: This process's count of dropped batches: a checkpoint it starts later covers it.
+    seq: int
+    #: The shared ``durable`` number (see _changes.py) that proves the commit on disk.
+    need: int
+    names: list[str]
+    size: int
+    #: Who removes them (the store that dropped them; it knows diskcache-style hooks).
+    owner: Any
+
+
 class Checkpoints:
     """Drives the WAL checkpoints of one database, each after a filesystem sync."""
 
@@ -110,6 +164,11 @@ class Checkpoints:
         self.commits = 0
         #: Value files (names below ``data/``) this process committed since the last sync.
         self.pending: list[str] = []
+        #: Files dropped by commits not yet known to be on disk, oldest first.
+        self.dropped: list[Dropped] = []
+        self.dropped_bytes = 0
+        self._seq = 0
+        self._lock = threading.Lock()
 
     def log_bytes(self) -> int:
         try:
@@ -152,6 +211,46 @@ class Checkpoints:
         for directory in sorted(directories, key=len, reverse=True):
             sync_directory(directory)
         sync_filesystem(self.directory)
+
+    def defer(self, names: list[str], need: int, owner: Any) -> None:
+        """Keep files a commit dropped until a checkpoint shows the commit on disk."""
+        size = 0
+        for name in names:
+            if not name.startswith("@"):
+                with contextlib.suppress(OSError, ValueError):
+                    size += os.stat(os.path.join(self.directory, name)).st_size
+        with self._lock:
+            self._seq += 1
+            self.dropped.append(Dropped(self._seq, need, names, size, owner))
+            self.dropped_bytes += size
+
+    def mark(self) -> int:
+        """Before a checkpoint: the batches it will cover (those deferred so far)."""
+        return self._seq
+
+    def release(self, *, upto: int = 0, durable: int = 0) -> list[Dropped]:
+        """Take the batches now safe to remove: deferred before the checkpoint that
+        returned *upto* from :meth:`mark`, or whose commit the shared *durable* covers."""
+        with self._lock:
+            if not self.dropped:
+                return []
+            first = self.dropped[0]
+            if first.seq > upto and first.need > durable:
+                return []  # the common case: nothing new is known on disk
+            keep: list[Dropped] = []
+            done: list[Dropped] = []
+            for batch in self.dropped:
+                (done if batch.seq <= upto or batch.need <= durable else keep).append(batch)
+            if done:
+                self.dropped = keep
+                self.dropped_bytes -= sum(batch.size for batch in done)
+            return done
+
+    def forget(self) -> None:
+        """In a forked child: the parent removes the files its commits dropped."""
+        self._lock = threading.Lock()
+        self.dropped = []
+        self.dropped_bytes = 0
 
     def before_close(self, con: Any) -> None:
         """Closing the last connection checkpoints and removes the log, as diskcache's does:
@@ -203,4 +302,11 @@ def _at_exit() -> None:
                 sync_filesystem(entry.directory)
 
 
+def _forget_in_child() -> None:
+    for entry in _OPEN.values():
+        entry.forget()
+
+
 atexit.register(_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)

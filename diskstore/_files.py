@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, Protocol
 
 from . import _checksums
-from ._durability import sync_directory, sync_fd
+from ._durability import Space, sync_directory, sync_fd
 from ._exceptions import IntegrityError, StorageError, StorageFullError
 from ._faults import crash_point
 
@@ -98,6 +98,8 @@ class PendingFile:
 def storage_error(exc: OSError, action: str) -> StorageError:
     """Translate an ``OSError`` from a write into diskstore's error, keeping errno."""
     cls = StorageFullError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else StorageError
+    if cls is StorageFullError:
+        Space.short = True
     return cls(exc.errno, f"{action}: {exc.strerror or exc}")
 
 
@@ -270,6 +272,8 @@ class FileStore:
                 raise storage_error(exc, "writing a value file") from exc
             raise
         crash_point("file-written")
+        if Space.short:
+            Space.short = False
         pending = PendingFile(name, dir_fd, fd, stored, consumed)
         pending.crc = crc
         pending.new_dirs = made

@@ -12,6 +12,7 @@ from typing import Any
 from . import _clock, _sql
 from ._base import _CHUNK, CacheBase, _check_tag
 from ._constants import ENOVAL
+from ._durability import defer_limit
 from ._exceptions import IntegrityError, SettingsError, Timeout
 from ._filesystems import damage_hint
 from ._policies import POLICIES
@@ -187,6 +188,7 @@ class MaintenanceMixin(CacheBase):
             setattr(disk, attr, getattr(settings, name))
         if old.disk_compress_level != settings.disk_compress_level:
             disk._local.__dict__.clear()
+        self._store.defer_limit = defer_limit(settings.size_limit)
         pragmas = {n: v for n, v in settings.as_dict().items() if n.startswith("sqlite_")}
         if pragmas != self._store.pragmas:
             self._store.pragmas = pragmas

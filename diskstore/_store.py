@@ -16,11 +16,13 @@ busy timeout and :func:`wait_busy` retries with a short, growing backoff until t
 
 Writes run in ``BEGIN IMMEDIATE`` transactions written once here (:class:`WriteTxn`):
 nested calls join the outer transaction, value files created inside are removed if it rolls
-back, and files it dropped are unlinked only after it commits.
+back, and files it dropped are unlinked only after it commits (in WAL mode at NORMAL, only
+once a checkpoint shows the commit on disk: see _durability.py).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import os
@@ -161,6 +163,8 @@ SCAN_CACHE_KIB = 1024
 #: A scan connection's settings over the cache's: a small page cache, no memory map.
 _SCAN_PRAGMAS = {"sqlite_cache_size": -SCAN_CACHE_KIB, "sqlite_mmap_size": 0}
 SETUP_PATIENCE = 60.0
+#: A ``durable`` number no checkpoint reaches (see Store._defer).
+_NEVER = 1 << 64
 
 
 def _before_fork() -> None:
@@ -188,6 +192,7 @@ def _after_fork_parent() -> None:
 def _after_fork_child() -> None:
     global _fork_pending, _resume, _sqlite_lock
     _fork_pending = False
+    _exit_flush[0] = False
     _sqlite_lock = threading.RLock()
     _resume = threading.Event()
     _resume.set()
@@ -199,6 +204,36 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(
         before=_before_fork, after_in_parent=_after_fork_parent, after_in_child=_after_fork_child
     )
+
+
+# -- files dropped at exit ----------------------------------------------------------------
+_exit_flush = [False]  # whether this process arranged to remove them when it exits
+
+
+def _flush_all() -> None:
+    """Remove the files that this process's commits dropped, checkpointing first."""
+    for entry in list(_durability._OPEN.values()):
+        if entry.dropped:
+            with contextlib.suppress(Exception):
+                entry.dropped[-1].owner.flush()
+
+
+def _flush_on_exit() -> None:
+    """At exit, files still waiting for a checkpoint are removed after one; otherwise
+    they would stay behind as files no row names, until ``check(fix=True)``.
+
+    A child of ``multiprocessing`` ends with ``os._exit``, which skips ``atexit``, but
+    runs that module's finalizers.
+    """
+    _exit_flush[0] = True
+    import sys
+
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.Finalize(None, _flush_all, exitpriority=0)
+
+
+atexit.register(_flush_all)  # after _durability's: runs first, before its last sync
 
 
 class Store:
@@ -233,6 +268,8 @@ class Store:
         self.lease: Any = None
         #: Checkpoints driven by diskstore, each after a filesystem sync (_durability.py).
         self.checkpoints = checkpoints(directory, self.path)
+        #: Dropped value files may hold this many bytes before a checkpoint is forced.
+        self.defer_limit = _durability.DEFER_BYTES
         _STORES.add(self)
 
     # -- connections ------------------------------------------------------------------------
@@ -401,7 +438,11 @@ class Store:
         self._close_idle()
 
     def close(self) -> None:
-        """Close every idle connection; the next use opens a new one (as in diskcache)."""
+        """Close every idle connection; the next use opens a new one (as in diskcache).
+
+        Files that commits dropped are removed first, after a checkpoint (see :meth:`flush`).
+        """
+        self.flush()
         with self._lock:
             conns = list(self._conns)  # before the thread-local (their owner) goes away
             self._conns = weakref.WeakSet()
@@ -415,18 +456,84 @@ class Store:
                     con.close()
 
     def checkpoint(self) -> None:
-        """Copy the write-ahead log into the database and truncate it (best effort)."""
+        """Copy the write-ahead log into the database and truncate it (best effort); then
+        remove the value files that commits before it dropped."""
         with contextlib.suppress(DiskStoreError, sqlite3.Error, OSError):
-            self.checkpoints.before_checkpoint()
-            self.run(_sql.CHECKPOINT_TRUNCATE)
+            conn = self.enter()
+            try:
+                if conn.txn == 0 and conn.con is not None:
+                    self._checkpoint(conn.con, _sql.CHECKPOINT_TRUNCATE)
+            finally:
+                conn.depth -= 1
+
+    def flush(self) -> None:
+        """Remove the value files this process's commits dropped, checkpointing first: a
+        file may go only once no row that a power cut could bring back names it."""
+        if self.checkpoints.dropped and self.pragmas.get("sqlite_journal_mode", "wal") == "wal":
+            self.checkpoint()
+
+    @property
+    def defers_unlinks(self) -> bool:
+        """Whether dropped value files wait for a checkpoint (see _durability.py)."""
+        pragmas = self.pragmas
+        return _durability.defers_unlinks(
+            pragmas.get("sqlite_journal_mode", "wal"), pragmas.get("sqlite_synchronous", 1)
+        )
+
+    def _defer(self, dropped: list[str], number: int) -> None:
+        """Keep *dropped* until the commit that dropped them (numbered *number*) is on disk."""
+        if not _exit_flush[0]:
+            _flush_on_exit()
+        changes = self.changes
+        if number:
+            need = number
+        elif changes is not None:
+            # Unnumbered: the next numbered transaction begins after this commit.
+            need = changes.begun() + 1
+        else:
+            need = _NEVER  # only this process's checkpoints can tell
+        self.checkpoints.defer(dropped, need, self)
+
+    def _checkpoint(self, con: sqlite3.Connection, sql: str) -> bool:
+        """Checkpoint after a sync; True if it copied the whole log into the database.
+
+        A whole checkpoint at NORMAL syncs the log first, so every commit that finished
+        before it started is on disk: the files those commits dropped can go now, and
+        other processes learn it through the shared ``durable`` number (_changes.py).
+        """
+        checkpoints = self.checkpoints
+        synced = bool(self.pragmas.get("sqlite_synchronous", 1))
+        mark = checkpoints.mark()
+        changes = self.changes
+        finished = changes.read()[1] if changes is not None else 0
+        if synced:
+            checkpoints.before_checkpoint()
+        row = con.execute(sql).fetchone()
+        whole = row is not None and row[0] == 0 and row[1] == row[2]
+        if whole and synced:
+            if changes is not None and finished:
+                changes.set_durable(finished)
+            self._remove_released(checkpoints.release(upto=mark))
+        return whole
+
+    def _remove_released(self, batches: list[_durability.Dropped]) -> None:
+        for batch in batches:
+            batch.owner._remove(batch.names)
 
     def _checkpoint_due(self, con: sqlite3.Connection) -> None:
-        """After a commit: checkpoint once the log has grown enough, after a sync."""
-        if self.checkpoints.due() and self.pragmas.get("sqlite_journal_mode", "wal") == "wal":
+        """After a commit: checkpoint once the log has grown enough, after a sync; or once
+        the files waiting for one hold too much; or remove those another process's
+        checkpoint showed on disk."""
+        checkpoints = self.checkpoints
+        due = checkpoints.due()
+        if checkpoints.dropped:
+            if self.changes is not None:
+                self._remove_released(checkpoints.release(durable=self.changes.durable()))
+            if checkpoints.dropped_bytes > self.defer_limit and checkpoints.commits % 4 == 0:
+                due = True  # not at every commit: a busy reader may keep the log from copying
+        if due and self.pragmas.get("sqlite_journal_mode", "wal") == "wal":
             with contextlib.suppress(sqlite3.Error, OSError):
-                if self.pragmas.get("sqlite_synchronous", 1):
-                    self.checkpoints.before_checkpoint()
-                con.execute(_sql.PRAGMA_SET.format(name="wal_checkpoint", value="PASSIVE"))
+                self._checkpoint(con, _sql.CHECKPOINT_PASSIVE)
 
     @property
     def setup_patience(self) -> float:
@@ -590,11 +697,21 @@ class Store:
                 changes.finish(number)
             if created:
                 self.checkpoints.committed(created)
-            self._checkpoint_due(con)
             crash_point("committed")
             if dropped:
                 crash_point("before-unlink")
-                self._remove(dropped)
+                if self.defers_unlinks:
+                    # A hook's file (``@`` names: a diskcache-style Disk subclass's) may be
+                    # named again by the next write of its key, so it cannot wait.
+                    hooked = [name for name in dropped if name.startswith("@")]
+                    if hooked:
+                        self._remove(hooked)
+                        dropped = [name for name in dropped if not name.startswith("@")]
+                    if dropped:
+                        self._defer(dropped, number)
+                else:
+                    self._remove(dropped)
+            self._checkpoint_due(con)
             if number and self.after_commit is not None:
                 self.after_commit(number)
         else:

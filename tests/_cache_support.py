@@ -87,6 +87,17 @@ def value_files(directory: str) -> list[str]:
     return sorted(found)
 
 
+def value_files_once_durable(cache: Any) -> list[str]:
+    """The value files left once the cache's commits are on disk.
+
+    In WAL mode at NORMAL a file that a commit replaced or deleted is removed only after a
+    checkpoint shows that commit on disk (see diskstore/_durability.py); closing the cache
+    checkpoints and removes them. The next operation reopens the cache.
+    """
+    cache.close()
+    return value_files(cache.directory)
+
+
 def code_row(row: dict[str, Any]) -> dict[str, Any]:
     """A ``Cache`` row with its ``mode`` as the code sees it (see ``diskstore._modes``)."""
     mode = row.get("mode")

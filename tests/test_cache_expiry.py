@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _cache_support import Clock, install_clock, value_files
+from _cache_support import Clock, install_clock, value_files, value_files_once_durable
 
 import diskstore
 
@@ -75,7 +75,7 @@ class TestExpiry:
         clock.advance(2)
         assert cache.get("key", read=True) is None
         assert cache.expire(clock.now) == 1
-        assert value_files(cache.directory) == []
+        assert value_files_once_durable(cache) == []
 
 
 # -- bad input: every argument is checked before anything is written ------------------------

@@ -6,7 +6,7 @@ import os
 import sqlite3
 
 import pytest
-from _cache_support import Clock, install_clock, pragma, value_files
+from _cache_support import Clock, install_clock, pragma, value_files, value_files_once_durable
 
 import diskstore
 
@@ -55,7 +55,7 @@ class TestExpire:
         cache.set("kept", os.urandom(FILE_SIZE))
         clock.advance(2)
         assert cache.expire() == 1
-        assert len(value_files(cache.directory)) == 1
+        assert len(value_files_once_durable(cache)) == 1
         assert cache["kept"]
 
     def test_many_expired_items(self, cache: diskstore.Cache, clock: Clock) -> None:
@@ -94,7 +94,7 @@ class TestCull:
         # Only what is needed goes (give or take one batch of ten, as in diskcache).
         assert 20 <= removed <= 30
         assert len(cache) == 40 - removed
-        assert len(value_files(cache.directory)) == 40 - removed
+        assert len(value_files_once_durable(cache)) == 40 - removed
 
     def test_cull_removes_expired_first(self, cache: diskstore.Cache, clock: Clock) -> None:
         cache.reset("cull_limit", 0)
@@ -148,7 +148,7 @@ class TestEvictClear:
             cache.set("file", os.urandom(FILE_SIZE), tag="even")
             assert cache.evict("even") == 51
             assert list(cache) == list(range(1, 100, 2))
-            assert value_files(cache.directory) == []
+            assert value_files_once_durable(cache) == []
             assert cache.evict("even") == 0
             assert cache.evict("missing") == 0
 

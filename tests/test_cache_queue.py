@@ -6,7 +6,7 @@ import io
 import os
 
 import pytest
-from _cache_support import Clock, install_clock, value_files
+from _cache_support import Clock, install_clock, value_files_once_durable
 
 import diskstore
 
@@ -152,7 +152,7 @@ class TestPullPeek:
         cache.push(data)
         assert cache.peek() == (START, data)
         assert cache.pull() == (START, data)
-        assert value_files(cache.directory) == []
+        assert value_files_once_durable(cache) == []
 
     def test_bad_side(self, cache: diskstore.Cache) -> None:
         cache.push(1)
@@ -197,7 +197,7 @@ class TestPeekitem:
         assert cache.peekitem() == ("middle", 2)
         assert cache.peekitem(last=False) == ("middle", 2)
         assert len(cache) == 1
-        assert value_files(cache.directory) == []
+        assert value_files_once_durable(cache) == []
 
     def test_non_native_keys_and_values(self, cache: diskstore.Cache) -> None:
         cache[("tuple", 1)] = {"a": [1]}
