@@ -771,10 +771,11 @@ class TestInlineReadPath:
         with diskstore.Cache(cache_dir) as cache:
             cache.set("k", {"a": 1})
             cache.set("other", [1, 2])
-        with sqlite3.connect(os.path.join(cache_dir, "cache.db")) as con:
+        with contextlib.closing(sqlite3.connect(os.path.join(cache_dir, "cache.db"))) as con:
             (value,) = con.execute("SELECT value FROM Cache WHERE key = 'k'").fetchone()
             damaged = value[:-1] + bytes([value[-1] ^ 1])
             con.execute("UPDATE Cache SET value = ? WHERE key = 'k'", (damaged,))
+            con.commit()
         with diskstore.Cache(cache_dir, statistics=True) as cache:
             with pytest.warns(diskstore.CorruptionWarning) as caught:
                 assert cache.get("k", "missing") == "missing"

@@ -133,8 +133,10 @@ def test_a_tampered_file_name_is_skipped_not_followed(source: str, tmp_path: Pat
 
     secret = tmp_path / "secret.txt"
     secret.write_text("not for the cache")
-    with sqlite3.connect(os.path.join(source, "cache.db")) as con:
+    con = sqlite3.connect(os.path.join(source, "cache.db"))
+    with con:
         con.execute("UPDATE Cache SET filename = ? WHERE key = 'big-bytes'", (str(secret),))
+    con.close()
     with diskstore.Cache(str(tmp_path / "new")) as cache:
         with pytest.warns(UserWarning, match="1 of 13 item"):
             cache.import_diskcache(source, trust=True)
