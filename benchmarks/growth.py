@@ -49,8 +49,8 @@ from benchmarks.context import disk_usage
 from benchmarks.engines import DISKCACHE, DISKSTORE
 from benchmarks.scale import FULL, QUICK, SMOKE, Scale
 from benchmarks.timing import per_call, quiet_gc
-from diskstore import _sql
-from diskstore._store import DB_NAME
+from diskstore._storage import _sql
+from diskstore._storage._store import DB_NAME
 
 clock = time.perf_counter_ns
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -9,10 +9,10 @@ import importlib
 import typing
 
 from . import core as core  # the diskcache.core names, as diskstore.core
-from ._cache import Cache
-from ._constants import ENOVAL, UNKNOWN
-from ._disk import Disk
-from ._exceptions import (
+from ._caching._cache import Cache
+from ._caching._functions import FunctionStats
+from ._common._constants import ENOVAL, UNKNOWN
+from ._common._exceptions import (
     CacheClosedError,
     CorruptionWarning,
     DiskcacheDirectoryWarning,
@@ -33,16 +33,16 @@ from ._exceptions import (
     UnsupportedError,
     UntrustedDataError,
 )
-from ._functions import FunctionStats
-from ._jsondisk import JSONDisk
-from ._policies import EVICTION_POLICY, EvictionPolicy
-from ._settings import DEFAULT_SETTINGS
+from ._storage._policies import EVICTION_POLICY, EvictionPolicy
+from ._storage._settings import DEFAULT_SETTINGS
+from ._values._disk import Disk
+from ._values._jsondisk import JSONDisk
 
 if typing.TYPE_CHECKING:
-    from ._async import AsyncCache
-    from ._inspect import CacheInspection, EntryInfo, OpaqueKey, inspect_cache
+    from ._aio._async import AsyncCache
     from ._install import install_as_diskcache
-    from ._memoize import CacheInfo, memoize
+    from ._memo._memoize import CacheInfo, memoize
+    from ._storage._inspect import CacheInspection, EntryInfo, OpaqueKey, inspect_cache
     from .fanout import FanoutCache
     from .persistent import Deque, Index
     from .recipes import (
@@ -60,25 +60,25 @@ if typing.TYPE_CHECKING:
 # (asyncio alone would double it). ``DjangoCache`` is not in ``__all__``: a star import
 # must not import Django.
 _LAZY = {
-    "AsyncCache": "._async",
+    "AsyncCache": "._aio._async",
     "Averager": ".recipes",
     "BoundedSemaphore": ".recipes",
-    "CacheInfo": "._memoize",
-    "CacheInspection": "._inspect",
+    "CacheInfo": "._memo._memoize",
+    "CacheInspection": "._storage._inspect",
     "Deque": ".persistent",
     "DjangoCache": ".djangocache",
-    "EntryInfo": "._inspect",
+    "EntryInfo": "._storage._inspect",
     "FanoutCache": ".fanout",
     "Index": ".persistent",
     "Lock": ".recipes",
-    "OpaqueKey": "._inspect",
+    "OpaqueKey": "._storage._inspect",
     "RLock": ".recipes",
     "TaskCache": ".tasks",
     "TaskEntry": ".tasks",
     "barrier": ".recipes",
-    "inspect_cache": "._inspect",
+    "inspect_cache": "._storage._inspect",
     "install_as_diskcache": "._install",
-    "memoize": "._memoize",
+    "memoize": "._memo._memoize",
     "memoize_stampede": ".recipes",
     "throttle": ".recipes",
 }

@@ -24,7 +24,7 @@ import tempfile
 import time
 from typing import Any, TextIO
 
-from ._cache import Cache
+from ._caching._cache import Cache
 
 #: Seconds the memoized function sleeps, standing in for real work.
 SLOW_SECONDS = 0.5
@@ -151,7 +151,7 @@ def tour(directory: str, *, n: int = 12, records: int = 10_000) -> DemoReport:
 
 def format_report(report: DemoReport) -> str:
     """Render *report* as the short text the ``demo`` command prints."""
-    from ._format import human_bytes
+    from ._common._format import human_bytes
 
     def call_line(call: CallReport) -> str:
         how = "cache miss: computed here" if call.computed else "cache hit: function not run"

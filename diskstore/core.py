@@ -18,15 +18,15 @@ import os
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from ._cache import Cache
-from ._constants import ENOVAL, UNKNOWN
-from ._disk import Disk
-from ._exceptions import EmptyDirWarning, Timeout, UnknownFileWarning
-from ._jsondisk import JSONDisk
-from ._modes import MODE_BINARY, MODE_NONE, MODE_PICKLE, MODE_RAW, MODE_TEXT
-from ._policies import EVICTION_POLICY
-from ._settings import DEFAULT_SETTINGS
-from ._store import DB_NAME
+from ._caching._cache import Cache
+from ._common._constants import ENOVAL, UNKNOWN
+from ._common._exceptions import EmptyDirWarning, Timeout, UnknownFileWarning
+from ._storage._policies import EVICTION_POLICY
+from ._storage._settings import DEFAULT_SETTINGS
+from ._storage._store import DB_NAME
+from ._values._disk import Disk
+from ._values._jsondisk import JSONDisk
+from ._values._modes import MODE_BINARY, MODE_NONE, MODE_PICKLE, MODE_RAW, MODE_TEXT
 
 #: The database file's name: diskcache's, which diskstore's database is.
 DBNAME = DB_NAME

@@ -19,11 +19,11 @@ from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 
-from . import _clock
-from ._cache import Cache
-from ._constants import ENOVAL
-from ._exceptions import SettingsError
-from ._memoize import memoize as _memoize
+from ._caching._cache import Cache
+from ._common import _clock
+from ._common._constants import ENOVAL
+from ._common._exceptions import SettingsError
+from ._memo._memoize import memoize as _memoize
 from .fanout import FanoutCache
 from .persistent import Deque, Index
 
@@ -434,8 +434,8 @@ class DjangoCache(BaseCache):  # type: ignore[misc]  # Django ships no type info
 class _MemoStore:
     """What memoize sees of a DjangoCache: the cache, with keys made by Django's key function.
 
-    It speaks the cache's memoize protocol (see :mod:`diskstore._functions`), so each result
-    records its function and ``cache_clear()`` stays an indexed delete. Keys are made but not
+    It speaks the cache's memoize protocol (see :mod:`diskstore._caching._functions`), so each
+    result records its function and ``cache_clear()`` stays an indexed delete. Keys are made but not
     validated: a memoized call's key is built by diskstore, and a portability warning about
     it would only be noise.
     """

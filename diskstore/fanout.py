@@ -25,20 +25,21 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import _clock, _sql
-from ._cache import Cache, expand_directory
-from ._constants import ENOVAL
-from ._disk import Disk
-from ._exceptions import Timeout
-from ._functions import FunctionStats, combine_function_stats
-from ._keys import INT64_MAX as _INT64_MAX
-from ._keys import INT64_MIN as _INT64_MIN
-from ._keys import encode_key, key_hash
-from ._settings import DEFAULT_SETTINGS, NAMES
+from ._caching._cache import Cache, expand_directory
+from ._caching._functions import FunctionStats, combine_function_stats
+from ._common import _clock
+from ._common._constants import ENOVAL
+from ._common._exceptions import Timeout
+from ._storage import _sql
+from ._storage._settings import DEFAULT_SETTINGS, NAMES
+from ._values._disk import Disk
+from ._values._keys import INT64_MAX as _INT64_MAX
+from ._values._keys import INT64_MIN as _INT64_MIN
+from ._values._keys import encode_key, key_hash
 from .persistent import Deque, Index
 
 if TYPE_CHECKING:
-    from ._hooks import CallCounts
+    from ._common._hooks import CallCounts
 
 #: Seconds to keep retrying when a shard cannot be opened because its database is locked.
 _OPEN_PATIENCE = 60.0
@@ -58,7 +59,7 @@ def _integral(key: Any) -> Any:
 def shard_index(key: Any, shards: int) -> int:
     """Return the shard, in ``range(shards)``, that holds ``key``, as diskcache routes it.
 
-    By :func:`diskstore._keys.key_hash` (``Disk.hash``), never ``hash()``, so every process
+    By :func:`diskstore._values._keys.key_hash` (``Disk.hash``), never ``hash()``, so every process
     and every Python run (whatever ``PYTHONHASHSEED``) routes a key the same way, and a
     string, bytes, integer or float key goes to the shard diskcache 5 puts it in.
     """
@@ -322,7 +323,7 @@ class FanoutCache:
         As :meth:`Cache.import_diskcache`; *source* may be a diskcache ``FanoutCache`` (any
         number of shards) or a single ``Cache`` directory.
         """
-        from ._migrate import import_diskcache
+        from ._storage._migrate import import_diskcache
 
         return import_diskcache(self, source, trust=trust, progress=progress)
 
@@ -565,7 +566,7 @@ class FanoutCache:
         view._namespace = name
         return view
 
-    # What memoize asks of a cache (see diskstore._functions): routed like any key.
+    # What memoize asks of a cache (see diskstore._caching._functions): routed like any key.
     def _memo_store(
         self, function: str, key: Any, value: Any, expire: float | None, tag: Any
     ) -> None:
@@ -603,7 +604,7 @@ class FanoutCache:
         Accepts the same arguments as Cache.memoize (``name``, ``typed``, ``expire``,
         ``tag``, ``ignore`` and the keyword-only options).
         """
-        from ._memoize import memoize
+        from ._memo._memoize import memoize
 
         decorator: Callable[..., Any] = memoize(self, *args, **kwargs)
         return decorator

@@ -29,8 +29,8 @@ from collections.abc import (
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from ._cache import Cache
-from ._constants import ENOVAL
+from ._caching._cache import Cache
+from ._common._constants import ENOVAL
 
 _Q = TypeVar("_Q", bound="Deque")
 _I = TypeVar("_I", bound="Index")

@@ -24,10 +24,10 @@ import uuid
 from collections.abc import Callable, Collection, Iterator
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
-from . import _clock
-from ._constants import ENOVAL
-from ._exceptions import CacheClosedError, DiskStoreError
-from ._funckey import KeyBuilder
+from ._common import _clock
+from ._common._constants import ENOVAL
+from ._common._exceptions import CacheClosedError, DiskStoreError
+from ._memo._funckey import KeyBuilder
 
 P = ParamSpec("P")
 R = TypeVar("R")

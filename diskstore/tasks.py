@@ -1,7 +1,7 @@
 """A cache of task results keyed by task name, version and the content of named inputs.
 
 Where :func:`~diskstore.memoize` keys a call by its arguments as they are, a task is keyed
-by a content hash of each named input (see :mod:`diskstore._hashing`): the same data gives
+by a content hash of each named input (see :mod:`diskstore._memo._hashing`): the same data gives
 the same key in every process and run, mapping order does not matter, and large inputs
 such as numpy arrays are hashed rather than stored in the key. Each stored result records
 when it was made, how long it took, how often it was reused and how big it is, so old or
@@ -31,12 +31,12 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import cloudpickle
 
-from ._backend import flight_locks
-from ._constants import ENOVAL
-from ._hashing import stable_hash
-from ._hooks import logger
-from ._memoize_extras import check_seconds
-from ._singleflight import SingleFlight
+from ._common._constants import ENOVAL
+from ._common._hooks import logger
+from ._memo._backend import flight_locks
+from ._memo._hashing import stable_hash
+from ._memo._memoize_extras import check_seconds
+from ._memo._singleflight import SingleFlight
 
 __all__ = ["TaskCache", "TaskEntry"]
 
@@ -121,7 +121,7 @@ class TaskCache:
             )
         self._owns_cache = cache is None
         if cache is None:
-            from ._cache import Cache
+            from ._caching._cache import Cache
 
             cache = Cache(directory)
         elif not callable(getattr(cache, "namespace", None)):

@@ -14,14 +14,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import diskstore
-from diskstore._modes import from_row
+from diskstore._values._modes import from_row
 
 SPAWN = multiprocessing.get_context("spawn")
 FORK = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
 
 
 class Clock:
-    """A wall clock that moves only on demand, installed as ``diskstore._clock.now``.
+    """A wall clock that moves only on demand, installed as ``diskstore._common._clock.now``.
 
     Expiry, store and access times are then decided by ``clock.now`` instead of real
     sleeping; see :func:`install_clock`.
@@ -39,10 +39,10 @@ class Clock:
 
 def install_clock(monkeypatch: Any) -> Clock:
     """Replace diskstore's wall clock with a :class:`Clock` for the rest of the test."""
-    import diskstore._clock
+    import diskstore._common._clock
 
     clock = Clock()
-    monkeypatch.setattr(diskstore._clock, "now", clock.time)
+    monkeypatch.setattr(diskstore._common._clock, "now", clock.time)
     return clock
 
 
@@ -91,7 +91,7 @@ def value_files_once_durable(cache: Any) -> list[str]:
     """The value files left once the cache's commits are on disk.
 
     In WAL mode at NORMAL a file that a commit replaced or deleted is removed only after a
-    checkpoint shows that commit on disk (see diskstore/_durability.py); closing the cache
+    checkpoint shows that commit on disk (see diskstore/_fs/_durability.py); closing the cache
     checkpoints and removes them. The next operation reopens the cache.
     """
     cache.close()
@@ -99,7 +99,7 @@ def value_files_once_durable(cache: Any) -> list[str]:
 
 
 def code_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A ``Cache`` row with its ``mode`` as the code sees it (see ``diskstore._modes``)."""
+    """A ``Cache`` row with its ``mode`` as the code sees it (see ``diskstore._values._modes``)."""
     mode = row.get("mode")
     if type(mode) is int:
         row = {**row, "mode": from_row(mode)}

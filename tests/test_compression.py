@@ -21,7 +21,7 @@ import zstandard
 from _cache_support import code_row
 
 import diskstore
-from diskstore._modes import (
+from diskstore._values._modes import (
     FLAG_FILE,
     FLAG_SIGNED,
     FLAG_ZSTD,

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 import diskstore
-from diskstore import _filesystems
-from diskstore._store import DB_NAME
+from diskstore._fs import _filesystems
+from diskstore._storage._store import DB_NAME
 
 #: What a damaged cache may raise: its own errors, and what a missing key or item raises.
 ALLOWED = (diskstore.DiskStoreError, KeyError, IndexError)

@@ -36,7 +36,7 @@ import diskcache.core  # type: ignore[import-untyped]
 import pytest
 
 import diskstore
-import diskstore._clock
+import diskstore._common._clock
 
 #: Totals over every sequence run in this session; see test_zz_summary.
 RECORD: dict[str, Any] = {"operations": 0, "differed": 0, "sequences": 0, "examples": []}
@@ -181,7 +181,7 @@ class Pair:
 
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
         self.clock = START
-        monkeypatch.setattr(diskstore._clock, "now", lambda: self.clock)
+        monkeypatch.setattr(diskstore._common._clock, "now", lambda: self.clock)
         fake_time = types.SimpleNamespace(time=lambda: self.clock, sleep=lambda s: None)
         monkeypatch.setattr(diskcache.core, "time", fake_time)
         options: dict[str, Any] = {"cull_limit": 0, "statistics": True}

@@ -35,10 +35,10 @@ DEFERRED = (
     "tempfile",
     "traceback",
     "zstandard",
-    "diskstore._async",
+    "diskstore._aio._async",
     "diskstore._cli",
-    "diskstore._inspect",
-    "diskstore._memoize",
+    "diskstore._storage._inspect",
+    "diskstore._memo._memoize",
     "diskstore.fanout",
     "diskstore.persistent",
     "diskstore.recipes",
@@ -57,7 +57,7 @@ def _loaded_after(code: str) -> set[str]:
 
 def test_import_defers_async_tasks_recipes_cli_and_serializers() -> None:
     loaded = _loaded_after("import diskstore")
-    assert "diskstore._cache" in loaded
+    assert "diskstore._caching._cache" in loaded
     assert loaded.isdisjoint(DEFERRED), sorted(loaded & set(DEFERRED))
 
 
@@ -85,9 +85,9 @@ def test_a_cache_that_does_not_sign_loads_no_hashing(tmp_path: object) -> None:
 @pytest.mark.parametrize(
     ("name", "module"),
     [
-        ("AsyncCache", "diskstore._async"),
-        ("inspect_cache", "diskstore._inspect"),
-        ("memoize", "diskstore._memoize"),
+        ("AsyncCache", "diskstore._aio._async"),
+        ("inspect_cache", "diskstore._storage._inspect"),
+        ("memoize", "diskstore._memo._memoize"),
     ],
 )
 def test_a_deferred_name_loads_on_first_access(name: str, module: str) -> None:

@@ -92,7 +92,7 @@ def test_an_unmodified_diskcache_program_runs(tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert report["deque"] == [2, 3] and report["index"] == {"a": 1}
     assert report["modes"] == [1, 4]
-    assert report["cache_module"] == "diskstore._cache"
+    assert report["cache_module"] == "diskstore._caching._cache"
     assert report["core_file"] == "diskstore.core"
     assert "diskcache.djangocache" not in report["modules"]  # loaded only when imported
     assert {"diskcache", "diskcache.core", "diskcache.recipes"} <= set(report["modules"])

@@ -2,7 +2,7 @@
 
 The model is an insertion-ordered dict of ``key -> (value, expire_time, tag)`` per namespace
 plus a deque of keys per queue (namespace, prefix). Time is a fake clock patched into
-``diskstore._clock.now``, so expiry is exact: an item is live while ``expire_time > now``,
+``diskstore._common._clock.now``, so expiry is exact: an item is live while ``expire_time > now``,
 ``expire()`` removes items with ``expire_time < now``. Culling is off (``cull_limit=0``), so
 nothing disappears that the model does not remove. After every step the cache's ``len``,
 iteration order (both directions) and ``iterkeys`` order (both directions) must match.
@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import diskstore
-import diskstore._clock
-from diskstore._constants import QUEUE_START
+import diskstore._common._clock
+from diskstore._common._constants import QUEUE_START
 
 NAMESPACES = ["", "a", "b"]
 PREFIXES = [None, "q"]
@@ -136,8 +136,8 @@ class CacheModel(RuleBasedStateMachine):
             (name, prefix): collections.deque() for name in NAMESPACES for prefix in PREFIXES
         }
         # Last, so that nothing can fail between patching the clock and teardown().
-        self._saved_now = diskstore._clock.now
-        diskstore._clock.now = lambda: self.clock
+        self._saved_now = diskstore._common._clock.now
+        diskstore._common._clock.now = lambda: self.clock
 
     def teardown(self) -> None:
         try:
@@ -145,7 +145,7 @@ class CacheModel(RuleBasedStateMachine):
             assert [str(w.message) for w in problems] == []
         finally:
             self.cache.close()
-            diskstore._clock.now = self._saved_now
+            diskstore._common._clock.now = self._saved_now
             shutil.rmtree(self.directory, ignore_errors=True)
 
     # -- model helpers ------------------------------------------------------------------------

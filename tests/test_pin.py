@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import diskstore
-import diskstore._modes
+import diskstore._values._modes
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_pinned_file_value_and_pickled_value_read_back(small: diskstore.Cache) -
     assert small.get("file") == b"f" * 100_000
     assert small.get("obj") == {"a": [1, 2]}
     mode = small._store.run("SELECT mode FROM Cache WHERE key = 'obj'")[0][0]
-    assert not mode & diskstore._modes.ROW_PINNED
+    assert not mode & diskstore._values._modes.ROW_PINNED
 
 
 def test_overwriting_without_pin_unpins(small: diskstore.Cache) -> None:

@@ -6,8 +6,8 @@ quadratic), a point operation must search an index (never scan the table), and b
 removal must read its victims through an index or in one resumable pass. A plan
 regression therefore fails here, without timing anything.
 
-Every statement constant in ``diskstore._sql`` that reads or writes the ``Cache`` table must
-be classified below, so a new statement cannot go unchecked.
+Every statement constant in ``diskstore._storage._sql`` that reads or writes the ``Cache`` table
+must be classified below, so a new statement cannot go unchecked.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 import diskstore
-from diskstore import _sql
-from diskstore._policies import POLICIES
-from diskstore._store import DB_NAME
+from diskstore._storage import _sql
+from diskstore._storage._policies import POLICIES
+from diskstore._storage._store import DB_NAME
 
 #: A statement on the items table (``Cache``), but not the earlier layout's ``items``.
 _TABLE = r"\b(FROM|UPDATE|INTO) Cache\b"
@@ -389,7 +389,7 @@ def test_every_statement_run_is_a_classified_constant(
     unknown = sorted(
         sql for sql in _RecordingCursor.seen if sql not in known and not _TEMPLATED.fullmatch(sql)
     )
-    assert unknown == [], "statements run that are not named constants of diskstore._sql"
+    assert unknown == [], "statements run that are not named constants of diskstore._storage._sql"
     classified = {*POINT, *ROWID_WALKS, *CHUNKED, *AGGREGATES, *INSERTS, *SPECIAL}
     unplanned = sorted(
         known[sql]

@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 
 import diskstore
-from diskstore._disk import Disk
-from diskstore._fingerprint import fingerprint
-from diskstore._keys import encode_canonical
-from diskstore._modes import (
+from diskstore._storage._fingerprint import fingerprint
+from diskstore._values._disk import Disk
+from diskstore._values._keys import encode_canonical
+from diskstore._values._modes import (
     FLAG_FILE,
     FLAG_ZSTD,
     KIND_BYTES,
@@ -38,8 +38,8 @@ from diskstore._modes import (
     from_row,
     to_row,
 )
-from diskstore._rows import Stored
-from diskstore._signing import Signer
+from diskstore._values._rows import Stored
+from diskstore._values._signing import Signer
 
 QUEUE_KEY = 500_000_000_000_000
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 import diskstore
-from diskstore import _filesystems, _lease
 from diskstore._cli import main as cli_main
-from diskstore._store import DB_NAME
+from diskstore._fs import _filesystems, _lease
+from diskstore._storage._store import DB_NAME
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -75,7 +75,7 @@ def _mutations(entry: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     for column in ("vsize", "size"):
         for changed in _int_mutations(entry[column]):
             yield column, changed
-    for bit in range(11):  # every bit a stored mode uses (see diskstore._modes)
+    for bit in range(11):  # every bit a stored mode uses (see diskstore._values._modes)
         yield "mode", entry["mode"] ^ (1 << bit)
     yield from (("mode", -1), ("mode", 2**40), ("mode", "pickle"), ("mode", None))
     tag = entry["tag"]

@@ -19,13 +19,13 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from .._exceptions import (
+from .._common._exceptions import (
     DiskStoreError,
     ReadOnlyError,
     SecretMismatchError,
     SecretUnavailableError,
 )
-from .._format import human_bytes
+from .._common._format import human_bytes
 from ._common import (
     EXIT_INTERRUPTED,
     EXIT_NO,

@@ -10,9 +10,9 @@ import itertools
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from .. import _clock
-from .._format import human_bytes
-from .._inspect import EntryInfo, inspect_cache
+from .._common import _clock
+from .._common._format import human_bytes
+from .._storage._inspect import EntryInfo, inspect_cache
 from ._common import EXIT_OK, NotFound, json_key, print_json
 from ._open import open_cache, shard_directories, shards_of
 

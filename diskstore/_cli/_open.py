@@ -16,14 +16,14 @@ import os
 import stat
 from typing import TYPE_CHECKING
 
-from .._exceptions import IntegrityError
-from .._inspect import namespace_table
-from .._store import DB_NAME
-from .._upgrade import OLD_DB_NAME
+from .._common._exceptions import IntegrityError
+from .._storage._inspect import namespace_table
+from .._storage._store import DB_NAME
+from .._storage._upgrade import OLD_DB_NAME
 from ._common import PROG, NotFound, UsageError
 
 if TYPE_CHECKING:
-    from .._cache import Cache
+    from .._caching._cache import Cache
     from ..fanout import FanoutCache
 
     AnyCache = Cache | FanoutCache
@@ -140,10 +140,10 @@ def _open(found: CacheDir, read_only: bool, network_fs: str) -> AnyCache:
 
 def _open_as(found: CacheDir, read_only: bool, network_fs: str) -> AnyCache:
     if not found.shards:
-        from .._cache import Cache
+        from .._caching._cache import Cache
 
         return Cache(found.path, timeout=TIMEOUT, read_only=read_only, network_fs=network_fs)
-    from .._disk import Disk
+    from .._values._disk import Disk
     from ..fanout import FanoutCache
 
     # As unpickling does: with the settings stored in the shards, never the defaults

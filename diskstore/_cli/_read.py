@@ -9,10 +9,10 @@ import sqlite3
 import warnings
 from typing import Any, TextIO
 
-from .. import _clock
-from .._exceptions import DiskcacheDirectoryWarning
-from .._format import human_bytes, summarize
-from .._settings import NAMES
+from .._common import _clock
+from .._common._exceptions import DiskcacheDirectoryWarning
+from .._common._format import human_bytes, summarize
+from .._storage._settings import NAMES
 from ._common import (
     EXIT_OK,
     PROG,

@@ -14,10 +14,10 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .. import _sql
-from .._cache import Cache
-from .._check import run_check
-from .._migrate import source_databases
+from .._caching._cache import Cache
+from .._caching._check import run_check
+from .._storage import _sql
+from .._storage._migrate import source_databases
 from ._common import (
     EXIT_NO,
     EXIT_OK,

@@ -7,9 +7,9 @@ from typing import Any
 
 import redis
 
-from .._base import CacheBase
-from .._constants import ENOVAL
-from .._exceptions import CorruptionWarning, IntegrityError
+from .._caching._base import CacheBase
+from .._common._constants import ENOVAL
+from .._common._exceptions import CorruptionWarning, IntegrityError
 from ._codec import Codec
 from ._connection import ERRORS, Shared, translate
 

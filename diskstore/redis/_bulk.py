@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from .._exceptions import CorruptionWarning, IntegrityError
+from .._common._exceptions import CorruptionWarning, IntegrityError
 from . import _scripts
 from ._base import RedisBase
 from ._codec import encode_tag

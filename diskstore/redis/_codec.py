@@ -42,10 +42,10 @@ import struct
 import zlib
 from typing import Any
 
-from .._disk import Disk
-from .._exceptions import IntegrityError
-from .._keys import decode_canonical, encode_canonical
-from .._modes import KIND_NATIVE
+from .._common._exceptions import IntegrityError
+from .._values._disk import Disk
+from .._values._keys import decode_canonical, encode_canonical
+from .._values._modes import KIND_NATIVE
 
 __all__ = ["Codec", "Extras", "namespace_prefix"]
 

@@ -20,7 +20,7 @@ import redis.exceptions as rex
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
-from .._exceptions import (
+from .._common._exceptions import (
     ReadOnlyError,
     ServerUnavailableError,
     StorageError,

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._constants import ENOVAL
+from .._common._constants import ENOVAL
 from ._bulk import BulkMixin
 
 __all__ = ["FunctionsMixin"]
 
 
 class FunctionsMixin(BulkMixin):
-    """The internal protocol between :mod:`diskstore._memoize` and ``RedisCache``."""
+    """The internal protocol between :mod:`diskstore._memo._memoize` and ``RedisCache``."""
 
     def _write_item(
         self, key: Any, value: Any, expire: float | None, read: bool, tag: Any, *,

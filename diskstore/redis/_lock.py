@@ -26,7 +26,7 @@ _POLL_MIN, _POLL_MAX = 0.002, 0.05
 
 
 class RedisLock:
-    """One key's single-flight lock (see :class:`diskstore._backend.FlightLock`)."""
+    """One key's single-flight lock (see :class:`diskstore._memo._backend.FlightLock`)."""
 
     def __init__(self, client: Any, name: bytes, *, ttl: float = DEFAULT_TTL) -> None:
         self._client = client

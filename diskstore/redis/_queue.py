@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._constants import ENOVAL, QUEUE_START
-from .._exceptions import IntegrityError, UnsupportedError
-from .._queue import check_prefix, check_side
+from .._caching._queue import check_prefix, check_side
+from .._common._constants import ENOVAL, QUEUE_START
+from .._common._exceptions import IntegrityError, UnsupportedError
 from ._base import RedisBase, shaped
 from ._codec import QUEUE_RANGE, decode_tag
 from ._connection import ERRORS, translate

@@ -22,10 +22,10 @@ import redis.exceptions as rex
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 
-from .._constants import ENOVAL
-from .._hashing import stable_hash
-from .._memoize import DEFAULT_LOCK_TIMEOUT, memoize
-from .._singleflight import SingleFlight, produce
+from .._common._constants import ENOVAL
+from .._memo._hashing import stable_hash
+from .._memo._memoize import DEFAULT_LOCK_TIMEOUT, memoize
+from .._memo._singleflight import SingleFlight, produce
 from . import _scripts
 from ._bulk import glob_escape
 from ._connection import DEFAULT_MAX_BULK, ERRORS, is_cluster, translate

@@ -21,12 +21,12 @@ from typing import Any, NamedTuple
 import redis
 import redis.exceptions as rex
 
-from .._base import _check_expire, _check_tag
-from .._constants import ENOVAL
-from .._disk import Disk
-from .._exceptions import IntegrityError, SettingsError, UnsupportedError
-from .._settings import DEFAULT_SETTINGS
-from .._signing import SecretArg, Signer, resolve_secret
+from .._caching._base import _check_expire, _check_tag
+from .._common._constants import ENOVAL
+from .._common._exceptions import IntegrityError, SettingsError, UnsupportedError
+from .._storage._settings import DEFAULT_SETTINGS
+from .._values._disk import Disk
+from .._values._signing import SecretArg, Signer, resolve_secret
 from ._base import shaped
 from ._codec import Codec, Extras, decode_tag, encode_tag, namespace_prefix
 from ._connection import ERRORS, Shared, describe, is_cluster, server_noun, translate
@@ -219,7 +219,7 @@ class RedisCache(QueueMixin, FunctionsMixin):
         Concurrent misses of one key compute once across every machine using the server
         (a :class:`RedisLock` per key).
         """
-        from .._memoize import memoize
+        from .._memo._memoize import memoize
 
         return memoize(self, *args, **kwargs)
 

@@ -19,7 +19,7 @@ def payload(key: str, version: str, size: int) -> bytes:
 
 
 def main(directory: str, operation: str) -> None:
-    from diskstore import _faults
+    from diskstore._fs import _faults
 
     _faults.arm()  # crash points are inert until a test arms them
     with diskstore.Cache(directory) as cache:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import diskstore
-import diskstore._files
+import diskstore._fs._files
 
 from ._support import data_files, integrity, orphan_files, payload
 
@@ -285,8 +285,8 @@ def test_enospc_in_value_file_writer(populated, monkeypatch, figures, kind, fail
     write, read_back = WRITES[kind]
     files_before = data_files(cache.directory)
     rows_before = len(cache)
-    injected = FailingWriter(diskstore._files._write_all, fail_at)
-    monkeypatch.setattr(diskstore._files, "_write_all", injected)
+    injected = FailingWriter(diskstore._fs._files._write_all, fail_at)
+    monkeypatch.setattr(diskstore._fs._files, "_write_all", injected)
 
     with pytest.raises(diskstore.StorageFullError) as caught:
         write(cache)
@@ -302,7 +302,7 @@ def test_enospc_in_value_file_writer(populated, monkeypatch, figures, kind, fail
     problems = [w for w in cache.check() if w.category is not diskstore.EmptyDirWarning]
     assert problems == []
 
-    monkeypatch.setattr(diskstore._files, "_write_all", injected.real)
+    monkeypatch.setattr(diskstore._fs._files, "_write_all", injected.real)
     write(cache)
     assert read_back(cache) == EXPECTED[kind]()
 
@@ -310,7 +310,7 @@ def test_enospc_in_value_file_writer(populated, monkeypatch, figures, kind, fail
 def test_space_can_be_freed_while_value_files_cannot_be_written(populated, monkeypatch):
     cache, _expected = populated
     monkeypatch.setattr(
-        diskstore._files, "_write_all", FailingWriter(diskstore._files._write_all, None)
+        diskstore._fs._files, "_write_all", FailingWriter(diskstore._fs._files._write_all, None)
     )
     with pytest.raises(diskstore.StorageFullError):
         cache.set("v", _big_random())

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from diskstore._store import DB_NAME
+from diskstore._storage._store import DB_NAME
 
 SECONDS = float(os.environ.get("DISKSTORE_NETFS_SOAK", "0") or 0)
 pytestmark = [
@@ -141,13 +141,13 @@ def test_diskcache_on_two_mounts(mounts: tuple[str, str], figures: Any) -> None:
 def test_diskstore_refuses_by_default(mounts: tuple[str, str]) -> None:
     summary = _soak("diskstore", *mounts, "refused", "refuse")
     assert summary["opened"] == 0
-    assert summary["errors"] == {"diskstore._exceptions.NetworkFilesystemError": 4}
+    assert summary["errors"] == {"diskstore._common._exceptions.NetworkFilesystemError": 4}
 
 
 def test_diskstore_single_host_on_two_mounts(mounts: tuple[str, str], figures: Any) -> None:
     summary = _soak("diskstore", *mounts, "single", "single-host")
     assert summary["opened"] == 2  # the two processes of the first mount in; the others refused
-    assert summary["errors"] == {"diskstore._exceptions.NetworkFilesystemError": 2}
+    assert summary["errors"] == {"diskstore._common._exceptions.NetworkFilesystemError": 2}
     assert summary["signals"] == 0
     assert summary["integrity"] == "ok"
     assert summary["counters wrong"] == 0

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 import diskstore
-from diskstore._store import DB_NAME
+from diskstore._storage._store import DB_NAME
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CUTS = 30 * max(1, int(os.environ.get("DISKSTORE_SOAK", "1")))
@@ -47,7 +47,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 WRITER = textwrap.dedent("""
     import hashlib, os, random, sys
     import diskstore
-    from diskstore import _durability
+    from diskstore._fs import _durability
     _durability.CHECKPOINT_BYTES = 64 * 1024  # checkpoint often: that is when rows land
     _durability.CHECK_EVERY = 2
     directory, seed, settings = sys.argv[1], int(sys.argv[2]), eval(sys.argv[3])
@@ -235,7 +235,7 @@ def test_power_cuts(rule: str, figures: Any) -> None:
         assert found["after fix"] == 0, (cut, settings, found)
         # At NORMAL a cut may roll back the last commits, but the files they replaced or
         # deleted are still there: they are removed only after a checkpoint shows the
-        # commit on disk (see diskstore/_durability.py).
+        # commit on disk (see diskstore/_fs/_durability.py).
         assert found["missing or short"] == 0, (cut, settings, found)
         assert found["check"] == 0, (cut, settings, found)
         if not settings:

@@ -1,0 +1,37 @@
+"""The write-back of buffered statistics and access records (diskstore._storage._bookkeeping)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+
+import diskstore
+
+
+def _hits_on_disk(directory: str) -> int:
+    con = sqlite3.connect(os.path.join(directory, "cache.db"))
+    try:
+        return int(con.execute("SELECT value FROM Settings WHERE key = 'hits'").fetchone()[0])
+    finally:
+        con.close()
+
+
+def test_the_background_write_back_leaves_no_connection_open(cache_dir: str) -> None:
+    # The write-back thread outlives the caches it serves: a connection it left open would
+    # be closed by the garbage collector, which from Python 3.13 warns of each one.
+    with diskstore.Cache(cache_dir, statistics=True) as cache:
+        cache.set("k", 1)
+        assert cache.get("k") == 1  # a hit, buffered until the write-back
+        deadline = time.monotonic() + 10
+        while _hits_on_disk(cache_dir) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)  # stats() would write the buffer back itself: read the file
+        flusher = next(t for t in threading.enumerate() if t.name == "diskstore-flush")
+        for _ in range(100):  # the thread closes its connection right after writing back
+            records = [c for c in list(cache._store._conns) if c.owner == flusher.ident]
+            if records and all(record.con is None for record in records):
+                break
+            time.sleep(0.05)
+        assert records, "the write-back thread wrote nothing back"
+        assert all(record.con is None for record in records)
