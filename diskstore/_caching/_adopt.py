@@ -120,24 +120,3 @@ def adopt(
 
 
 _DISKCACHE_PICKLE = 4
-
-
-def diskcache_key(
-    name: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    typed: bool,
-    ignore: frozenset[str | int],
-) -> tuple[Any, ...]:
-    """The key diskcache's ``memoize`` stores a call's result under, as its docs describe:
-    the name, the positional arguments, ``None``, the keyword items in name order, then
-    (when typed) the arguments' types; ignored arguments left out."""
-    kept = tuple(arg for index, arg in enumerate(args) if index not in ignore)
-    key: tuple[Any, ...] = (name, *kept, None)
-    items = sorted((k, v) for k, v in kwargs.items() if k not in ignore)
-    for item in items:
-        key += item
-    if typed:
-        key += tuple(type(arg) for arg in kept)
-        key += tuple(type(value) for _, value in items)
-    return key

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 from .._common import _clock
 from .._common._constants import ENOVAL
 from .._common._hooks import Reporter
+from .._values._keys import args_to_key
 from .._values._sourcehash import source_hash
 from . import _refresh
 from ._backend import flight_locks
@@ -371,10 +372,8 @@ class _Memo:
         adopted = getattr(self.cache, "_memo_legacy", None)
         if adopted is None or not adopted():
             return ENOVAL
-        from .._caching._adopt import diskcache_key
-
         options = self.options
-        old = diskcache_key(self.name, args, kwargs, options.typed, options.ignore)
+        old = args_to_key((self.name,), args, kwargs, options.typed, options.ignore)
         value = self.cache.get(old, default=ENOVAL, retry=True)
         if value is not ENOVAL:
             self.save(key, value)

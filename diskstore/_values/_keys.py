@@ -10,6 +10,10 @@ the serializer (see ``Disk.put``).
 
 Each value is a one-byte tag followed by its payload; containers carry a count, and sets and
 dicts are written in sorted order of their members' encodings.
+
+``args_to_key`` builds the key diskcache's ``memoize`` stores a call's result under:
+``diskstore.core`` exports it to diskcache's programs, and ``memoize`` finds the results a
+cache adopted from diskcache with it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
+from collections.abc import Collection, Mapping
 from typing import Any
 
 _LEN = struct.Struct(">I")
@@ -231,3 +236,27 @@ def signature_key(db_key: Any, raw: bool) -> bytes:
     if kind is float and db_key.is_integer() and INT64_MIN <= db_key <= INT64_MAX:
         db_key = int(db_key)
     return encode_canonical(db_key)
+
+
+def args_to_key(
+    base: tuple[Any, ...],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    typed: bool,
+    ignore: Collection[int | str],
+) -> tuple[Any, ...]:
+    """Build diskcache's memoize key for a call: identical to diskcache's for equal inputs.
+
+    The key is *base*, the positional arguments not ignored by position, a ``None``
+    separator, then the keyword arguments not ignored by name as flattened ``(name, value)``
+    pairs in name order; with *typed*, the types of those arguments follow in the same order.
+    """
+    kept = tuple(arg for index, arg in enumerate(args) if index not in ignore)
+    key = (*base, *kept, None)
+    pairs = sorted((name, value) for name, value in kwargs.items() if name not in ignore)
+    for pair in pairs:
+        key += pair
+    if typed:
+        key += tuple(type(arg) for arg in kept)
+        key += tuple(type(value) for _, value in pairs)
+    return key
