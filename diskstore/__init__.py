@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import typing
 
+from . import _moved
 from . import core as core  # the diskcache.core names, as diskstore.core
 from ._caching._cache import Cache
 from ._caching._functions import FunctionStats
@@ -55,6 +56,9 @@ if typing.TYPE_CHECKING:
         throttle,
     )
     from .tasks import TaskCache, TaskEntry
+
+# Pickles made by 0.1.0 name the private modules' old places (``diskstore._cache``...).
+_moved.install()
 
 # Loaded on first use, so that ``import diskstore`` costs only what a plain cache needs
 # (asyncio alone would double it). ``DjangoCache`` is not in ``__all__``: a star import

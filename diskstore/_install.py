@@ -15,6 +15,8 @@ import sys
 import types
 from collections.abc import Sequence
 
+from ._moved import ModuleAlias
+
 #: ``diskcache.<name>`` -> ``diskstore.<name>``.
 SUBMODULES = {
     "cli": "diskstore._cli",
@@ -24,19 +26,6 @@ SUBMODULES = {
     "persistent": "diskstore.persistent",
     "recipes": "diskstore.recipes",
 }
-
-
-class _Loader(importlib.abc.Loader):
-    """Hands out an already imported diskstore module under its diskcache name."""
-
-    def __init__(self, target: str) -> None:
-        self._target = target
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
-        return importlib.import_module(self._target)
-
-    def exec_module(self, module: types.ModuleType) -> None:
-        """Nothing to run: the diskstore module is already initialised."""
 
 
 class _Finder(importlib.abc.MetaPathFinder):
@@ -51,7 +40,7 @@ class _Finder(importlib.abc.MetaPathFinder):
         package, _, name = fullname.partition(".")
         if package != "diskcache" or name not in SUBMODULES:
             return None
-        return importlib.machinery.ModuleSpec(fullname, _Loader(SUBMODULES[name]))
+        return importlib.machinery.ModuleSpec(fullname, ModuleAlias(SUBMODULES[name]))
 
 
 def _is_installed() -> bool:
