@@ -49,6 +49,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check diskstore tests benchmarks
 	$(VENV)/bin/ruff format --check diskstore tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir build/site
