@@ -108,3 +108,17 @@ def test_every_private_module_lives_in_a_layer_or_is_named_here() -> None:
         "_moved.py",
     }
     assert len(top) <= 12
+
+
+def test_design_md_places_every_module_of_a_layer_under_its_heading() -> None:
+    text = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    for package in sorted((ROOT / "diskstore").glob("_*/__init__.py")):
+        layer = package.parent
+        if layer.name == "_cli":
+            continue
+        heading = f"#### `{layer.name}/`"
+        assert heading in text, heading
+        section = text.split(heading, 1)[1].split("\n#", 1)[0]
+        for module in sorted(layer.glob("_*.py")):
+            if module.name != "__init__.py":
+                assert f"`{module.name}`" in section, f"{module.name} under {heading}"
