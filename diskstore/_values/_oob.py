@@ -45,8 +45,10 @@ INBAND_MAX = 1 << 16
 HASH_CHUNK = 1 << 20
 #: Payloads from this size on are hashed (and read) by several threads.
 PARALLEL_MIN = 16 << 20
-#: Buffers from this size are anonymous maps (see _allocate): a huge page's size.
-MAP_BYTES = 2 << 20
+#: Buffers from this size are anonymous maps (see _allocate). Smaller ones come from the
+#: C heap, which keeps freed memory for the next read (glibc's malloc maps anything above
+#: at most 32 MiB afresh each time).
+MAP_BYTES = 32 << 20
 _MAX_BUFFERS = 1 << 20
 _CPUS = os.cpu_count() or 1
 
@@ -276,12 +278,13 @@ if hasattr(os, "register_at_fork"):
 def _allocate(size: int, stream: bytes) -> memoryview:
     """Writable memory for a file about to be read, not touched before the read fills it.
 
-    ``bytearray(n)`` zeroes every page first, which costs as much as the read. Large
-    buffers are anonymous memory maps, whose pages the kernel provides as the read reaches
-    them; numpy's allocator would ask for huge pages, whose first touch stalls for as long
-    as the kernel takes to assemble them (measured here: 70 to 290 ms to read 100 MB into
-    a new ``numpy.empty``, 68 to 70 ms into a map). Smaller ones come from numpy when the
-    pickle stream names it (unpickling imports it anyway).
+    ``bytearray(n)`` zeroes every page first, which costs as much as the read. Buffers of
+    :data:`MAP_BYTES` and more are private anonymous maps, whose pages the kernel provides
+    as the read reaches them: numpy's allocator would map them afresh too, asking for huge
+    pages, whose first touch stalls for as long as the kernel takes to assemble them
+    (measured here: 70 to 290 ms to read 100 MB into a new ``numpy.empty``, 60 ms into a
+    map). Smaller ones come from numpy when the pickle stream names it (unpickling imports
+    it anyway), whose memory the C heap reuses from one read to the next.
     """
     if size >= MAP_BYTES:
         with contextlib.suppress(OSError, ValueError):

@@ -9,6 +9,7 @@ reads, including after this process verified the file once and remembered it.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import sqlite3
 import subprocess
@@ -71,6 +72,25 @@ def test_an_array_is_stored_out_of_band_and_reads_back_writable(cache: diskstore
     assert isinstance(got, np.ndarray) and got.flags.writeable
     np.testing.assert_array_equal(got, array)
     got[0] = -1  # a private copy: the next read is unaffected
+    assert cache.get("a")[0] == 0
+
+
+@pytest.mark.parametrize("map_bytes", [1, 1 << 40], ids=["mapped", "heap"])
+def test_large_buffers_read_into_private_maps_and_small_ones_from_the_heap(
+    cache: diskstore.Cache, monkeypatch: pytest.MonkeyPatch, map_bytes: int
+) -> None:
+    monkeypatch.setattr(_oob, "MAP_BYTES", map_bytes)
+    array = np.arange(BIG, dtype=np.float64)
+    cache.set("a", array)
+    got = cache.get("a")
+    np.testing.assert_array_equal(got, array)
+    assert got.flags.writeable
+    base = got
+    while getattr(base, "base", None) is not None:
+        base = base.base
+    obj = base.obj if isinstance(base, memoryview) else base
+    assert isinstance(obj, mmap.mmap) == (map_bytes == 1)
+    got[0] = -1  # private: neither the file nor the next read changes
     assert cache.get("a")[0] == 0
 
 
