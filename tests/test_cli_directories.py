@@ -300,7 +300,13 @@ def test_a_value_whose_class_cannot_be_imported_is_one_line(
     )
     subprocess.run(
         [sys.executable, "-c", store],
-        env={**os.environ, "PYTHONPATH": f"{module.parent}{os.pathsep}{ROOT}"},
+        # No bytecode: rewritten below within the same second and at the same size, the
+        # module would otherwise be read back from the stale cached bytecode.
+        env={
+            **os.environ,
+            "PYTHONPATH": f"{module.parent}{os.pathsep}{ROOT}",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
         check=True,
         timeout=60,
     )

@@ -50,7 +50,7 @@ from .._fs._changes import ChangeCounter
 from .._fs._durability import checkpoints, set_checkpoint_on_close
 from .._fs._faults import crash_point
 from .._fs._filesystems import damage_hint
-from . import _sql
+from . import _placeholders, _sql
 
 DB_NAME = "cache.db"
 
@@ -107,6 +107,10 @@ def _code(exc: sqlite3.Error) -> int:
         return 8
     if "disk i/o" in text:
         return 10
+    if "malformed" in text:
+        return 11  # SQLITE_CORRUPT
+    if "not a database" in text:
+        return 26  # SQLITE_NOTADB
     return 1
 
 
@@ -293,7 +297,12 @@ class Store:
             mode = "immutable=1" if self._immutable else "mode=ro"
             uri = f"file:{quote(self.path)}?{mode}"
             con = sqlite3.connect(
-                uri, timeout=0, isolation_level=None, check_same_thread=False, uri=True
+                uri,
+                timeout=0,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=True,
+                factory=_placeholders.factory(),
             )
         else:
             # Create the file private to the user: SQLite gives its -wal and -shm files the
@@ -302,7 +311,11 @@ class Store:
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                 os.close(os.open(self.path, flags, 0o600))
             con = sqlite3.connect(
-                self.path, timeout=0, isolation_level=None, check_same_thread=False
+                self.path,
+                timeout=0,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=_placeholders.factory(),
             )
         try:
             pragmas = {**self.pragmas, **_SCAN_PRAGMAS} if scan else self.pragmas
