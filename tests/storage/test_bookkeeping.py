@@ -23,6 +23,9 @@ def test_the_background_write_back_leaves_no_connection_open(cache_dir: str) -> 
     # be closed by the garbage collector, which from Python 3.13 warns of each one.
     with diskstore.Cache(cache_dir, statistics=True) as cache:
         cache.set("k", 1)
+        # A write-back now, so that the next one is a second away and only the thread can
+        # make it (an operation of this thread would write back itself once one is due).
+        cache.stats()
         assert cache.get("k") == 1  # a hit, buffered until the write-back
         deadline = time.monotonic() + 10
         while _hits_on_disk(cache_dir) == 0 and time.monotonic() < deadline:
