@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import diskstore
-from diskstore._storage import _sql
+from diskstore._storage import _placeholders, _sql
 from diskstore._storage._policies import POLICIES
 from diskstore._storage._store import DB_NAME
 
@@ -152,7 +152,7 @@ def _open(directory: Path, **settings: object) -> Iterator[sqlite3.Connection]:
         cache.set(number, number, tag=number % 3, expire=None if number % 2 else 60)
         view.set(number, number, tag=number % 3)
     cache.close()
-    con = sqlite3.connect(str(directory / DB_NAME))
+    con = sqlite3.connect(str(directory / DB_NAME), factory=_placeholders.factory())
     try:
         yield con
     finally:
@@ -282,7 +282,7 @@ def test_tagged_evict_statement_matches_the_setting(tmp_path: Path) -> None:
 # runs are those constants (or expansions of its templates), so no statement escapes them.
 
 
-class _RecordingCursor(sqlite3.Cursor):
+class _RecordingCursor(_placeholders.PlainCursor):
     seen: set[str] = set()
 
     def execute(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
@@ -294,7 +294,7 @@ class _RecordingCursor(sqlite3.Cursor):
         return super().executemany(sql, *args)  # type: ignore[arg-type]
 
 
-class _RecordingConnection(sqlite3.Connection):
+class _RecordingConnection(_placeholders.PlainConnection):
     def cursor(self, factory: object = _RecordingCursor) -> sqlite3.Cursor:  # type: ignore[override]
         return super().cursor(factory)  # type: ignore[call-overload,no-any-return]
 

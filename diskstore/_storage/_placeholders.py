@@ -54,7 +54,8 @@ def plain(sql: str) -> tuple[str, tuple[int, ...] | None]:
     return (text, tuple(order)) if numbered else (sql, None)
 
 
-def _reorder(sql: str, parameters: Any) -> tuple[str, Any]:
+def reorder(sql: str, parameters: Any) -> tuple[str, Any]:
+    """*sql* and *parameters* as a plain-placeholder statement binds them."""
     if "?" not in sql or not isinstance(parameters, (tuple, list)):
         return sql, parameters
     text, order = plain(sql)
@@ -67,7 +68,7 @@ class PlainCursor(sqlite3.Cursor):
     """A cursor that binds numbered placeholders as plain ones (see the module)."""
 
     def execute(self, sql: str, parameters: Any = (), /) -> Self:
-        return super().execute(*_reorder(sql, parameters))
+        return super().execute(*reorder(sql, parameters))
 
     def executemany(self, sql: str, seq: Iterable[Any], /) -> Self:
         text, order = plain(sql)

@@ -117,7 +117,8 @@ def test_deque_and_index_directories_keep_their_order(tmp_path: Path) -> None:
     old_deque = diskcache.Deque(["a", 2, ("three",), BIG_BYTES], directory=str(tmp_path / "dq"))
     old_deque.appendleft("first")
     old_index = diskcache.Index(str(tmp_path / "ix"), [("z", 1), ("a", Point(0, 0)), (3, "c")])
-    del old_deque, old_index
+    old_deque.cache.close()  # diskcache leaves its connections to the garbage collector
+    old_index.cache.close()
     deque = diskstore.Deque(directory=str(tmp_path / "new-dq"))
     assert deque.import_diskcache(str(tmp_path / "dq"), trust=True) == 5
     assert list(deque) == ["first", "a", 2, ("three",), BIG_BYTES]
