@@ -34,8 +34,10 @@ on SQLite's mode:
   overwrite of a file-backed value (10 MB overwrites about 3x slower); here a sync comes
   once per checkpoint. So that the disk space held stays bounded, a checkpoint is forced
   once the waiting files hold :func:`defer_limit` bytes; ``close()``, ``check()`` and the
-  process's exit checkpoint and remove what is left. A process killed meanwhile leaves
-  those files unreferenced, for ``check(fix=True)`` to remove.
+  process's exit checkpoint and remove what is left (where a reader keeps that checkpoint
+  from copying the whole log, a commit at ``synchronous = FULL`` syncs the log instead:
+  ``Store._sync_log``). A process killed meanwhile leaves those files unreferenced, for
+  ``check(fix=True)`` to remove.
 - At ``sqlite_synchronous = 0`` SQLite syncs nothing, and no promise is made.
 """
 

@@ -158,6 +158,9 @@ INTEGRITY_CHECK = "PRAGMA integrity_check"
 DATA_VERSION = "PRAGMA data_version"
 CHECKPOINT_TRUNCATE = "PRAGMA wal_checkpoint(TRUNCATE)"
 CHECKPOINT_PASSIVE = "PRAGMA wal_checkpoint(PASSIVE)"
+# A write that changes nothing but a page of the log: committed at ``synchronous = FULL``,
+# it makes the whole log durable where readers keep a checkpoint from copying it.
+REWRITE_COUNT = "UPDATE Settings SET value = value WHERE key = 'count'"
 
 BEGIN = "BEGIN IMMEDIATE"
 COMMIT = "COMMIT"

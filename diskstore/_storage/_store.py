@@ -485,6 +485,37 @@ class Store:
         file may go only once no row that a power cut could bring back names it."""
         if self.checkpoints.dropped and self.pragmas.get("sqlite_journal_mode", "wal") == "wal":
             self.checkpoint()
+            if self.checkpoints.dropped:  # readers kept the checkpoint from copying the log
+                self._sync_log()
+
+    def _sync_log(self) -> None:
+        """Make every commit so far durable without a checkpoint, then remove what they
+        dropped: a commit made at ``synchronous = FULL`` syncs the whole log, and with it
+        every commit before it (the files the log names are synced first)."""
+        checkpoints = self.checkpoints
+        with contextlib.suppress(DiskStoreError, sqlite3.Error, OSError):
+            conn = self.enter()
+            try:
+                con = conn.con
+                if conn.txn or con is None:
+                    return
+                mark = checkpoints.mark()
+                changes = self.changes
+                finished = changes.read()[1] if changes is not None else 0
+                checkpoints.before_checkpoint()
+                con.execute(_sql.PRAGMA_SET.format(name="synchronous", value=2))
+                try:
+                    with self.write(quiet=True) as inner:
+                        assert inner.con is not None
+                        inner.con.execute(_sql.REWRITE_COUNT)
+                finally:
+                    normal = self.pragmas.get("sqlite_synchronous", 1)
+                    con.execute(_sql.PRAGMA_SET.format(name="synchronous", value=normal))
+                if changes is not None and finished:
+                    changes.set_durable(finished)
+                self._remove_released(checkpoints.release(upto=mark))
+            finally:
+                conn.depth -= 1
 
     @property
     def defers_unlinks(self) -> bool:

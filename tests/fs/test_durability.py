@@ -9,6 +9,8 @@ sync. tests/reliability/test_power_cut.py checks the result against real power c
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -265,6 +267,48 @@ def test_close_removes_dropped_files(tmp_path: Path) -> None:
     assert old in _value_files(directory)
     cache.close()
     assert _value_files(directory) == set()
+
+
+_READER = """
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("BEGIN")
+con.execute("SELECT count(*) FROM Cache").fetchall()  # a snapshot: the log cannot be copied
+print("reading", flush=True)
+sys.stdin.readline()
+con.close()
+"""
+
+
+def test_close_removes_dropped_files_while_a_reader_blocks_the_checkpoint(
+    tmp_path: Path,
+) -> None:
+    directory = str(tmp_path / "c")
+    cache = diskstore.Cache(directory)
+    cache.set("big", os.urandom(100_000))
+    (old,) = _value_files(directory)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", _READER, os.path.join(directory, DB_NAME)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline() == "reading\n"
+        cache.delete("big")  # after the reader's snapshot: its commit cannot be copied
+        store = cache._store
+        con = store.enter()
+        try:
+            assert con.con is not None
+            assert not store._checkpoint(con.con, "PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            con.depth -= 1
+        assert old in _value_files(directory)  # the checkpoint could not show it on disk
+        cache.close()  # the log is synced by a commit instead
+        assert _value_files(directory) == set()
+        assert store.changes is not None and store.changes.durable() > 0
+    finally:
+        reader.communicate("\n", timeout=30)
 
 
 _EXITER = """
