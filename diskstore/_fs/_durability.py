@@ -33,11 +33,12 @@ on SQLite's mode:
   for durability before each unlink instead would sync the new value and the log on every
   overwrite of a file-backed value (10 MB overwrites about 3x slower); here a sync comes
   once per checkpoint. So that the disk space held stays bounded, a checkpoint is forced
-  once the waiting files hold :func:`defer_limit` bytes; ``close()``, ``check()`` and the
-  process's exit checkpoint and remove what is left (where a reader keeps that checkpoint
-  from copying the whole log, a commit at ``synchronous = FULL`` syncs the log instead:
-  ``Store._sync_log``). A process killed meanwhile leaves those files unreferenced, for
-  ``check(fix=True)`` to remove.
+  once the waiting files hold :func:`defer_limit` bytes (by a background thread, so that
+  the write that crossed the limit does not wait: ``_storage/_checkpointer.py``);
+  ``close()``, ``check()`` and the process's exit checkpoint and remove what is left
+  (where a reader keeps that checkpoint from copying the whole log, a commit at
+  ``synchronous = FULL`` syncs the log instead: ``Store._sync_log``). A process killed
+  meanwhile leaves those files unreferenced, for ``check(fix=True)`` to remove.
 - At ``sqlite_synchronous = 0`` SQLite syncs nothing, and no promise is made.
 """
 

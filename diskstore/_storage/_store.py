@@ -50,7 +50,7 @@ from .._fs._changes import ChangeCounter
 from .._fs._durability import checkpoints, set_checkpoint_on_close
 from .._fs._faults import crash_point
 from .._fs._filesystems import damage_hint
-from . import _placeholders, _sql
+from . import _checkpointer, _placeholders, _sql
 
 DB_NAME = "cache.db"
 
@@ -275,6 +275,9 @@ class Store:
         self.checkpoints = checkpoints(directory, self.path)
         #: Dropped value files may hold this many bytes before a checkpoint is forced.
         self.defer_limit = _durability.DEFER_BYTES
+        #: Held by a checkpoint of the background thread (_checkpointer.py), and by what must
+        #: not run beside one: flush (so close and check), and close.
+        self._behind = threading.RLock()
         _STORES.add(self)
 
     # -- connections ------------------------------------------------------------------------
@@ -436,6 +439,7 @@ class Store:
             conn.created.clear()
             conn.dropped.clear()
         self._lock = threading.Lock()
+        self._behind = threading.RLock()
         self._conns = weakref.WeakSet()
         self._local = threading.local()
         if mine is not None and mine.owner == me:
@@ -456,12 +460,13 @@ class Store:
 
         Files that commits dropped are removed first, after a checkpoint (see :meth:`flush`).
         """
-        self.flush()
-        with self._lock:
-            conns = list(self._conns)  # before the thread-local (their owner) goes away
-            self._conns = weakref.WeakSet()
-        self._local = threading.local()
-        self._closed = True
+        with self._behind:  # a background checkpoint's connection closes with it, first
+            self.flush()
+            with self._lock:
+                conns = list(self._conns)  # before the thread-local (their owner) goes away
+                self._conns = weakref.WeakSet()
+            self._local = threading.local()
+            self._closed = True
         for conn in conns:
             if conn.con is not None and (conn.depth == 0 or conn.owner == threading.get_ident()):
                 con, conn.con = conn.con, None
@@ -483,10 +488,28 @@ class Store:
     def flush(self) -> None:
         """Remove the value files this process's commits dropped, checkpointing first: a
         file may go only once no row that a power cut could bring back names it."""
-        if self.checkpoints.dropped and self.pragmas.get("sqlite_journal_mode", "wal") == "wal":
-            self.checkpoint()
-            if self.checkpoints.dropped:  # readers kept the checkpoint from copying the log
-                self._sync_log()
+        with self._behind:  # after a background checkpoint, whose files are then gone
+            if not self.checkpoints.dropped:
+                return
+            if self.pragmas.get("sqlite_journal_mode", "wal") == "wal":
+                self.checkpoint()
+                if self.checkpoints.dropped:  # readers kept the checkpoint from copying the log
+                    self._sync_log()
+
+    def checkpoint_behind(self) -> None:
+        """The checkpoint forced by waiting files, in the background thread that
+        :meth:`_checkpoint_due` asked for it; the thread's connection is closed after."""
+        with self._behind:
+            if self._closed or self.checkpoints.dropped_bytes <= self.defer_limit:
+                return  # closed, or a checkpoint since removed them
+            with contextlib.suppress(DiskStoreError, sqlite3.Error, OSError):
+                conn = self.enter()
+                try:
+                    if conn.txn == 0 and conn.con is not None:
+                        self._checkpoint(conn.con, _sql.CHECKPOINT_PASSIVE)
+                finally:
+                    conn.depth -= 1
+            self.close_thread()
 
     def _sync_log(self) -> None:
         """Make every commit so far durable without a checkpoint, then remove what they
@@ -574,8 +597,14 @@ class Store:
         if checkpoints.dropped:
             if self.changes is not None:
                 self._remove_released(checkpoints.release(durable=self.changes.durable()))
-            if checkpoints.dropped_bytes > self.defer_limit and checkpoints.commits % 4 == 0:
-                due = True  # not at every commit: a busy reader may keep the log from copying
+            waiting = checkpoints.dropped_bytes
+            if waiting > self.defer_limit and checkpoints.commits % 4 == 0:
+                # Not at every commit: a busy reader may keep the log from copying. The sync
+                # and unlinks take a while: the background thread runs them, unless it has
+                # fallen that far behind.
+                behind = waiting > _checkpointer.BACKLOG * self.defer_limit
+                if behind or not _checkpointer.request(self):
+                    due = True
         if due and self.pragmas.get("sqlite_journal_mode", "wal") == "wal":
             with contextlib.suppress(sqlite3.Error, OSError):
                 self._checkpoint(con, _sql.CHECKPOINT_PASSIVE)

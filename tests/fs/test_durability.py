@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import diskstore
 from diskstore._fs import _durability, _files
+from diskstore._storage import _checkpointer
 from diskstore._storage._store import DB_NAME
 
 
@@ -239,15 +243,112 @@ def test_a_checkpoint_by_another_process_releases_dropped_files(tmp_path: Path) 
         assert not cache._store.checkpoints.dropped
 
 
+def _wait_until(condition: Callable[[], bool], seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
 def test_dropped_bytes_past_the_limit_force_a_checkpoint(tmp_path: Path) -> None:
     directory = str(tmp_path / "c")
     with diskstore.Cache(directory) as cache:
         cache._store.defer_limit = 500_000
         for _ in range(40):
             cache.set("big", os.urandom(100_000))
-            assert cache._store.checkpoints.dropped_bytes <= 500_000 + 4 * 100_000
-            assert len(_value_files(directory)) <= 1 + 9
-        assert len(_value_files(directory)) < 10
+            # The background thread runs the checkpoint; a writer that gets that far
+            # ahead of it runs one itself.
+            bound = _checkpointer.BACKLOG * 500_000 + 4 * 100_000
+            assert cache._store.checkpoints.dropped_bytes <= bound
+            assert len(_value_files(directory)) <= 1 + bound // 100_000
+        assert _wait_until(lambda: cache._store.checkpoints.dropped_bytes <= 500_000)
+        assert len(_value_files(directory)) <= 1 + 5 + 4
+
+
+def test_the_forced_checkpoint_runs_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write that crosses the limit does not wait for the sync and the unlinks."""
+    threads: list[str] = []
+    real = _durability.Checkpoints.before_checkpoint
+
+    def before_checkpoint(self: _durability.Checkpoints) -> None:
+        threads.append(threading.current_thread().name)
+        real(self)
+
+    monkeypatch.setattr(_durability.Checkpoints, "before_checkpoint", before_checkpoint)
+    directory = str(tmp_path / "c")
+    with diskstore.Cache(directory) as cache:
+        store = cache._store
+        store.defer_limit = 500_000
+        for _ in range(8):
+            cache.set("big", os.urandom(100_000))
+        assert _checkpointer.wait_idle(20)
+        assert store.checkpoints.dropped_bytes <= 500_000
+        assert threads and set(threads) == {"diskstore-checkpoint"}, threads
+        assert len(_value_files(directory)) < 8
+        # The thread closed its connection: only the caller's own is left.
+        assert _wait_until(lambda: sum(c.con is not None for c in list(store._conns)) == 1)
+
+
+def test_a_writer_far_ahead_of_the_background_checkpoints_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the disk cannot keep up, the space the waiting files hold stays bounded."""
+    stalled = threading.Event()
+    release = threading.Event()
+    real = _durability.Checkpoints.before_checkpoint
+
+    def before_checkpoint(self: _durability.Checkpoints) -> None:
+        if threading.current_thread().name == "diskstore-checkpoint":
+            stalled.set()
+            release.wait(30)
+        real(self)
+
+    monkeypatch.setattr(_durability.Checkpoints, "before_checkpoint", before_checkpoint)
+    directory = str(tmp_path / "c")
+    try:
+        with diskstore.Cache(directory) as cache:
+            store = cache._store
+            store.defer_limit = 500_000
+            peak = 0
+            for _ in range(40):
+                cache.set("big", os.urandom(100_000))
+                peak = max(peak, store.checkpoints.dropped_bytes)
+            assert stalled.is_set()  # the thread was asked, and is stuck in its sync
+            # Twice the limit at most (and the commits between two looks at it).
+            assert peak <= 2 * 500_000 + 4 * 100_000, peak
+            assert store.checkpoints.dropped_bytes <= 2 * 500_000
+            release.set()
+    finally:
+        release.set()
+    assert _value_files(directory) and len(_value_files(directory)) == 1  # close removed them
+
+
+def test_close_waits_for_a_background_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = threading.Event()
+    real = _durability.Checkpoints.before_checkpoint
+
+    def before_checkpoint(self: _durability.Checkpoints) -> None:
+        if threading.current_thread().name == "diskstore-checkpoint":
+            started.set()
+            time.sleep(0.3)
+        real(self)
+
+    monkeypatch.setattr(_durability.Checkpoints, "before_checkpoint", before_checkpoint)
+    directory = str(tmp_path / "c")
+    cache = diskstore.Cache(directory)
+    store = cache._store
+    store.defer_limit = 500_000
+    for _ in range(8):
+        cache.set("big", os.urandom(100_000))
+    assert started.wait(20)
+    cache.close()
+    assert len(_value_files(directory)) == 1
+    assert all(conn.con is None for conn in list(store._conns))
+    assert not os.path.exists(os.path.join(directory, DB_NAME + "-wal"))
 
 
 def test_the_limit_follows_size_limit(tmp_path: Path) -> None:
