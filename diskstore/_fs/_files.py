@@ -19,7 +19,6 @@ import re
 import stat
 import threading
 import weakref
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, Protocol
 
@@ -61,7 +60,7 @@ class PendingFile:
     """A value file written under its temporary name, waiting to be published."""
 
     __slots__ = (
-        "crc",
+        "checksum",
         "dir_fd",
         "fd",
         "input_bytes",
@@ -79,8 +78,8 @@ class PendingFile:
         self.stored_bytes = stored
         self.input_bytes = consumed
         self.published = False
-        #: CRC-32 of the stored bytes, when the writer was asked for it.
-        self.crc = 0
+        #: Checksum of the stored bytes (see ``_checksums``), when the writer was asked for it.
+        self.checksum = b""
         #: Directories that gained an entry (a new ``data/xx``, a new ``data``) for this file.
         self.new_dirs: list[str] = []
         #: Called with the file's status once it has its final name.
@@ -220,7 +219,7 @@ class FileStore:
         """Write *chunks* to a new temporary value file and return it, not yet published.
 
         *transform* (a compressor) is applied on the way; *digest* sees the stored bytes;
-        with *checksum*, their CRC-32 is left in the result's ``crc``.
+        with *checksum*, their checksum is left in the result's ``checksum``.
         The writer keeps an exclusive ``flock`` on the temporary file until it is published
         or discarded, which is how ``check`` tells a write in progress from a crash's debris.
         """
@@ -237,7 +236,7 @@ class FileStore:
             raise storage_error(exc, "creating a value directory") from exc
         temp = token[2:] + ".tmp"
         fd = -1
-        crc = 0
+        hasher = _checksums.hasher() if checksum else None
         try:
             fd = os.open(temp, _WRITE_FLAGS, 0o600, dir_fd=dir_fd)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -247,8 +246,8 @@ class FileStore:
                 if out:
                     if digest is not None:
                         digest.update(bytes(out))
-                    if checksum:
-                        crc = zlib.crc32(out, crc)
+                    if hasher is not None:
+                        hasher.update(out)
                     _write_all(fd, out)
                     stored += len(out)
             if transform is not None:
@@ -256,8 +255,8 @@ class FileStore:
                 if tail:
                     if digest is not None:
                         digest.update(tail)
-                    if checksum:
-                        crc = zlib.crc32(tail, crc)
+                    if hasher is not None:
+                        hasher.update(tail)
                     _write_all(fd, tail)
                     stored += len(tail)
             if self.fsync:
@@ -275,7 +274,8 @@ class FileStore:
         if Space.short:
             Space.short = False
         pending = PendingFile(name, dir_fd, fd, stored, consumed)
-        pending.crc = crc
+        if hasher is not None:
+            pending.checksum = hasher.digest()
         pending.new_dirs = made
         return pending
 

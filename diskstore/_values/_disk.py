@@ -462,7 +462,7 @@ class Disk(DiskcacheHooks):
     def _write_checked(self, mode: int, chunks: Iterable[bytes | memoryview]) -> Stored:
         """Write an unsigned, uncompressed value file with its checksum in ``sig``."""
         pending = self.files.write(chunks, checksum=True)
-        sig = _checksums.encode(pending.crc)
+        sig = pending.checksum
         pending.on_publish = functools.partial(_checksums.record_written, sig)
         size = pending.stored_bytes
         return Stored(mode, None, pending.name, size, pending.input_bytes, sig, pending)

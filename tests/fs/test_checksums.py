@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 import warnings
+import zlib
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,60 @@ def test_files_diskcache_wrote_read_unverified(tmp_path: Path) -> None:
             assert cache["overwritten"] == b"o" * 100_000  # diskcache left the old checksum
             assert cache["text"] == "t" * 100_000
             assert cache.check() == []
+
+
+def _set_sig(cache: Cache, key: object, sig: bytes) -> None:
+    con = sqlite3.connect(os.path.join(cache.directory, "cache.db"))
+    try:
+        with con:
+            con.execute("UPDATE Cache SET sig = ? WHERE key = ?", (sig, key))
+    finally:
+        con.close()
+
+
+def _sig_of(cache: Cache, key: object) -> bytes:
+    con = sqlite3.connect(os.path.join(cache.directory, "cache.db"))
+    try:
+        ((sig,),) = con.execute("SELECT sig FROM Cache WHERE key = ?", (key,)).fetchall()
+    finally:
+        con.close()
+    return bytes(sig)
+
+
+def test_the_checksum_is_the_xxh3_hash_of_the_file(tmp_path: Path) -> None:
+    import xxhash
+
+    with Cache(str(tmp_path)) as cache:
+        cache["k"] = os.urandom(BIG)
+        assert _sig_of(cache, "k") == xxhash.xxh3_64_digest(_file_of(cache, "k").read_bytes())
+
+
+def test_crc32_checksums_of_earlier_versions_are_still_verified(tmp_path: Path) -> None:
+    """Rows an earlier diskstore wrote carry a four-byte CRC-32: a sound file reads, a
+    damaged one is a miss with one warning, and ``check`` tells them apart."""
+    with Cache(str(tmp_path)) as cache:
+        cache["sound"] = sound = os.urandom(BIG)
+        cache["damaged"] = os.urandom(BIG)
+        for key in ("sound", "damaged"):
+            crc = zlib.crc32(_file_of(cache, key).read_bytes())
+            _set_sig(cache, key, crc.to_bytes(4, "big"))
+        damaged, sound_name = _file_of(cache, "damaged"), _file_of(cache, "sound").name
+        _damage(damaged)
+        verified.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert cache["sound"] == sound
+        assert [w.category for w in _single_warning(cache, "damaged")] == [CorruptionWarning]
+        problems = [str(w.message) for w in cache.check()]
+        assert any("failed its checksum" in p for p in problems), problems
+        assert all(damaged.name in p and sound_name not in p for p in problems), problems
+
+
+def test_a_checksum_of_another_length_is_malformed(tmp_path: Path) -> None:
+    with Cache(str(tmp_path)) as cache:
+        cache["k"] = os.urandom(BIG)
+        _set_sig(cache, "k", b"\x00" * 6)
+        verified.clear()
+        caught = _single_warning(cache, "k")
+        assert [w.category for w in caught] == [CorruptionWarning]
+        assert "malformed checksum" in str(caught[0].message)
