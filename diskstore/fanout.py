@@ -23,7 +23,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ._caching._cache import Cache, expand_directory
 from ._caching._functions import FunctionStats, combine_function_stats
@@ -77,6 +77,21 @@ def legacy_shard_index(key: Any, shards: int) -> int:
 #: Recorded in the first shard's ``diskstore_settings`` when a FanoutCache directory made by
 #: an earlier diskstore is upgraded, so its keys keep being found where they are.
 ROUTING = "fanout_routing"
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_F = TypeVar("_F")
+
+
+def _unless_locked(
+    fallback: _F, call: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+) -> _T | _F:
+    """``call(*args, **kwargs)`` on a shard, or *fallback* if the shard stayed locked."""
+    try:
+        return call(*args, **kwargs)
+    except Timeout:
+        return fallback
 
 
 def _check_shards(shards: object) -> int:
@@ -306,10 +321,9 @@ class FanoutCache:
         retry: bool = False,
     ) -> bool:
         """Store ``value`` under ``key``; ``False`` if the shard stayed locked."""
-        try:
-            return bool(self._shard(key).set(key, value, expire, read, tag, retry))
-        except Timeout:
-            return False
+        return bool(
+            _unless_locked(False, self._shard(key).set, key, value, expire, read, tag, retry)
+        )
 
     def import_diskcache(
         self,
@@ -333,10 +347,7 @@ class FanoutCache:
 
     def touch(self, key: Any, expire: float | None = None, retry: bool = False) -> bool:
         """Give ``key`` a new expiry; ``False`` if it is missing or the shard stayed locked."""
-        try:
-            return bool(self._shard(key).touch(key, expire, retry))
-        except Timeout:
-            return False
+        return bool(_unless_locked(False, self._shard(key).touch, key, expire, retry))
 
     def add(
         self,
@@ -348,10 +359,9 @@ class FanoutCache:
         retry: bool = False,
     ) -> bool:
         """Store ``value`` only if ``key`` is absent; atomic across threads and processes."""
-        try:
-            return bool(self._shard(key).add(key, value, expire, read, tag, retry))
-        except Timeout:
-            return False
+        return bool(
+            _unless_locked(False, self._shard(key).add, key, value, expire, read, tag, retry)
+        )
 
     def incr(self, key: Any, delta: int = 1, default: int | None = 0, retry: bool = False) -> Any:
         """Atomically add ``delta`` to the number under ``key``.
@@ -359,17 +369,11 @@ class FanoutCache:
         Returns the new value, or ``None`` if the shard stayed locked. A missing key starts
         from ``default``; with ``default=None`` a missing key raises :class:`KeyError`.
         """
-        try:
-            return self._shard(key).incr(key, delta, default, retry)
-        except Timeout:
-            return None
+        return _unless_locked(None, self._shard(key).incr, key, delta, default, retry)
 
     def decr(self, key: Any, delta: int = 1, default: int | None = 0, retry: bool = False) -> Any:
         """Atomically subtract ``delta``; see :meth:`incr`."""
-        try:
-            return self._shard(key).decr(key, delta, default, retry)
-        except Timeout:
-            return None
+        return _unless_locked(None, self._shard(key).decr, key, delta, default, retry)
 
     def get(
         self,
@@ -386,6 +390,7 @@ class FanoutCache:
 
         ``expire_time``, ``tag`` and ``mmap_mode`` work as in Cache.get.
         """
+        # Not through _unless_locked: one call more is a measurable part of a small get.
         try:
             if mmap_mode is not None:
                 return self._shard(key).get(
@@ -424,17 +429,11 @@ class FanoutCache:
         retry: bool = False,
     ) -> Any:
         """Remove ``key`` and return its value; ``default`` if missing or the shard is locked."""
-        try:
-            return self._shard(key).pop(key, default, expire_time, tag, retry)
-        except Timeout:
-            return default
+        return _unless_locked(default, self._shard(key).pop, key, default, expire_time, tag, retry)
 
     def delete(self, key: Any, retry: bool = False) -> bool:
         """Remove ``key``; ``False`` if it was missing or the shard stayed locked."""
-        try:
-            return bool(self._shard(key).delete(key, retry))
-        except Timeout:
-            return False
+        return bool(_unless_locked(False, self._shard(key).delete, key, retry))
 
     def __delitem__(self, key: Any) -> None:
         """Remove ``key``; :class:`KeyError` if missing."""

@@ -69,6 +69,28 @@ def _open_cache(directory: str | bytes | os.PathLike[str] | None, network_fs: st
     return Cache(directory, eviction_policy="none", network_fs=network_fs)
 
 
+def _comparison(compare: Callable[[Any, Any], bool]) -> Callable[[Deque, object], Any]:
+    """The rich comparison of a Deque that *compare* names (``operator.eq``...).
+
+    A Deque compares with any sequence item by item, then by length, as lists compare.
+    """
+
+    def method(self: Deque, other: object) -> Any:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        size, other_size = len(self), len(other)
+        if compare in (operator.eq, operator.ne) and size != other_size:
+            return compare is operator.ne
+        for mine, theirs in zip(self, other, strict=False):
+            if not (mine is theirs or mine == theirs):
+                return compare(mine, theirs)
+        return compare(size, other_size)
+
+    method.__name__ = f"__{compare.__name__}__"
+    method.__qualname__ = f"Deque.{method.__name__}"
+    return method
+
+
 class Deque(Sequence[Any]):
     """A double-ended queue whose items live on disk, shared across processes.
 
@@ -387,34 +409,12 @@ class Deque(Sequence[Any]):
 
     # -- comparison, transactions, pickling ---------------------------------------------
 
-    def _compare(self, other: object, compare: Callable[[Any, Any], bool]) -> Any:
-        if not isinstance(other, Sequence):
-            return NotImplemented
-        size, other_size = len(self), len(other)
-        if compare in (operator.eq, operator.ne) and size != other_size:
-            return compare is operator.ne
-        for mine, theirs in zip(self, other, strict=False):
-            if not (mine is theirs or mine == theirs):
-                return compare(mine, theirs)
-        return compare(size, other_size)
-
-    def __eq__(self, other: object) -> Any:
-        return self._compare(other, operator.eq)
-
-    def __ne__(self, other: object) -> Any:
-        return self._compare(other, operator.ne)
-
-    def __lt__(self, other: object) -> Any:
-        return self._compare(other, operator.lt)
-
-    def __le__(self, other: object) -> Any:
-        return self._compare(other, operator.le)
-
-    def __gt__(self, other: object) -> Any:
-        return self._compare(other, operator.gt)
-
-    def __ge__(self, other: object) -> Any:
-        return self._compare(other, operator.ge)
+    __eq__ = _comparison(operator.eq)
+    __ne__ = _comparison(operator.ne)
+    __lt__ = _comparison(operator.lt)
+    __le__ = _comparison(operator.le)
+    __gt__ = _comparison(operator.gt)
+    __ge__ = _comparison(operator.ge)
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -145,7 +145,33 @@ class Averager:
         return None if count == 0 else float(total / count)
 
 
-class Lock:
+class _Held:
+    """What the locks and the semaphore share: their state under one key of a cache, with an
+    expiry and a tag, and ``with`` acquiring on entry and releasing on exit."""
+
+    def __init__(
+        self, cache: Any, key: Any, expire: float | None = None, tag: str | None = None
+    ) -> None:
+        _check_number("expire", expire, positive=True, allow_none=True)
+        self._cache = cache
+        self._key = key
+        self._expire = expire
+        self._tag = tag
+
+    def acquire(self, *, blocking: bool = True, timeout: float | None = None) -> bool:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+class Lock(_Held):
     """Mutual exclusion between threads and processes, held as one item under ``key``.
 
     Any thread may release the lock, as with :class:`threading.Lock`. If the lock expired
@@ -166,15 +192,7 @@ class Lock:
     False
     """
 
-    def __init__(
-        self, cache: Any, key: Any, expire: float | None = None, tag: str | None = None
-    ) -> None:
-        _check_number("expire", expire, positive=True, allow_none=True)
-        self._cache = cache
-        self._key = key
-        self._expire = expire
-        self._tag = tag
-        self._token: str | None = None
+    _token: str | None = None  # the holder's token, while this object holds the lock
 
     def acquire(self, *, blocking: bool = True, timeout: float | None = None) -> bool:
         """Take the lock, waiting for it unless ``blocking`` is false.
@@ -206,14 +224,8 @@ class Lock:
         """Whether anyone holds the lock right now."""
         return self._key in self._cache
 
-    def __enter__(self) -> None:
-        self.acquire()
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-
-class RLock:
+class RLock(_Held):
     """Re-entrant lock: the thread (of a given process) holding it may take it again.
 
     It must be released as many times as it was acquired. Releasing it from a thread that
@@ -231,15 +243,6 @@ class RLock:
       ...
     RuntimeError: cannot release un-acquired lock 'user-42'
     """
-
-    def __init__(
-        self, cache: Any, key: Any, expire: float | None = None, tag: str | None = None
-    ) -> None:
-        _check_number("expire", expire, positive=True, allow_none=True)
-        self._cache = cache
-        self._key = key
-        self._expire = expire
-        self._tag = tag
 
     @staticmethod
     def _owner() -> str:
@@ -287,14 +290,8 @@ class RLock:
                     retry=True,
                 )
 
-    def __enter__(self) -> None:
-        self.acquire()
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-
-class BoundedSemaphore:
+class BoundedSemaphore(_Held):
     """Admit at most ``value`` holders at once across threads and processes.
 
     The number of free slots is stored under ``key``. Releasing more often than acquiring
@@ -323,11 +320,7 @@ class BoundedSemaphore:
         tag: str | None = None,
     ) -> None:
         self._value = _check_int("value", value, 0)
-        _check_number("expire", expire, positive=True, allow_none=True)
-        self._cache = cache
-        self._key = key
-        self._expire = expire
-        self._tag = tag
+        super().__init__(cache, key, expire, tag)
 
     def acquire(self, *, blocking: bool = True, timeout: float | None = None) -> bool:
         """Take a slot, waiting for one unless ``blocking`` is false.
@@ -356,12 +349,6 @@ class BoundedSemaphore:
                 cache.delete(self._key, retry=True)
             else:
                 cache.set(self._key, free + 1, expire=self._expire, tag=self._tag, retry=True)
-
-    def __enter__(self) -> None:
-        self.acquire()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
 
 
 def throttle(

@@ -6,6 +6,7 @@ key; keys count from 500000000000000 so both ends have room, as in diskcache.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .._common import _clock
@@ -44,8 +45,16 @@ def _queue_number(key: Any, prefix: str | None) -> int:
     return int(key[len(prefix) + 1 :])
 
 
-class QueueMixin(CacheBase):
-    """Queue operations of :class:`~diskstore.Cache`."""
+class QueueMethods:
+    """The queue methods of :class:`~diskstore.Cache` and :class:`~diskstore.redis.RedisCache`.
+
+    Each backend stores and takes the items its own way, in the two methods below.
+    """
+
+    #: ``(value, prefix, side, expire, read, tag, retry)``: append; return the new key.
+    _queue_push: Callable[..., Any]
+    #: ``(prefix, default, side, expire_time, tag, retry, remove)``: the item at *side*.
+    _queue_take: Callable[..., Any]
 
     def push(
         self,
@@ -61,6 +70,40 @@ class QueueMixin(CacheBase):
 
         Keys count from 500000000000000 (``"prefix-500000000000000"`` with a prefix).
         """
+        return self._queue_push(value, prefix, side, expire, read, tag, retry)
+
+    def pull(
+        self,
+        prefix: str | None = None,
+        default: Any = (None, None),
+        side: str = "front",
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """Remove and return ``(key, value)`` from the queue's *side*, or *default*."""
+        return self._queue_take(prefix, default, side, expire_time, tag, retry, True)
+
+    def peek(
+        self,
+        prefix: str | None = None,
+        default: Any = (None, None),
+        side: str = "front",
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """Return ``(key, value)`` from the queue's *side* without removing it."""
+        return self._queue_take(prefix, default, side, expire_time, tag, retry, False)
+
+
+class QueueMixin(QueueMethods, CacheBase):
+    """Queue operations of :class:`~diskstore.Cache`."""
+
+    def _queue_push(
+        self, value: Any, prefix: str | None, side: str, expire: float | None, read: bool,
+        tag: Any, retry: bool,
+    ) -> Any:  # fmt: skip
         side = check_side(side)
         low, high = _queue_bounds(prefix)
         now = _clock.now()
@@ -94,15 +137,9 @@ class QueueMixin(CacheBase):
         return db_key
 
     def _queue_take(
-        self,
-        prefix: str | None,
-        default: Any,
-        side: str,
-        expire_time: bool,
-        tag: bool,
-        retry: bool,
-        remove: bool,
-    ) -> Any:
+        self, prefix: str | None, default: Any, side: str, expire_time: bool, tag: bool,
+        retry: bool, remove: bool,
+    ) -> Any:  # fmt: skip
         side = check_side(side)
         low, high = _queue_bounds(prefix)
         sql = _sql.QUEUE_ROW_FIRST if side == "front" else _sql.QUEUE_ROW_LAST
@@ -135,30 +172,6 @@ class QueueMixin(CacheBase):
                     )
                     continue
             return self._shaped((key, value), exp, tg, expire_time, tag)
-
-    def pull(
-        self,
-        prefix: str | None = None,
-        default: Any = (None, None),
-        side: str = "front",
-        expire_time: bool = False,
-        tag: bool = False,
-        retry: bool = False,
-    ) -> Any:
-        """Remove and return ``(key, value)`` from the queue's *side*, or *default*."""
-        return self._queue_take(prefix, default, side, expire_time, tag, retry, remove=True)
-
-    def peek(
-        self,
-        prefix: str | None = None,
-        default: Any = (None, None),
-        side: str = "front",
-        expire_time: bool = False,
-        tag: bool = False,
-        retry: bool = False,
-    ) -> Any:
-        """Return ``(key, value)`` from the queue's *side* without removing it."""
-        return self._queue_take(prefix, default, side, expire_time, tag, retry, remove=False)
 
     def peekitem(
         self, last: bool = True, expire_time: bool = False, tag: bool = False, retry: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import contextlib
 import importlib
@@ -63,6 +64,11 @@ def literal_hint(text: str, literal: bool) -> str:
         f" (looked up the string {text!r}; to look up the {type(value).__name__} {text}, "
         "add --literal)"
     )
+
+
+def key_not_found(args: argparse.Namespace, key: Any, where: str = "") -> NotFound:
+    """The error for ``KEY`` not found (*where*: in which namespace), with its literal hint."""
+    return NotFound(f"key not found{where}: {key!r}{literal_hint(args.key, args.literal)}")
 
 
 def print_json(data: Any, out: TextIO) -> None:

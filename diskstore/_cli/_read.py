@@ -20,7 +20,7 @@ from ._common import (
     NotFound,
     UsageError,
     json_key,
-    literal_hint,
+    key_not_found,
     parse_key,
     print_json,
 )
@@ -158,7 +158,7 @@ def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
             raise _unloadable(key, args, exc) from exc
     if value is missing:
         where = f" in namespace {args.namespace!r}" if args.namespace else ""
-        raise NotFound(f"key not found{where}: {key!r}{literal_hint(args.key, args.literal)}")
+        raise key_not_found(args, key, where)
     if args.raw:
         if not isinstance(value, (str, bytes)):
             raise UsageError(

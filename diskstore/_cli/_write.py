@@ -22,10 +22,9 @@ from ._common import (
     EXIT_NO,
     EXIT_OK,
     Interrupted,
-    NotFound,
     UsageError,
     json_key,
-    literal_hint,
+    key_not_found,
     parse_key,
     print_json,
     progress_bar,
@@ -149,7 +148,7 @@ def cmd_delete(args: argparse.Namespace, out: TextIO) -> int:
     with open_cache(args, read_only=False) as cache:
         deleted = cache.delete(key, retry=True)
     if not deleted:
-        raise NotFound(f"key not found: {key!r}{literal_hint(args.key, args.literal)}")
+        raise key_not_found(args, key)
     return _report(args, out, f"deleted {key!r}", {"deleted": json_key(key)})
 
 

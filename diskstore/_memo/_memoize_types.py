@@ -13,6 +13,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 S = TypeVar("S")
 R_co = TypeVar("R_co", covariant=True)
+M = TypeVar("M", bound="_Binds[Any, Any]")
 
 
 class _CacheCounts(NamedTuple):
@@ -72,7 +73,20 @@ class BoundMemoizedFunction(Protocol[P, R_co]):
     def cache_parameters(self) -> dict[str, Any]: ...
 
 
-class MemoizedFunction(Protocol[P, R]):
+class _Binds(Protocol[P, R_co]):
+    """How a memoized function binds, as a method does: reached through its class it is
+    itself; through an instance, a :class:`BoundMemoizedFunction` returning ``R_co``."""
+
+    @overload
+    def __get__(self: M, instance: None, owner: type[Any] | None = None, /) -> M: ...
+
+    @overload
+    def __get__(
+        self: _Binds[Concatenate[S, P2], R_co], instance: S, owner: type[Any] | None = None, /
+    ) -> BoundMemoizedFunction[P2, R_co]: ...
+
+
+class MemoizedFunction(_Binds[P, R], Protocol[P, R]):
     """A memoized function: call it like the original, plus the cache-management methods.
 
     For a method memoized in its class body, the methods below that take the call's
@@ -82,19 +96,6 @@ class MemoizedFunction(Protocol[P, R]):
     __wrapped__: Callable[P, R]
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
-
-    @overload
-    def __get__(
-        self, instance: None, owner: type[Any] | None = None, /
-    ) -> MemoizedFunction[P, R]: ...
-
-    @overload
-    def __get__(
-        self: MemoizedFunction[Concatenate[S, P2], R],
-        instance: S,
-        owner: type[Any] | None = None,
-        /,
-    ) -> BoundMemoizedFunction[P2, R]: ...
 
     def __cache_key__(self, *args: P.args, **kwargs: P.kwargs) -> tuple[Any, ...]:
         """Return the key the call with these arguments reads and writes."""
@@ -137,25 +138,12 @@ class MemoizedFunction(Protocol[P, R]):
         ...
 
 
-class AsyncMemoizedFunction(Protocol[P, T]):
+class AsyncMemoizedFunction(_Binds[P, Coroutine[Any, Any, T]], Protocol[P, T]):
     """A memoized ``async def`` function; the management methods are synchronous."""
 
     __wrapped__: Callable[P, Awaitable[T]]
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T]: ...
-
-    @overload
-    def __get__(
-        self, instance: None, owner: type[Any] | None = None, /
-    ) -> AsyncMemoizedFunction[P, T]: ...
-
-    @overload
-    def __get__(
-        self: AsyncMemoizedFunction[Concatenate[S, P2], T],
-        instance: S,
-        owner: type[Any] | None = None,
-        /,
-    ) -> BoundMemoizedFunction[P2, Coroutine[Any, Any, T]]: ...
 
     def __cache_key__(self, *args: P.args, **kwargs: P.kwargs) -> tuple[Any, ...]: ...
 

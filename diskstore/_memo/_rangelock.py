@@ -77,6 +77,20 @@ def offset_of(token: str) -> int:
     return int.from_bytes(digest, "big")
 
 
+def _try_lock_byte(fd: int, offset: int) -> bool:
+    """Take the record lock of byte *offset* if no other process holds it.
+
+    An ``OSError`` other than "held by another process" means record locks are refused.
+    """
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+    except OSError as exc:
+        if exc.errno not in _BUSY:
+            raise
+        return False
+    return True
+
+
 class _SharedFile:
     """One process's descriptor of one flight file, and which of its bytes threads hold."""
 
@@ -266,12 +280,8 @@ class RangeFlightLock:
 
         An ``OSError`` other than "held by another process" means record locks are refused.
         """
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+        if _try_lock_byte(fd, offset):
             return True
-        except OSError as exc:
-            if exc.errno not in _BUSY:
-                raise
         self.waited = True
         if timeout == 0:
             return False
@@ -283,12 +293,8 @@ class RangeFlightLock:
                 return False
             time.sleep(pause if left is None else min(pause, left))
             pause = min(pause * 2, _LAST_POLL)
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+            if _try_lock_byte(fd, offset):
                 return True
-            except OSError as exc:
-                if exc.errno not in _BUSY:
-                    raise
 
     def _acquire_fallback(self, timeout: float | None) -> bool:
         lock = self._locks.file_lock(self._token)

@@ -33,7 +33,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from .._common._exceptions import (
@@ -53,6 +53,8 @@ from .._fs._filesystems import damage_hint
 from . import _checkpointer, _placeholders, _sql
 
 DB_NAME = "cache.db"
+
+T = TypeVar("T")
 
 _BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
 _FIRST_SLEEP = 0.0001
@@ -145,6 +147,27 @@ def wait_busy(attempt: int, deadline: float, retry: bool, path: str) -> None:
 
     delay = min(_MAX_SLEEP, _FIRST_SLEEP * (1 << min(attempt - 1, 4)))
     time.sleep(delay * (0.5 + random.random()))
+
+
+def retry_busy(
+    run: Callable[[], T], busy: Callable[[sqlite3.Error], bool], timeout: float, retry: bool,
+    path: str,
+) -> T:  # fmt: skip
+    """Call *run* again, after the failure that *busy* says a locked database caused.
+
+    It waits (:func:`wait_busy`) before every attempt and raises ``Timeout`` once *timeout*
+    seconds have passed, unless *retry*; an error that *busy* refuses is raised as it is.
+    """
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while True:
+        attempt += 1
+        wait_busy(attempt, deadline, retry, path)
+        try:
+            return run()
+        except sqlite3.Error as exc:
+            if not busy(exc):
+                raise
 
 
 # -- fork safety --------------------------------------------------------------------------
@@ -474,14 +497,15 @@ class Store:
                     self.checkpoints.before_close(con)
                     con.close()
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, sql: str = _sql.CHECKPOINT_TRUNCATE) -> None:
         """Copy the write-ahead log into the database and truncate it (best effort); then
-        remove the value files that commits before it dropped."""
+        remove the value files that commits before it dropped. *sql* may ask for another
+        kind of checkpoint (``_sql.CHECKPOINT_PASSIVE``: no truncation, no waiting)."""
         with contextlib.suppress(DiskStoreError, sqlite3.Error, OSError):
             conn = self.enter()
             try:
                 if conn.txn == 0 and conn.con is not None:
-                    self._checkpoint(conn.con, _sql.CHECKPOINT_TRUNCATE)
+                    self._checkpoint(conn.con, sql)
             finally:
                 conn.depth -= 1
 
@@ -502,13 +526,7 @@ class Store:
         with self._behind:
             if self._closed or self.checkpoints.dropped_bytes <= self.defer_limit:
                 return  # closed, or a checkpoint since removed them
-            with contextlib.suppress(DiskStoreError, sqlite3.Error, OSError):
-                conn = self.enter()
-                try:
-                    if conn.txn == 0 and conn.con is not None:
-                        self._checkpoint(conn.con, _sql.CHECKPOINT_PASSIVE)
-                finally:
-                    conn.depth -= 1
+            self.checkpoint(_sql.CHECKPOINT_PASSIVE)
             self.close_thread()
 
     def _sync_log(self) -> None:
@@ -639,17 +657,14 @@ class Store:
             raise translate(exc, self.path) from exc
 
     def retry_query(self, conn: Conn, sql: str, params: Sequence[Any], retry: bool) -> list[Any]:
-        deadline = time.monotonic() + self.timeout
-        attempt = 0
-        while True:
-            attempt += 1
-            wait_busy(attempt, deadline, retry, self.path)
-            try:
-                assert conn.con is not None
-                return conn.con.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                if not is_busy(exc):
-                    raise translate(exc, self.path) from exc
+        def run() -> list[Any]:
+            assert conn.con is not None
+            return conn.con.execute(sql, params).fetchall()
+
+        try:
+            return retry_busy(run, is_busy, self.timeout, retry, self.path)
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
 
     def run(self, sql: str, params: Sequence[Any] = (), *, retry: bool = False) -> list[Any]:
         """Enter, run one statement, leave: for reads outside the hot paths."""
@@ -724,17 +739,11 @@ class Store:
         except sqlite3.Error as exc:
             if not is_busy(exc):
                 raise translate(exc, self.path) from exc
-            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-            attempt = 0
-            while True:
-                attempt += 1
-                wait_busy(attempt, deadline, retry, self.path)
-                try:
-                    con.execute(_sql.BEGIN)
-                    break
-                except sqlite3.Error as again:
-                    if not is_busy(again):
-                        raise translate(again, self.path) from again
+            wait = self.timeout if timeout is None else timeout
+            try:
+                retry_busy(lambda: con.execute(_sql.BEGIN), is_busy, wait, retry, self.path)
+            except sqlite3.Error as again:
+                raise translate(again, self.path) from again
         conn.txn = 1
         if self.changes is not None and not quiet:
             conn.change_no = self.changes.begin()
@@ -800,22 +809,17 @@ class Store:
         reader gone and fails busy meanwhile, with the transaction still open to retry."""
         try:
             con.execute(_sql.COMMIT)
-        except sqlite3.OperationalError as exc:
+            return
+        except sqlite3.Error as exc:
             if not is_busy(exc) or not con.in_transaction:
                 raise
-        else:
-            return
-        deadline = time.monotonic() + self.timeout
-        attempt = 0
-        while True:
-            attempt += 1
-            wait_busy(attempt, deadline, False, self.path)
-            try:
-                con.execute(_sql.COMMIT)
-                return
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc) or not con.in_transaction:
-                    raise
+        retry_busy(
+            lambda: con.execute(_sql.COMMIT),
+            lambda exc: is_busy(exc) and con.in_transaction,
+            self.timeout,
+            False,
+            self.path,
+        )
 
     def _end_forked(self, conn: Conn, outer: bool, commit: bool) -> None:
         """Leave one level of a transaction inherited from the parent by fork.

@@ -86,12 +86,17 @@ class Signer:
     def enabled(self) -> bool:
         return self._inner is not None
 
-    def sign(self, message: bytes) -> bytes:
-        """Return the tag of *message* (the caller builds the message from all signed parts)."""
+    def _seeded(self, data: bytes) -> Any:
+        """A copy of the keyed inner hash that has read *data*; signing must be on."""
         if self._inner is None:
             raise RuntimeError("signing is disabled for this cache")
         inner = self._inner.copy()
-        inner.update(message)
+        inner.update(data)
+        return inner
+
+    def sign(self, message: bytes) -> bytes:
+        """Return the tag of *message* (the caller builds the message from all signed parts)."""
+        inner = self._seeded(message)
         assert self._outer is not None
         outer = self._outer.copy()
         outer.update(inner.digest())
@@ -99,10 +104,7 @@ class Signer:
 
     def hasher(self, prefix: bytes) -> _Stream:
         """Return an incremental HMAC seeded with *prefix*, for payloads streamed to files."""
-        if self._inner is None:
-            raise RuntimeError("signing is disabled for this cache")
-        inner = self._inner.copy()
-        inner.update(prefix)
+        inner = self._seeded(prefix)
         assert self._compare is not None
         return _Stream(inner, self._outer, self._compare)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._caching._queue import check_prefix, check_side
+from .._caching._queue import QueueMethods, check_prefix, check_side
 from .._common._constants import ENOVAL, QUEUE_START
 from .._common._exceptions import IntegrityError, UnsupportedError
 from ._base import RedisBase, shaped
@@ -24,7 +24,7 @@ from ._connection import ERRORS, translate
 __all__ = ["QueueMixin"]
 
 
-class QueueMixin(RedisBase):
+class QueueMixin(QueueMethods, RedisBase):
     """Queue operations of :class:`~diskstore.redis.RedisCache`."""
 
     def _item(self, rkey: bytes, value: Any, expire: float | None, read: bool, tag: Any) -> Any:
@@ -34,17 +34,10 @@ class QueueMixin(RedisBase):
         name = b"n" if prefix is None else b"s" + prefix.encode("utf-8", "surrogatepass")
         return self._codec.queue_index(name)
 
-    def push(
-        self,
-        value: Any,
-        prefix: str | None = None,
-        side: str = "back",
-        expire: float | None = None,
-        read: bool = False,
-        tag: Any = None,
-        retry: bool = False,
-    ) -> Any:
-        """Append *value* to the queue named by *prefix*; return its generated key."""
+    def _queue_push(
+        self, value: Any, prefix: str | None, side: str, expire: float | None, read: bool,
+        tag: Any, retry: bool,
+    ) -> Any:  # fmt: skip
         side = check_side(side)
         prefix = check_prefix(prefix)
         index = self._index(prefix)
@@ -84,9 +77,9 @@ class QueueMixin(RedisBase):
         except ERRORS as exc:
             raise translate(exc, self._shared.where) from exc
 
-    def _take(
+    def _queue_take(
         self, prefix: str | None, default: Any, side: str, expire_time: bool, tag: bool,
-        remove: bool,
+        retry: bool, remove: bool,
     ) -> Any:  # fmt: skip
         side = check_side(side)
         index = self._index(check_prefix(prefix))
@@ -111,30 +104,6 @@ class QueueMixin(RedisBase):
                 continue
             expire, encoded_tag, _ = self._codec.extras(blob)
             return shaped((key, value), expire, decode_tag(encoded_tag), expire_time, tag)
-
-    def pull(
-        self,
-        prefix: str | None = None,
-        default: Any = (None, None),
-        side: str = "front",
-        expire_time: bool = False,
-        tag: bool = False,
-        retry: bool = False,
-    ) -> Any:
-        """Remove and return ``(key, value)`` from the queue's *side*, or *default*."""
-        return self._take(prefix, default, side, expire_time, tag, remove=True)
-
-    def peek(
-        self,
-        prefix: str | None = None,
-        default: Any = (None, None),
-        side: str = "front",
-        expire_time: bool = False,
-        tag: bool = False,
-        retry: bool = False,
-    ) -> Any:
-        """Return ``(key, value)`` from the queue's *side* without removing it."""
-        return self._take(prefix, default, side, expire_time, tag, remove=False)
 
     def peekitem(
         self, last: bool = True, expire_time: bool = False, tag: bool = False, retry: bool = False
