@@ -32,12 +32,15 @@ import os
 import threading
 import time
 import zlib
-from typing import TYPE_CHECKING
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .._common._exceptions import IntegrityError
 
 if TYPE_CHECKING:
     import xxhash
+
+T = TypeVar("T")
 
 #: Bytes of a checksum in ``sig``: the XXH3 hash every file is now written with.
 SIZE = 8
@@ -71,23 +74,32 @@ def recorded(filename: str, sig: bytes | None) -> bool:
     return sig is not None and filename.startswith(OWN_PREFIX)
 
 
-def _identity(info: os.stat_result) -> tuple[int, ...]:
+def identity(info: os.stat_result) -> tuple[int, ...]:
+    """What any write to a file changes: device, inode, size, modification and status
+    change times (the last of which no one can set back)."""
     return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
-class VerifiedFiles:
-    """The value files this process wrote or verified, with the checksum each matched."""
+class VerifiedFiles(Generic[T]):
+    """What this process verified of value files (a checksum, a list of chunk digests),
+    by the files' :func:`identity`; the least recently recorded go beyond *capacity*."""
 
-    def __init__(self) -> None:
-        self._known: dict[tuple[int, ...], bytes] = {}
+    def __init__(self, capacity: int = _CAPACITY) -> None:
+        self._known: OrderedDict[tuple[int, ...], T] = OrderedDict()
+        self._capacity = capacity
         self._lock = threading.Lock()
 
-    def known(self, info: os.stat_result, sig: bytes) -> bool:
-        """Whether the file with status *info* was verified against *sig* before."""
-        return self._known.get(_identity(info)) == sig
+    def get(self, info: os.stat_result) -> T | None:
+        """What was verified of the file with status *info*, if it is unchanged since."""
+        with self._lock:
+            return self._known.get(identity(info))
 
-    def add(self, info: os.stat_result, sig: bytes, *, settled: bool = True) -> None:
-        """Remember that the file with status *info* holds bytes whose checksum is *sig*.
+    def known(self, info: os.stat_result, value: T) -> bool:
+        """Whether the file with status *info* was verified against *value* before."""
+        return self.get(info) == value
+
+    def add(self, info: os.stat_result, value: T, *, settled: bool = True) -> None:
+        """Remember that the file with status *info* was verified against *value*.
 
         A reader passes *settled*: the file is remembered only if its times are older than
         a clock tick, so that a write in the same tick cannot go unnoticed. The writer
@@ -97,10 +109,12 @@ class VerifiedFiles:
         """
         if settled and time.time_ns() - max(info.st_ctime_ns, info.st_mtime_ns) < _SETTLE_NS:
             return
+        key = identity(info)
         with self._lock:
-            if len(self._known) >= _CAPACITY:
-                self._known.clear()
-            self._known[_identity(info)] = sig
+            self._known[key] = value
+            self._known.move_to_end(key)
+            while len(self._known) > self._capacity:
+                self._known.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:
@@ -110,7 +124,7 @@ class VerifiedFiles:
         self._lock = threading.Lock()  # a thread holding it at fork does not exist here
 
 
-verified = VerifiedFiles()
+verified: VerifiedFiles[bytes] = VerifiedFiles()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=verified._after_fork)
 

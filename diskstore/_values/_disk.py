@@ -385,7 +385,7 @@ class Disk(DiskcacheHooks):
             pending = self.files.write(pieces)
             known = digests.result()
             sig = self.signer.sign(_chunk_message(prefix, known, total))
-        pending.on_publish = functools.partial(_oob.verified_files.record_written, digests=known)
+        pending.on_publish = functools.partial(_oob.verified_files.add, value=known, settled=False)
         return Stored(mode, None, pending.name, total, total, sig, pending)
 
     def _fetch_oob(

@@ -26,13 +26,11 @@ import mmap
 import os
 import pickle
 import struct
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._common._exceptions import IntegrityError
+from .._fs._checksums import VerifiedFiles, identity
 from .._fs._files import FileStore
 
 MAGIC = b"DSOOB\x00\x01\x00"
@@ -215,62 +213,11 @@ def chunk_digests(
     return digests
 
 
-class VerifiedFiles:
-    """Chunk digests of buffer files this process verified, keyed by what a write changes.
-
-    A read of a file verified before rehashes only its first chunk, the header and pickle
-    stream (the part that could run code), and reuses the recorded digests of the buffer
-    chunks, provided the file's device, inode, size, modification and status
-    change times are unchanged: any write to the file moves its status change time, which
-    no one can set back. Files changed less than ``settle`` seconds before they were
-    verified are not recorded, so a write in the same clock tick cannot go unnoticed.
-    """
-
-    def __init__(self, capacity: int = 4096, settle: float = 0.05) -> None:
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[int, ...], list[bytes | None]] = OrderedDict()
-        self._capacity = capacity
-        self._settle_ns = int(settle * 1e9)
-
-    @staticmethod
-    def identity(info: os.stat_result) -> tuple[int, ...]:
-        return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-
-    def get(self, info: os.stat_result) -> list[bytes | None] | None:
-        with self._lock:
-            return self._entries.get(self.identity(info))
-
-    def record(self, info: os.stat_result, digests: list[bytes | None], now_ns: int) -> None:
-        if now_ns - max(info.st_ctime_ns, info.st_mtime_ns) < self._settle_ns:
-            return
-        with self._lock:
-            self._entries[self.identity(info)] = digests
-            self._entries.move_to_end(self.identity(info))
-            while len(self._entries) > self._capacity:
-                self._entries.popitem(last=False)
-
-    def record_written(self, info: os.stat_result, digests: list[bytes | None]) -> None:
-        """Record the digests of a file this process has just written and published.
-
-        The writer hashed what it wrote, so its own later reads need not hash the buffers
-        again. Unlike :meth:`record` this cannot wait for the status change time to settle:
-        a change made within the same clock tick as the publication (a few milliseconds)
-        would go unnoticed by this process, never by others, and never in the pickle stream.
-        """
-        with self._lock:
-            self._entries[self.identity(info)] = digests
-            while len(self._entries) > self._capacity:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def _after_fork(self) -> None:
-        self._lock = threading.Lock()  # a thread holding it at fork does not exist here
-
-
-verified_files = VerifiedFiles()
+#: Chunk digests of buffer files this process verified. A read of a file verified before
+#: rehashes only its first chunk, the header and pickle stream (the part that could run
+#: code), and reuses the recorded digests of the buffer chunks while the file is unchanged.
+#: The writer records what it hashed, so its own later reads need not hash the buffers.
+verified_files: VerifiedFiles[list[bytes | None]] = VerifiedFiles()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=verified_files._after_fork)
 
@@ -325,7 +272,7 @@ def load(
     otherwise the file is read, once, into memory allocated for it. The header and pickle
     stream are always hashed from a private copy, so what is unpickled is what was checked
     even if the file changes meanwhile; buffer chunks are rehashed only for files this
-    process has not verified before (see :class:`VerifiedFiles`).
+    process has not verified before (see :data:`verified_files`).
     """
     first = bytearray(min(size, HEAD_SIZE))
     FileStore.read_into(handle, memoryview(first), 0)
@@ -358,7 +305,7 @@ def load(
             FileStore.read_into(handle, view, 0)
         elif known is not None:
             FileStore.read_into(handle, view, 0)
-            same = VerifiedFiles.identity(os.fstat(handle.fileno())) == VerifiedFiles.identity(info)
+            same = identity(os.fstat(handle.fileno())) == identity(info)
             whole = lambda start, end: (view[start:end],)  # noqa: E731
             check(_merge(size, head, whole, known) if same else chunk_digests(size, head, whole))
         else:
@@ -371,7 +318,7 @@ def load(
             check(digests)
         stream_view = view[:head]
     if check is not None and known is None:
-        verified_files.record(info, digests, time.time_ns())
+        verified_files.add(info, digests)
     start, end, spans = parse(stream_view, size)
     if not unpickle:  # only checking (Cache.check)
         return None
