@@ -213,6 +213,23 @@ def memoized_calls_worker(directory: str, name: str, arguments: list[int]) -> No
             memoized(x)
 
 
+async def async_square(x: int) -> int:
+    return x * x
+
+
+def memoized_async_calls_worker(directory: str, name: str, arguments: list[int]) -> None:
+    """:func:`memoized_calls_worker` for the ``async def`` :func:`async_square`."""
+    import asyncio
+
+    async def calls(cache: diskstore.Cache) -> None:
+        memoized = cache.memoize(name=name)(async_square)
+        for x in arguments:
+            await memoized(x)
+
+    with diskstore.Cache(directory) as cache:
+        asyncio.run(calls(cache))
+
+
 def in_pseudo_terminal(
     argv: list[str], *, size: tuple[int, int] | None = (24, 100)
 ) -> tuple[int, bytes]:

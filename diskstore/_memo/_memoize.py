@@ -347,6 +347,21 @@ class _Memo:
         version = getattr(cache, "_memo_version", None)
         if self.native and callable(version) and not self._mmap:
             self.recent = RecentResults(version)
+        #: Where the wrappers look first: the kept results (None when none are kept).
+        self.remembered: Callable[[tuple[Any, ...]], Any] | None = (
+            None if self.recent is None else self.recent.get
+        )
+        self._stamp: Callable[[], int | None] | None = version if callable(version) else None
+
+    def stamp(self) -> int | None:
+        """The cache's change number while no write is under way, else None: equal before
+        a lookup and after it, nothing could have been stored meanwhile (see Call)."""
+        return None if self._stamp is None or self.flight is None else self._stamp()
+
+    def look(self, key: tuple[Any, ...]) -> tuple[Any, int | None]:
+        """:meth:`lookup`, with the :meth:`stamp` taken before it (``Call.since``)."""
+        since = self.stamp()
+        return self.lookup(key), since
 
     def lookup(self, key: tuple[Any, ...]) -> Any:
         recent = self.recent
@@ -520,12 +535,12 @@ def _caller(memo: _Memo, max_age: float | None, is_async: bool) -> Callable[...,
     if is_async:
 
         async def call_async(*args: Any, **kwargs: Any) -> Any:
-            return await _refresh.call_async(memo, build(args, kwargs), args, kwargs, max_age)
+            return await _refresh.Call(memo, build(args, kwargs), args, kwargs, max_age).run_async()
 
         return call_async
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        return _refresh.call(memo, build(args, kwargs), args, kwargs, max_age)
+        return _refresh.Call(memo, build(args, kwargs), args, kwargs, max_age).run()
 
     return call
 
@@ -537,21 +552,19 @@ def _max_age(memo: _Memo, is_async: bool, seconds: float, /) -> Callable[..., An
 
 def _sync_wrapper(memo: _Memo) -> Callable[..., Any]:
     build = memo.keys.build
-    lookup = memo.lookup
     report = memo.report
     refresher = memo.refresher
-    call = _refresh.call
-
-    recent = memo.recent
-    remembered = recent.get if recent is not None else None
+    remembered = memo.remembered
+    look = memo.look
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         key = build(args, kwargs)
         value = ENOVAL if remembered is None else remembered(key)
+        since = None
         if value is ENOVAL:
-            value = lookup(key)
+            value, since = look(key)
         if value is ENOVAL:
-            return call(memo, key, args, kwargs, math.inf, looked=True)
+            return _refresh.Call(memo, key, args, kwargs, math.inf, since=since).run(looked=True)
         if refresher is not None and refresher.stale(key):
             refresher.start(key, args, kwargs)
         report.hit(key)
@@ -564,19 +577,19 @@ def _async_wrapper(memo: _Memo) -> Callable[..., Any]:
     build = memo.keys.build
     report = memo.report
     refresher = memo.refresher
-    call = _refresh.call_async
-    recent = memo.recent
-    remembered = recent.get if recent is not None else None
+    remembered = memo.remembered
 
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         import asyncio  # loaded by then: asyncio is running this coroutine
 
         key = build(args, kwargs)
         value = ENOVAL if remembered is None else remembered(key)
+        since = None
         if value is ENOVAL:
-            value = await asyncio.to_thread(memo.lookup, key)
+            value, since = await asyncio.to_thread(memo.look, key)
         if value is ENOVAL:
-            return await call(memo, key, args, kwargs, math.inf, looked=True)
+            call = _refresh.Call(memo, key, args, kwargs, math.inf, since=since)
+            return await call.run_async(looked=True)
         if refresher is not None and await asyncio.to_thread(refresher.stale, key):
             refresher.start_async(key, args, kwargs)
         report.hit(key)

@@ -29,6 +29,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .._common import _clock
@@ -57,6 +58,8 @@ class Memo(Protocol):
     def save(self, key: tuple[Any, ...], value: object) -> None: ...
 
     def token(self, key: tuple[Any, ...]) -> str | None: ...
+
+    def stamp(self) -> int | None: ...
 
     def adopted(
         self, key: tuple[Any, ...], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -93,26 +96,6 @@ def fresh_lookup(
     return lookup
 
 
-def _stored(memo: Memo, key: tuple[Any, ...], value: Any, overwrite: bool) -> Any:
-    """Store *value* if it should be; with ``round_trip``, return it as it reads back.
-
-    *overwrite* says a stored result is likely replaced (a refresh, or one too old).
-    """
-    if not memo.should_store(value):
-        return value
-    memo.save(key, value)
-    stored_at = getattr(memo.cache, "stored_at", None)
-    if overwrite and stored_at is not None:
-        # An overwrite's store time is written lazily; reading it writes it, so other
-        # processes judge the new result's age right once the single-flight lock is free.
-        stored_at(key, retry=True)
-    if memo.round_trip:
-        reloaded = memo.recheck(key)
-        if reloaded is not ENOVAL:
-            return reloaded
-    return value
-
-
 #: Result types that are certainly neither generators nor awaitables.
 _PLAIN = frozenset({int, float, bool, str, bytes, type(None), tuple, list, dict})
 
@@ -133,89 +116,144 @@ def _not_awaitable(memo: Memo, value: Any) -> None:
         )
 
 
-def call(
-    memo: Memo,
-    key: tuple[Any, ...],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    max_age: float | None,
-    *,
-    looked: bool = False,
-    refresh: bool = False,
-) -> Any:
-    """Return a result at most *max_age* seconds old, computing it if needed (see above).
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call of a memoized function, answered with a result at most *max_age* seconds old.
 
-    *looked* says the caller already looked the key up (and will not use what it found);
-    *refresh* counts a computation as a refresh rather than a miss.
+    ``math.inf`` accepts any age, ``None`` none (see :func:`fresh_lookup`). :meth:`run` looks
+    the key up, then computes under single flight, storing the result unless ``store_if``
+    says no; :meth:`run_async` takes the same steps for ``async def`` functions, with the
+    cache I/O in threads. *refresh* counts a computation as a refresh rather than a miss.
     """
-    report = memo.report
-    if max_age is not None and not looked:
-        value = fresh_lookup(memo, key, max_age)()
-        if value is not ENOVAL:
-            report.hit(key)
-            return value
 
-    def compute() -> Any:
-        value = memo.adopted(key, args, kwargs)
-        if value is not ENOVAL:
-            report.hit(key)
+    memo: Memo
+    key: tuple[Any, ...]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    max_age: float | None
+    refresh: bool = False
+    #: With *looked*: the cache's :meth:`Memo.stamp` taken before the caller looked.
+    since: int | None = None
+
+    def run(self, *, looked: bool = False) -> Any:
+        """The result; *looked* says the caller already looked the key up (and will not use
+        what it found)."""
+        since = self.since
+        lookup = self._first_lookup(looked)
+        if lookup is not None:
+            since = self.memo.stamp()
+            value = lookup()
+            if self._hit(value):
+                return value
+        flight = self._flight()
+        if flight is None:
+            return self._compute()
+        unchanged = self._unchanged(since)
+        value, computed = flight[0].run(flight[1], self._second_lookup(), self._compute, unchanged)
+        return self._shared(value, computed)
+
+    async def run_async(self, *, looked: bool = False) -> Any:
+        """:meth:`run` for ``async def`` functions."""
+        since = self.since
+        lookup = self._first_lookup(looked)
+        if lookup is not None:
+            since = self.memo.stamp()
+            found = await asyncio.to_thread(lookup)
+            if self._hit(found):
+                return found
+        flight = self._flight()
+        if flight is None:
+            return await self._compute_async()
+        lookup, unchanged = self._second_lookup(), self._unchanged(since)
+        value, computed = await flight[0].run_async(
+            flight[1], lookup, self._compute_async, unchanged
+        )
+        return self._shared(value, computed)
+
+    def _compute(self) -> Any:
+        memo = self.memo
+        value = memo.adopted(self.key, self.args, self.kwargs)
+        if self._hit(value):
             return value
         start = time.perf_counter()
-        value = memo.func(*args, **kwargs)
+        value = memo.func(*self.args, **self.kwargs)
         seconds = time.perf_counter() - start
         if type(value) not in _PLAIN:
             _not_awaitable(memo, value)
-        (report.refreshed if refresh else report.miss)(key, seconds)
-        return _stored(memo, key, value, refresh or max_age != math.inf)
+        self._computed(seconds)
+        return self._store(value)
 
-    flight = memo.flight
-    token = memo.token(key) if flight is not None else None
-    if flight is None or token is None:
-        return compute()
-    value, computed = flight.run(token, fresh_lookup(memo, key, max_age, again=True), compute)
-    if not computed and not refresh:
-        report.hit(key)
-    return value
-
-
-async def call_async(
-    memo: Memo,
-    key: tuple[Any, ...],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    max_age: float | None,
-    *,
-    looked: bool = False,
-    refresh: bool = False,
-) -> Any:
-    """``call`` for ``async def`` functions; cache I/O runs in threads."""
-    report = memo.report
-    if max_age is not None and not looked:
-        value = await asyncio.to_thread(fresh_lookup(memo, key, max_age))
-        if value is not ENOVAL:
-            report.hit(key)
-            return value
-
-    async def compute() -> Any:
-        value = await asyncio.to_thread(memo.adopted, key, args, kwargs)
-        if value is not ENOVAL:
-            report.hit(key)
+    async def _compute_async(self) -> Any:
+        memo = self.memo
+        value = await asyncio.to_thread(memo.adopted, self.key, self.args, self.kwargs)
+        if self._hit(value):
             return value
         start = time.perf_counter()
-        value = await memo.func(*args, **kwargs)
-        seconds = time.perf_counter() - start
-        (report.refreshed if refresh else report.miss)(key, seconds)
-        return await asyncio.to_thread(_stored, memo, key, value, refresh or max_age != math.inf)
+        value = await memo.func(*self.args, **self.kwargs)
+        self._computed(time.perf_counter() - start)
+        return await asyncio.to_thread(self._store, value)
 
-    flight = memo.flight
-    token = memo.token(key) if flight is not None else None
-    if flight is None or token is None:
-        return await compute()
-    lookup = fresh_lookup(memo, key, max_age, again=True)
-    value, computed = await flight.run_async(token, lookup, compute)
-    if not computed and not refresh:
-        report.hit(key)
-    return value
+    def _first_lookup(self, looked: bool) -> Callable[[], Any] | None:
+        """The lookup before computing: none if the caller looked, or no age is accepted."""
+        if looked or self.max_age is None:
+            return None
+        return fresh_lookup(self.memo, self.key, self.max_age)
+
+    def _unchanged(self, since: int | None) -> Callable[[], bool] | None:
+        """Whether nothing was written to the cache since the stamp *since* (None: unknown),
+        so that a leader which got its lock at once need not look the key up again."""
+        if since is None:
+            return None
+        stamp = self.memo.stamp
+        return lambda: stamp() == since
+
+    def _second_lookup(self) -> Callable[[], Any]:
+        """The look a single flight takes again once it holds the key's lock."""
+        return fresh_lookup(self.memo, self.key, self.max_age, again=True)
+
+    def _flight(self) -> tuple[SingleFlight, str] | None:
+        """The single flight and the key's token, or None when the call computes alone."""
+        flight = self.memo.flight
+        if flight is None:
+            return None
+        token = self.memo.token(self.key)
+        return None if token is None else (flight, token)
+
+    def _hit(self, value: Any) -> bool:
+        """Whether *value* is a result found (counted as a hit); False for ``ENOVAL``."""
+        if value is ENOVAL:
+            return False
+        self.memo.report.hit(self.key)
+        return True
+
+    def _computed(self, seconds: float) -> None:
+        report = self.memo.report
+        (report.refreshed if self.refresh else report.miss)(self.key, seconds)
+
+    def _shared(self, value: Any, computed: bool) -> Any:
+        """A single flight's *value*: a hit when another call computed it."""
+        if not computed and not self.refresh:
+            self.memo.report.hit(self.key)
+        return value
+
+    def _store(self, value: Any) -> Any:
+        """Store *value* if it should be; with ``round_trip``, return it as it reads back."""
+        memo = self.memo
+        if not memo.should_store(value):
+            return value
+        key = self.key
+        memo.save(key, value)
+        stored_at = getattr(memo.cache, "stored_at", None)
+        if stored_at is not None and (self.refresh or self.max_age != math.inf):
+            # An overwrite (likely when refreshing, or replacing a result too old) has its
+            # store time written lazily; reading it writes it, so other processes judge the
+            # new result's age right once the single-flight lock is free.
+            stored_at(key, retry=True)
+        if memo.round_trip:
+            reloaded = memo.recheck(key)
+            if reloaded is not ENOVAL:
+                return reloaded
+        return value
 
 
 _refreshers: weakref.WeakSet[Refresher] = weakref.WeakSet()
@@ -275,7 +313,7 @@ class Refresher:
             self._release(token)
 
     def _refresh(self, key: tuple[Any, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        call(self.memo, key, args, kwargs, self.after, looked=True, refresh=True)
+        Call(self.memo, key, args, kwargs, self.after, refresh=True).run(looked=True)
 
     def start_async(
         self, key: tuple[Any, ...], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -297,7 +335,7 @@ class Refresher:
     ) -> None:
         memo = self.memo
         try:
-            await call_async(memo, key, args, kwargs, self.after, looked=True, refresh=True)
+            await Call(memo, key, args, kwargs, self.after, refresh=True).run_async(looked=True)
         except Exception:
             memo.report.refresh_failed(key)
         finally:

@@ -9,9 +9,11 @@ byte of ``cache.db-flight`` held with a POSIX record lock for a cache on disk (s
 file ``<lock_dir>/<token>.lock`` through :class:`filelock.FileLock` where record locks are
 not available, or a Redis lock for ``RedisCache``; only leaders take locks, so a crowd of
 threads costs one lock, not one each. A leader that had to wait for its lock looks the key
-up again, since the process it waited for has probably stored it; one that got its lock at
-once does not, having looked a moment before (lock files and Redis locks cannot tell
-whether they waited, so their leaders always look again).
+up again, since the process it waited for has probably stored it. One that got its lock at
+once looks again too unless the cache's change number shows that nothing was written since
+it looked: the process that computed the key may have stored it and let go of its lock in
+between (lock files and Redis locks cannot tell whether they waited, so their leaders
+always look again).
 
 Failure and crash handling:
 
@@ -173,9 +175,17 @@ class SingleFlight:
     # -- threads ---------------------------------------------------------------------------
 
     def run(
-        self, token: str, lookup: Callable[[], Any], compute: Callable[[], T]
+        self,
+        token: str,
+        lookup: Callable[[], Any],
+        compute: Callable[[], T],
+        unchanged: Callable[[], bool] | None = None,
     ) -> tuple[Any, bool]:
-        """Return ``(value, computed)``, running ``compute`` at most once per concurrent crowd."""
+        """Return ``(value, computed)``, running ``compute`` at most once per concurrent crowd.
+
+        *unchanged* says whether nothing was stored since the caller looked the key up (see
+        :func:`_may_be_stored`); without it, a leader always looks again.
+        """
         me = threading.get_ident()
         while True:
             with self._mutex:
@@ -189,7 +199,7 @@ class SingleFlight:
                     if done is None and flight.owner != me:
                         done = flight.done = threading.Event()
             if leading:
-                return self._lead(token, flight, lookup, compute)
+                return self._lead(token, flight, lookup, compute, unchanged)
             if done is None:  # our own computation: a recursive call with the same key
                 return compute(), True
             if not done.wait(self._timeout):
@@ -202,7 +212,12 @@ class SingleFlight:
             # The leader failed: loop and take a turn (possibly as the next leader).
 
     def _lead(
-        self, token: str, flight: _Flight, lookup: Callable[[], Any], compute: Callable[[], T]
+        self,
+        token: str,
+        flight: _Flight,
+        lookup: Callable[[], Any],
+        compute: Callable[[], T],
+        unchanged: Callable[[], bool] | None,
     ) -> tuple[Any, bool]:
         try:
             held = _held_by_this_thread()
@@ -216,11 +231,9 @@ class SingleFlight:
             if lock is not None:
                 held.add(lock.ident)
             try:
-                # Look again only if the value may have been stored since the caller looked:
-                # the lock had to be waited for, or cannot tell (a lock file, a Redis lock).
-                value: Any = (
-                    lookup() if lock is not None and getattr(lock, "waited", True) else ENOVAL
-                )
+                # Look again only if the value may have been stored since the caller looked.
+                may_be_stored = lock is not None and _may_be_stored(lock, unchanged)
+                value: Any = lookup() if may_be_stored else ENOVAL
                 computed = value is ENOVAL
                 if computed:
                     value = compute()
@@ -246,6 +259,7 @@ class SingleFlight:
         token: str,
         lookup: Callable[[], Any],
         compute: Callable[[], Awaitable[T]],
+        unchanged: Callable[[], bool] | None = None,
     ) -> tuple[Any, bool]:
         """Async ``run``: one shared task per key per event loop; ``lookup`` runs in a thread.
 
@@ -263,7 +277,7 @@ class SingleFlight:
             task = flights.get(token)
             leading = task is None or task.done()
             if task is None or task.done():
-                task = loop.create_task(self._lead_async(token, lookup, compute))
+                task = loop.create_task(self._lead_async(token, lookup, compute, unchanged))
                 flights[token] = task
                 task.add_done_callback(functools.partial(self._forget, flights, token))
             elif task is asyncio.current_task():
@@ -295,13 +309,17 @@ class SingleFlight:
             task.exception()  # mark as retrieved even when every awaiter was cancelled
 
     async def _lead_async(
-        self, token: str, lookup: Callable[[], Any], compute: Callable[[], Awaitable[T]]
+        self,
+        token: str,
+        lookup: Callable[[], Any],
+        compute: Callable[[], Awaitable[T]],
+        unchanged: Callable[[], bool] | None,
     ) -> tuple[Any, bool]:
         import asyncio
 
         lock = await self._acquire_async(token)
         try:
-            if lock is not None and _may_be_stored(lock):
+            if lock is not None and _may_be_stored(lock, unchanged):
                 value = await asyncio.to_thread(lookup)
                 if value is not ENOVAL:
                     return value, False
@@ -346,10 +364,18 @@ class SingleFlight:
             raise
 
 
-def _may_be_stored(lock: FlightLock) -> bool:
-    """Whether the value may have been stored since the caller looked: the lock had to be
-    waited for, or cannot tell (a lock file or a Redis lock: look again to be safe)."""
-    return bool(getattr(lock, "waited", True))
+def _may_be_stored(lock: FlightLock, unchanged: Callable[[], bool] | None) -> bool:
+    """Whether the value may have been stored since the caller looked.
+
+    It may if the lock had to be waited for, or cannot tell (a lock file or a Redis lock),
+    but also if it was free: the process that computed the key may have stored it and let
+    go of the lock between the caller's lookup and its taking the lock (a descheduled
+    caller, on a loaded machine). Only the cache's change number, unchanged since before
+    the lookup (*unchanged*), shows that nothing was stored.
+    """
+    if getattr(lock, "waited", True):
+        return True
+    return unchanged is None or not unchanged()
 
 
 def _reset_after_fork() -> None:

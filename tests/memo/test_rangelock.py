@@ -138,7 +138,7 @@ def test_filesystems_refusing_record_locks_get_lock_files(
     assert list((tmp_path / "cache.db-locks").iterdir()) == []
 
 
-def test_a_leader_looks_again_only_after_waiting(tmp_path: Path) -> None:
+def test_a_leader_looks_again_after_waiting_or_a_write(tmp_path: Path) -> None:
     flight = SingleFlight(_locks(tmp_path), timeout=20)
     looks: list[int] = []
 
@@ -146,8 +146,15 @@ def test_a_leader_looks_again_only_after_waiting(tmp_path: Path) -> None:
         looks.append(1)
         return ENOVAL
 
-    assert flight.run(TOKEN, lookup, lambda: 1) == (1, True)
-    assert looks == []  # taken at once: nobody can have stored it since the caller looked
+    # Taken at once, and the cache unchanged since the caller looked: nothing to look for.
+    assert flight.run(TOKEN, lookup, lambda: 1, lambda: True) == (1, True)
+    assert looks == []
+    # Taken at once, but something was written since: another process may have stored the
+    # key and let go of the lock in between.
+    assert flight.run(TOKEN, lookup, lambda: 2, lambda: False) == (2, True)
+    assert looks == [1]
+    assert flight.run(TOKEN, lookup, lambda: 3) == (3, True)  # unknown: look again
+    assert looks == [1, 1]
     with _hold_in_process(tmp_path / FLIGHT_FILE, offset_of(TOKEN)) as holder:
         threading.Timer(0.3, holder.communicate).start()
         assert flight.run(TOKEN, lambda: "stored meanwhile", lambda: 2) == (

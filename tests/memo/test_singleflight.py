@@ -11,8 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _cache_support import (
+    async_square,
+    memoized_async_calls_worker,
+    memoized_calls_worker,
+    run_processes,
+    square,
+)
 
+import diskstore
 from diskstore._common._constants import ENOVAL
+from diskstore._memo._memoize import _Memo
 from diskstore._memo._singleflight import SingleFlight
 
 pytestmark = pytest.mark.timeout(60)
@@ -323,3 +332,33 @@ def _value(value: Any) -> Callable[[], Any]:
         return value
 
     return compute
+
+
+# -- a result stored between a caller's lookup and its lock ---------------------------------
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_result_stored_after_the_lookup_is_not_computed_again(
+    cache_dir: str, monkeypatch: pytest.MonkeyPatch, is_async: bool
+) -> None:
+    """Another process computes and stores the key, and lets go of its lock, after this
+    caller looked it up and before it takes the lock (a descheduled caller on a loaded
+    machine): the lock is free, yet the result must be read, not computed a second time."""
+    real = _Memo.lookup
+    raced: list[object] = []
+    worker = memoized_async_calls_worker if is_async else memoized_calls_worker
+
+    def lookup(self: _Memo, key: tuple[Any, ...]) -> Any:
+        value = real(self, key)
+        if value is ENOVAL and not raced:
+            raced.append(key)
+            run_processes(worker, [(cache_dir, "shared", [7])])
+        return value
+
+    monkeypatch.setattr(_Memo, "lookup", lookup)
+    with diskstore.Cache(cache_dir) as cache:
+        if is_async:
+            assert asyncio.run(cache.memoize(name="shared")(async_square)(7)) == 49
+        else:
+            assert cache.memoize(name="shared")(square)(7) == 49
+        assert raced
+        stats = cache.function_stats()["shared"]
+    assert (stats.misses, stats.hits) == (1, 1)  # computed once, by the other process
