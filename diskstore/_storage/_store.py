@@ -89,10 +89,20 @@ class Conn:
         con = self.con
         if con is not None:
             self.con = None
-            with _sqlite_lock, contextlib.suppress(Exception):
-                if self.before_close is not None:
-                    self.before_close(con)
-                con.close()
+            with contextlib.suppress(Exception):
+                close_connection(con, self.before_close)
+
+
+def close_connection(
+    con: sqlite3.Connection, before_close: Callable[[sqlite3.Connection], None] | None
+) -> None:
+    """Close *con* after *before_close*, which may sync value files (_durability.py): that
+    runs outside ``_sqlite_lock``, for which every open and close in the process waits."""
+    if before_close is not None:
+        with contextlib.suppress(sqlite3.Error, OSError):
+            before_close(con)
+    with _sqlite_lock, contextlib.suppress(sqlite3.Error, OSError):
+        con.close()
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -426,10 +436,7 @@ class Store:
         conn: Conn | None = getattr(self._local, "conn", None)
         if conn is not None and conn.depth == 0 and conn.con is not None:
             con, conn.con = conn.con, None
-            with _sqlite_lock, contextlib.suppress(sqlite3.Error, OSError):
-                if conn.before_close is not None:
-                    conn.before_close(con)
-                con.close()
+            close_connection(con, conn.before_close)
 
     def _close_idle(self) -> None:
         with self._lock:
@@ -437,9 +444,7 @@ class Store:
         for conn in conns:
             if conn.depth == 0 and conn.con is not None:
                 con, conn.con = conn.con, None
-                with _sqlite_lock, contextlib.suppress(sqlite3.Error, OSError):
-                    self.checkpoints.before_close(con)
-                    con.close()
+                close_connection(con, self.checkpoints.before_close)
 
     def _after_fork_child(self) -> None:
         # Only the forking thread lives on in the child, with the same call stack: its record
@@ -493,9 +498,7 @@ class Store:
         for conn in conns:
             if conn.con is not None and (conn.depth == 0 or conn.owner == threading.get_ident()):
                 con, conn.con = conn.con, None
-                with _sqlite_lock, contextlib.suppress(sqlite3.Error, OSError):
-                    self.checkpoints.before_close(con)
-                    con.close()
+                close_connection(con, self.checkpoints.before_close)
 
     def checkpoint(self, sql: str = _sql.CHECKPOINT_TRUNCATE) -> None:
         """Copy the write-ahead log into the database and truncate it (best effort); then

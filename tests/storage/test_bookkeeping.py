@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import threading
 import time
+import traceback
 
 import diskstore
 from diskstore._storage._store import Conn
+
+
+def _stack_of(thread: threading.Thread) -> str:
+    frame = sys._current_frames().get(thread.ident or 0)
+    return "".join(traceback.format_stack(frame)) if frame is not None else "(not running)"
 
 
 def _hits_on_disk(directory: str) -> int:
@@ -33,11 +40,14 @@ def test_the_background_write_back_leaves_no_connection_open(cache_dir: str) -> 
             # can make it (an operation of this thread would write back itself once due).
             cache.stats()
             assert cache.get("k") == 1  # a hit, buffered until the write-back
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30
             while _hits_on_disk(cache_dir) < attempt and time.monotonic() < deadline:
                 time.sleep(0.05)  # stats() would write the buffer back itself: read the file
-            assert _hits_on_disk(cache_dir) == attempt, "the hit was never written back"
             flusher = next(t for t in threading.enumerate() if t.name == "diskstore-flush")
+            assert _hits_on_disk(cache_dir) == attempt, (
+                "the hit was never written back; the write-back thread is at:\n"
+                + _stack_of(flusher)
+            )
             records = [c for c in list(cache._store._conns) if c.owner == flusher.ident]
             if records:
                 break
