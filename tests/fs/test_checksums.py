@@ -11,6 +11,7 @@ import time
 import warnings
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,13 +21,18 @@ from diskstore._fs._checksums import verified
 BIG = 100_000
 
 
-def _file_of(cache: Cache, key: object) -> Path:
+def _column(cache: Cache, key: object, column: str) -> Any:
     con = sqlite3.connect(os.path.join(cache.directory, "cache.db"))
     try:
-        ((name,),) = con.execute("SELECT filename FROM Cache WHERE key = ?", (key,)).fetchall()
+        sql = f"SELECT {column} FROM Cache WHERE key = ?"
+        ((value,),) = con.execute(sql, (key,)).fetchall()
     finally:
         con.close()
-    return Path(cache.directory) / name
+    return value
+
+
+def _file_of(cache: Cache, key: object) -> Path:
+    return Path(cache.directory) / _column(cache, key, "filename")
 
 
 def _damage(path: Path, offset: int = 1000) -> None:
@@ -181,12 +187,7 @@ def _set_sig(cache: Cache, key: object, sig: bytes) -> None:
 
 
 def _sig_of(cache: Cache, key: object) -> bytes:
-    con = sqlite3.connect(os.path.join(cache.directory, "cache.db"))
-    try:
-        ((sig,),) = con.execute("SELECT sig FROM Cache WHERE key = ?", (key,)).fetchall()
-    finally:
-        con.close()
-    return bytes(sig)
+    return bytes(_column(cache, key, "sig"))
 
 
 def test_the_checksum_is_the_xxh3_hash_of_the_file(tmp_path: Path) -> None:

@@ -291,21 +291,25 @@ def test_the_forced_checkpoint_runs_in_the_background(
         assert _wait_until(lambda: sum(c.con is not None for c in list(store._conns)) == 1)
 
 
+def _in_background_sync(monkeypatch: pytest.MonkeyPatch, run: Callable[[], object]) -> None:
+    """Call *run* when the background thread starts the sync before its checkpoint."""
+    real = _durability.Checkpoints.before_checkpoint
+
+    def before_checkpoint(self: _durability.Checkpoints) -> None:
+        if threading.current_thread().name == "diskstore-checkpoint":
+            run()
+        real(self)
+
+    monkeypatch.setattr(_durability.Checkpoints, "before_checkpoint", before_checkpoint)
+
+
 def test_a_writer_far_ahead_of_the_background_checkpoints_itself(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where the disk cannot keep up, the space the waiting files hold stays bounded."""
     stalled = threading.Event()
     release = threading.Event()
-    real = _durability.Checkpoints.before_checkpoint
-
-    def before_checkpoint(self: _durability.Checkpoints) -> None:
-        if threading.current_thread().name == "diskstore-checkpoint":
-            stalled.set()
-            release.wait(30)
-        real(self)
-
-    monkeypatch.setattr(_durability.Checkpoints, "before_checkpoint", before_checkpoint)
+    _in_background_sync(monkeypatch, lambda: (stalled.set(), release.wait(30)))
     directory = str(tmp_path / "c")
     try:
         with diskstore.Cache(directory) as cache:
@@ -329,15 +333,7 @@ def test_close_waits_for_a_background_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started = threading.Event()
-    real = _durability.Checkpoints.before_checkpoint
-
-    def before_checkpoint(self: _durability.Checkpoints) -> None:
-        if threading.current_thread().name == "diskstore-checkpoint":
-            started.set()
-            time.sleep(0.3)
-        real(self)
-
-    monkeypatch.setattr(_durability.Checkpoints, "before_checkpoint", before_checkpoint)
+    _in_background_sync(monkeypatch, lambda: (started.set(), time.sleep(0.3)))
     directory = str(tmp_path / "c")
     cache = diskstore.Cache(directory)
     store = cache._store
