@@ -485,3 +485,37 @@ def test_the_api_reference_shows_cache_memoize_with_every_keyword(site: Path) ->
     for name in inspect.signature(diskstore.Cache.memoize).parameters:
         if name not in ("self", "unknown"):
             assert f"{name}:" in signature, f"Cache.memoize's signature in the docs lacks {name}"
+
+
+@pytest.mark.parametrize(
+    ("anchor", "facade"),
+    [("diskstore.AsyncCache", "diskstore:AsyncCache"),
+     ("diskstore.redis.AsyncRedisCache", "diskstore.redis:AsyncRedisCache")],
+)  # fmt: skip
+def test_the_api_reference_shows_forwarded_methods_with_their_parameters(
+    site: Path, anchor: str, facade: str
+) -> None:
+    """The async facades' methods made from the engine's (``set = _threaded(Cache.set)``)
+    are written as attributes; the reference still lists each as an async method with the
+    engine's parameters and docstring (docs/_ext/forwarded.py)."""
+    module, _, name = facade.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    forwarded = [
+        attribute
+        for attribute, member in vars(cls).items()
+        if inspect.iscoroutinefunction(member) and hasattr(member, "__wrapped__")
+    ]
+    assert len(forwarded) >= 9, forwarded
+    text = (site / "api" / "index.html").read_text(encoding="utf-8")
+    for attribute in forwarded:
+        start = text.find(f'id="{anchor}.{attribute}"')
+        assert start >= 0, f"the API reference has no {anchor}.{attribute} entry"
+        end = text.find(f'id="{anchor}.', start + 1)
+        entry = re.sub(r"<[^>]+>", "", text[start : end if end > 0 else None])
+        wrapped = getattr(cls, attribute).__wrapped__
+        for parameter in list(inspect.signature(wrapped).parameters)[1:]:
+            assert f"{parameter}:" in entry, f"{anchor}.{attribute} lacks {parameter}"
+        assert "async" in entry.split("(", 1)[0], f"{anchor}.{attribute} is not marked async"
+        summary = inspect.getdoc(wrapped).split("\n", 1)[0]  # type: ignore[union-attr]
+        words = " ".join(re.sub(r"[*`]", "", summary).split()[:3])
+        assert words in entry, f"{anchor}.{attribute} lacks its doc"

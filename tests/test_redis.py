@@ -460,3 +460,29 @@ def test_async_cache_faults_and_planted_values(own_server: RedisServer) -> None:
             assert await cache.get("k") is None
 
     asyncio.run(main())
+
+
+def test_the_async_cache_takes_the_sync_caches_parameters() -> None:
+    """Every awaitable method that ``RedisCache`` also has takes the same parameters."""
+    import inspect
+
+    from diskstore.redis import AsyncRedisCache
+
+    def shape(method: Any) -> list[tuple[str, Any, Any]]:
+        parameters = list(inspect.signature(method).parameters.values())[1:]
+        return [(p.name, p.kind, p.default) for p in parameters]
+
+    shared = [
+        name
+        for name, member in vars(AsyncRedisCache).items()
+        if not name.startswith("_")
+        and inspect.iscoroutinefunction(member)
+        and callable(getattr(RedisCache, name, None))
+    ]
+    assert {"get", "set", "touch", "push", "pull", "clear", "check"} <= set(shared)
+    drifted = {
+        name: (shape(getattr(AsyncRedisCache, name)), shape(getattr(RedisCache, name)))
+        for name in shared
+        if shape(getattr(AsyncRedisCache, name)) != shape(getattr(RedisCache, name))
+    }
+    assert not drifted

@@ -24,7 +24,6 @@ import concurrent.futures
 import contextvars
 import functools
 import os
-import warnings
 from collections.abc import AsyncIterator, Callable, Collection
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 from .._caching._base import _check_expire, _check_tag
 from .._caching._cache import Cache
 from .._common._constants import ENOVAL
+from .._common._forwarding import Awaiting
 from .._memo._hashing import stable_hash
 from .._memo._memoize import DEFAULT_LOCK_TIMEOUT, MemoizeDecorator, memoize
 from .._memo._memoize_extras import MemoizeExtras
@@ -46,6 +46,12 @@ __all__ = ["DEFAULT_MAX_WORKERS", "AsyncCache"]
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+
+
+#: The Cache's methods, awaited: one worker-thread job per call, or (for gets and reads)
+#: queued with the loop iteration's other reads.
+_threaded = Awaiting(Cache, "_call")
+_batched = Awaiting(Cache, "_read")
 
 
 class AsyncCache:
@@ -133,6 +139,11 @@ class AsyncCache:
         """Await ``<the cache>.method(*args, **kwargs)``, run in a worker thread."""
         return await self._runner.call(_invoke, self._target, method, args, kwargs)
 
+    async def _read(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """As :meth:`_call`, for a read: queued for the next batch of reads."""
+        target = self._target
+        return await self._runner.read(lambda: getattr(target(), method)(*args, **kwargs))
+
     # -- properties -------------------------------------------------------------------------
     @property
     def cache(self) -> Cache:
@@ -176,159 +187,33 @@ class AsyncCache:
         context = contextvars.copy_context()
         return await self._runner.call(context.run, func, *args, **kwargs)
 
-    # -- reading ----------------------------------------------------------------------------
-    async def get(
-        self,
-        key: Any,
-        default: Any = None,
-        read: bool = False,
-        expire_time: bool = False,
-        tag: bool = False,
-        retry: bool = False,
-        *,
-        mmap_mode: str | None = None,
-    ) -> Any:
-        """Return the value for *key*, or *default*; see :meth:`Cache.get`."""
-        target = self._target
-        if mmap_mode is not None:
-            return await self._runner.read(
-                lambda: target().get(
-                    key, default, read, expire_time, tag, retry, mmap_mode=mmap_mode
-                )
-            )
-        return await self._runner.read(
-            lambda: target().get(key, default, read, expire_time, tag, retry)
-        )
-
-    async def read(self, key: Any, retry: bool = False) -> Any:
-        """Return the value for *key* as an open file; see :meth:`Cache.read`."""
-        target = self._target
-        return await self._runner.read(lambda: target().read(key, retry))
-
-    async def peekitem(
-        self, last: bool = True, expire_time: bool = False, tag: bool = False, retry: bool = False
-    ) -> Any:
-        """Return the last (or first) ``(key, value)``; see :meth:`Cache.peekitem`."""
-        return await self._call("peekitem", last, expire_time, tag, retry)
-
-    # -- writing ----------------------------------------------------------------------------
-    async def set(
-        self,
-        key: Any,
-        value: Any,
-        expire: float | None = None,
-        read: bool = False,
-        tag: Any = None,
-        retry: bool = False,
-        *,
-        pin: bool = False,
-    ) -> bool:
-        """Store *value* under *key*; see :meth:`Cache.set`."""
-        result: bool = await self._call("set", key, value, expire, read, tag, retry, pin=pin)
-        return result
-
-    async def add(
-        self,
-        key: Any,
-        value: Any,
-        expire: float | None = None,
-        read: bool = False,
-        tag: Any = None,
-        retry: bool = False,
-        *,
-        pin: bool = False,
-    ) -> bool:
-        """Store *value* only if *key* is missing; see :meth:`Cache.add`."""
-        result: bool = await self._call("add", key, value, expire, read, tag, retry, pin=pin)
-        return result
-
-    async def touch(self, key: Any, expire: float | None = None, retry: bool = False) -> bool:
-        """Set a new expiry for *key*; see :meth:`Cache.touch`."""
-        result: bool = await self._call("touch", key, expire, retry)
-        return result
-
-    async def incr(self, key: Any, delta: int = 1, default: Any = 0, retry: bool = False) -> Any:
-        """Atomically add *delta* to *key*'s value; see :meth:`Cache.incr`."""
-        return await self._call("incr", key, delta, default, retry)
-
-    async def decr(self, key: Any, delta: int = 1, default: Any = 0, retry: bool = False) -> Any:
-        """Atomically subtract *delta* from *key*'s value; see :meth:`Cache.decr`."""
-        return await self._call("decr", key, delta, default, retry)
-
-    # -- removing ---------------------------------------------------------------------------
-    async def delete(self, key: Any, retry: bool = False) -> bool:
-        """Remove *key*; see :meth:`Cache.delete`."""
-        result: bool = await self._call("delete", key, retry)
-        return result
-
-    async def pop(
-        self,
-        key: Any,
-        default: Any = None,
-        expire_time: bool = False,
-        tag: bool = False,
-        retry: bool = False,
-    ) -> Any:
-        """Remove *key* and return its value, or *default*; see :meth:`Cache.pop`."""
-        return await self._call("pop", key, default, expire_time, tag, retry)
-
-    async def clear(self, retry: bool = False) -> int:
-        """Remove every item (of this namespace); see :meth:`Cache.clear`."""
-        result: int = await self._call("clear", retry)
-        return result
-
-    async def evict(self, tag: Any, retry: bool = False) -> int:
-        """Remove every item labelled *tag*; see :meth:`Cache.evict`."""
-        result: int = await self._call("evict", tag, retry)
-        return result
-
-    async def expire(self, now: float | None = None, retry: bool = False) -> int:
-        """Remove every expired item; see :meth:`Cache.expire`."""
-        result: int = await self._call("expire", now, retry)
-        return result
-
-    async def cull(self, retry: bool = False) -> int:
-        """Remove expired items, then evict to fit ``size_limit``; see :meth:`Cache.cull`."""
-        result: int = await self._call("cull", retry)
-        return result
-
-    # -- queues -----------------------------------------------------------------------------
-    async def push(
-        self,
-        value: Any,
-        prefix: str | None = None,
-        side: str = "back",
-        expire: float | None = None,
-        read: bool = False,
-        tag: Any = None,
-        retry: bool = False,
-    ) -> Any:
-        """Append *value* to a queue and return its key; see :meth:`Cache.push`."""
-        return await self._call("push", value, prefix, side, expire, read, tag, retry)
-
-    async def pull(
-        self,
-        prefix: str | None = None,
-        default: Any = (None, None),
-        side: str = "front",
-        expire_time: bool = False,
-        tag: bool = False,
-        retry: bool = False,
-    ) -> Any:
-        """Remove and return ``(key, value)`` from a queue; see :meth:`Cache.pull`."""
-        return await self._call("pull", prefix, default, side, expire_time, tag, retry)
-
-    async def peek(
-        self,
-        prefix: str | None = None,
-        default: Any = (None, None),
-        side: str = "front",
-        expire_time: bool = False,
-        tag: bool = False,
-        retry: bool = False,
-    ) -> Any:
-        """Return ``(key, value)`` from a queue without removing it; see :meth:`Cache.peek`."""
-        return await self._call("peek", prefix, default, side, expire_time, tag, retry)
+    # -- the Cache's methods, awaited -------------------------------------------------------
+    # Each runs the Cache method of the same name in a worker thread and takes its
+    # parameters and docstring (see diskstore._common._forwarding). Gets and reads are
+    # batched with the other reads of the loop iteration; everything else is one job each.
+    get = _batched(Cache.get)
+    read = _batched(Cache.read)
+    peekitem = _threaded(Cache.peekitem)
+    set = _threaded(Cache.set)
+    add = _threaded(Cache.add)
+    touch = _threaded(Cache.touch)
+    incr = _threaded(Cache.incr)
+    decr = _threaded(Cache.decr)
+    delete = _threaded(Cache.delete)
+    pop = _threaded(Cache.pop)
+    clear = _threaded(Cache.clear)
+    evict = _threaded(Cache.evict)
+    expire = _threaded(Cache.expire)
+    cull = _threaded(Cache.cull)
+    push = _threaded(Cache.push)
+    pull = _threaded(Cache.pull)
+    peek = _threaded(Cache.peek)
+    stats = _threaded(Cache.stats)
+    volume = _threaded(Cache.volume)
+    check = _threaded(Cache.check)
+    reset = _threaded(Cache.reset)
+    create_tag_index = _threaded(Cache.create_tag_index)
+    drop_tag_index = _threaded(Cache.drop_tag_index)
 
     # -- iteration and maintenance ----------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -342,33 +227,6 @@ class AsyncCache:
             raise TypeError(f"reverse must be a bool, not {reverse!r}")
         target = self._target
         return _KeyIterator(self._runner, lambda: target().iterkeys(reverse))
-
-    async def stats(self, enable: bool = True, reset: bool = False) -> tuple[int, int]:
-        """Return ``(hits, misses)``; see :meth:`Cache.stats`."""
-        result: tuple[int, int] = await self._call("stats", enable, reset)
-        return result
-
-    async def volume(self) -> int:
-        """Bytes used on disk; see :meth:`Cache.volume`."""
-        result: int = await self._call("volume")
-        return result
-
-    async def check(self, fix: bool = False, retry: bool = False) -> list[warnings.WarningMessage]:
-        """Verify (and with *fix* repair) the cache; see :meth:`Cache.check`."""
-        result: list[warnings.WarningMessage] = await self._call("check", fix, retry)
-        return result
-
-    async def reset(self, key: str, value: Any = ENOVAL, update: bool = True) -> Any:
-        """Read or change a setting; see :meth:`Cache.reset`."""
-        return await self._call("reset", key, value, update)
-
-    async def create_tag_index(self) -> None:
-        """Index tags; see :meth:`Cache.create_tag_index`."""
-        await self._call("create_tag_index")
-
-    async def drop_tag_index(self) -> None:
-        """Drop the tag index; see :meth:`Cache.drop_tag_index`."""
-        await self._call("drop_tag_index")
 
     async def namespace(self, name: str) -> AsyncCache:
         """Return an async view of the namespace *name*; see :meth:`Cache.namespace`.

@@ -23,6 +23,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 
 from .._common._constants import ENOVAL
+from .._common._forwarding import Awaiting
 from .._memo._hashing import stable_hash
 from .._memo._memoize import DEFAULT_LOCK_TIMEOUT, memoize
 from .._memo._singleflight import SingleFlight, produce
@@ -34,6 +35,9 @@ from .cache import RedisCache, _incr_result, incr_fast_path
 __all__ = ["AsyncRedisCache"]
 
 _TOKEN_PREFIX = "diskstore.redis.get_or_set"
+
+#: RedisCache's methods, awaited: run by the synchronous cache in a worker thread.
+_threaded = Awaiting(RedisCache, "_thread")
 
 
 class _AsyncState:
@@ -111,7 +115,7 @@ class AsyncRedisCache:
                 raise self._error(exc) from exc
         return self._state.max_bulk
 
-    async def _thread(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def _thread(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(getattr(self._sync, method), *args, **kwargs)
 
     # -- single keys -----------------------------------------------------------------------
@@ -242,10 +246,6 @@ class AsyncRedisCache:
         except ERRORS as exc:
             raise self._error(exc) from exc
 
-    async def touch(self, key: Any, expire: float | None = None, retry: bool = False) -> bool:
-        """Set a new expiry for *key*; return False if it is missing."""
-        return bool(await self._thread("touch", key, expire))
-
     async def pop(
         self,
         key: Any,
@@ -267,14 +267,19 @@ class AsyncRedisCache:
         value = ENOVAL if blob is None else sync._decoded(rkey, blob)
         return sync._shape_read(value, blob, default, expire_time, tag)
 
-    # -- namespace-wide and queues, in a worker thread --------------------------------------
-    async def clear(self, retry: bool = False) -> int:
-        """Remove every item of this namespace; return how many."""
-        return int(await self._thread("clear"))
-
-    async def evict(self, tag: Any, retry: bool = False) -> int:
-        """Remove the items stored with ``tag``; return how many."""
-        return int(await self._thread("evict", tag))
+    # -- the rest, RedisCache's methods awaited in a worker thread --------------------------
+    # Each takes the parameters and docstring of the RedisCache method it runs (see
+    # diskstore._common._forwarding): namespace-wide work and queues, built from several
+    # steps, and touch, whose script is registered on the sync client.
+    touch = _threaded(RedisCache.touch)
+    clear = _threaded(RedisCache.clear)
+    evict = _threaded(RedisCache.evict)
+    push = _threaded(RedisCache.push)
+    pull = _threaded(RedisCache.pull)
+    peek = _threaded(RedisCache.peek)
+    stats = _threaded(RedisCache.stats)
+    volume = _threaded(RedisCache.volume)
+    check = _threaded(RedisCache.check)
 
     async def expire(self, now: float | None = None, retry: bool = False) -> int:
         """Return 0: the server expires items itself."""
@@ -289,36 +294,6 @@ class AsyncRedisCache:
     ) -> Any:
         """Not offered; raises ``UnsupportedError`` (see ``RedisCache.peekitem``)."""
         return self._sync.peekitem(last, expire_time, tag)
-
-    async def push(self, value: Any, prefix: str | None = None, side: str = "back",
-                   expire: float | None = None, read: bool = False, tag: Any = None,
-                   retry: bool = False) -> Any:  # fmt: skip
-        """Append *value* to a queue; see ``RedisCache.push``."""
-        return await self._thread("push", value, prefix, side, expire, read, tag)
-
-    async def pull(self, prefix: str | None = None, default: Any = (None, None),
-                   side: str = "front", expire_time: bool = False, tag: bool = False,
-                   retry: bool = False) -> Any:  # fmt: skip
-        """Remove and return ``(key, value)`` from a queue; see ``RedisCache.pull``."""
-        return await self._thread("pull", prefix, default, side, expire_time, tag)
-
-    async def peek(self, prefix: str | None = None, default: Any = (None, None),
-                   side: str = "front", expire_time: bool = False, tag: bool = False,
-                   retry: bool = False) -> Any:  # fmt: skip
-        """Return ``(key, value)`` from a queue without removing it."""
-        return await self._thread("peek", prefix, default, side, expire_time, tag)
-
-    async def stats(self, enable: bool = True, reset: bool = False) -> tuple[int, int]:
-        """Return ``(hits, misses)``; see ``RedisCache.stats``."""
-        return tuple(await self._thread("stats", enable, reset))
-
-    async def volume(self) -> int:
-        """Bytes the server uses for this namespace."""
-        return int(await self._thread("volume"))
-
-    async def check(self, fix: bool = False, retry: bool = False) -> list[Any]:
-        """Verify every item; see ``RedisCache.check``."""
-        return list(await self._thread("check", fix))
 
     async def length(self) -> int:
         """The number of items (``len`` cannot be awaited)."""
