@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._common import _clock
-from .._common._exceptions import CorruptionWarning, IntegrityError, warn_caller
+from .._common._constants import ENOVAL
 from .._storage import _sql
 from .._values._modes import KIND_NATIVE, to_row
 from ._base import CacheBase, _expired
@@ -44,18 +44,11 @@ class ArithmeticMixin(CacheBase):
                 if self._shared.tier is not None:
                     self._shared.tier.discard((ns, db_key, raw))
                 if mode != KIND_NATIVE:
-                    try:
-                        value = disk.fetch_row(
-                            mode, filename, value, False,
-                            ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
-                        )  # fmt: skip
-                    except IntegrityError as exc:
-                        # Like any read of a damaged entry: a miss (counting from default).
-                        warn_caller(
-                            f"replaced cache entry {key!r} in {self._directory}, which "
-                            f"failed verification: {exc}",
-                            CorruptionWarning,
-                        )
+                    # Like any read of a damaged entry: a miss (counting from default).
+                    value = self._fetch_taken(
+                        "replaced", key, mode, filename, value, ns, db_key, raw, sig, vsize, size
+                    )
+                    if value is ENOVAL:
                         self._uncount(conn, con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall())
                         live = False
             if not live:

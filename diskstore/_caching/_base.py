@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .._common._constants import ENOVAL
 from .._common._exceptions import (
     CorruptionWarning,
     DiskcacheDirectoryWarning,
@@ -143,6 +144,28 @@ class CacheBase:
     @classmethod
     def _miss(cls, default: Any, expire_time: bool, tag: bool) -> Any:
         return cls._shaped(default, None, None, expire_time, tag)
+
+    def _fetch_taken(
+        self, outcome: str, key: Any, mode: int, filename: str | None, value: Any,
+        ns: int, db_key: Any, raw: bool, sig: bytes | None, vsize: int, size: int,
+    ) -> Any:  # fmt: skip
+        """The value of a row a write takes out (a pop, a pull, an ``incr`` that replaces it).
+
+        A damaged entry is *outcome* (``"removed"``) by that write rather than returned:
+        the caller gets :data:`ENOVAL`, and a warning names the entry and the damage.
+        """
+        try:
+            return self._disk.fetch_row(
+                mode, filename, value, False,
+                ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
+            )  # fmt: skip
+        except IntegrityError as exc:
+            warn_caller(
+                f"{outcome} cache entry {key!r} in {self._directory}, which failed "
+                f"verification: {exc}",
+                CorruptionWarning,
+            )
+            return ENOVAL
 
     def _report_corrupt(self, key: Any, exc: Exception) -> None:
         """Warn that an entry failed verification; the read is a miss, the entry stays.

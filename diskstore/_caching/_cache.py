@@ -19,11 +19,9 @@ from typing import Any
 from .._common import _clock
 from .._common._constants import ENOVAL
 from .._common._exceptions import (
-    CorruptionWarning,
     IntegrityError,
     ReadOnlyError,
     StorageFullError,
-    warn_caller,
 )
 from .._fs._changes import open_counter
 from .._fs._durability import defer_limit, per_commit
@@ -626,17 +624,10 @@ class Cache(
                 return self._miss(default, expire_time, tag)  # left to expiry, as diskcache
             deleted = con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall()
             self._uncount(conn, deleted)
-            try:
-                value = self._disk.fetch_row(
-                    mode, filename, value, False,
-                    ns=ns, db_key=db_key, raw=raw, sig=sig, vsize=vsize, size=size,
-                )  # fmt: skip
-            except IntegrityError as exc:
-                warn_caller(
-                    f"removed cache entry {key!r} in {self._directory}, which failed "
-                    f"verification: {exc}",
-                    CorruptionWarning,
-                )
+            value = self._fetch_taken(
+                "removed", key, mode, filename, value, ns, db_key, raw, sig, vsize, size
+            )
+            if value is ENOVAL:
                 return self._miss(default, expire_time, tag)
         return self._shaped(value, exp, tg, expire_time, tag)
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._common import _clock
-from .._common._constants import QUEUE_START
+from .._common._constants import ENOVAL, QUEUE_START
 from .._common._exceptions import CorruptionWarning, IntegrityError, warn_caller
 from .._storage import _sql
 from ._base import CacheBase, _check_expire, _check_tag, _expired
@@ -158,18 +158,12 @@ class QueueMixin(QueueMethods, CacheBase):
                     self._uncount(conn, con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall())
                 if expired:
                     continue
-                try:
-                    value = self._disk.fetch_row(
-                        mode, filename, value, False,
-                        ns=ns, db_key=key, raw=True, sig=sig, vsize=vsize, size=size,
-                    )  # fmt: skip
-                except IntegrityError as exc:
+                value = self._fetch_taken(
+                    "dropped", key, mode, filename, value, ns, key, True, sig, vsize, size
+                )
+                if value is ENOVAL:
                     if not remove:
                         self._uncount(conn, con.execute(_sql.DELETE_ROWID, (rowid,)).fetchall())
-                    warn_caller(
-                        f"dropped cache entry {key!r} in {self._directory}: {exc}",
-                        CorruptionWarning,
-                    )
                     continue
             return self._shaped((key, value), exp, tg, expire_time, tag)
 
