@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 #: A store whose waiting files hold this many times its limit checkpoints in its own thread.
 BACKLOG = 2
 
-_queue: deque[weakref.ref[Store]] = deque()
+_queue: deque[weakref.ref[Store]] = deque()  # asked for, not yet started
+_running = False  # a checkpoint taken from the queue is under way
 _wake = threading.Condition()
 _thread: threading.Thread | None = None
 
@@ -55,29 +56,36 @@ def wait_idle(timeout: float | None = None) -> bool:
     For measurements that must not time one program's background work against another's.
     """
     with _wake:
-        return _wake.wait_for(lambda: not _queue, timeout)
+        return _wake.wait_for(lambda: not _queue and not _running, timeout)
 
 
 def _run() -> None:
+    global _running
     while True:
         with _wake:
             while not _queue:
                 _wake.wait()
-            store = _queue[0]()
-        if store is not None:
-            with contextlib.suppress(Exception):
-                store.checkpoint_behind()
-        with _wake:
-            _queue.popleft()  # only now: a request meanwhile finds it queued, not lost
-            _wake.notify_all()
+            # Taken off the queue before it starts: a request while it runs (files dropped
+            # after it looked) queues the store again rather than finding it still queued.
+            store = _queue.popleft()()
+            _running = True
+        try:
+            if store is not None:
+                with contextlib.suppress(Exception):
+                    store.checkpoint_behind()
+        finally:
+            with _wake:
+                _running = False
+                _wake.notify_all()
         del store
 
 
 def _forget_in_child() -> None:
-    global _thread, _wake, _queue
+    global _thread, _wake, _queue, _running
     _thread = None  # threads do not survive fork; the child starts its own on demand
     _wake = threading.Condition()
     _queue = deque()
+    _running = False
 
 
 if hasattr(os, "register_at_fork"):

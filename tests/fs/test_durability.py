@@ -291,6 +291,33 @@ def test_the_forced_checkpoint_runs_in_the_background(
         assert _wait_until(lambda: sum(c.con is not None for c in list(store._conns)) == 1)
 
 
+class _SlowStore:
+    """Stands in for a store: its first background checkpoint waits to be let go."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.go = threading.Event()
+        self.runs = 0
+
+    def checkpoint_behind(self) -> None:
+        self.runs += 1
+        self.started.set()
+        assert self.go.wait(20)
+
+
+def test_a_request_while_the_stores_checkpoint_runs_gets_a_checkpoint_of_its_own() -> None:
+    """Files dropped after a running checkpoint looked are not left for the next write:
+    asking again while it runs queues the store once more."""
+    store = _SlowStore()
+    assert _checkpointer.request(store)  # type: ignore[arg-type]
+    assert store.started.wait(20)
+    assert _checkpointer.request(store)  # type: ignore[arg-type]
+    assert _checkpointer.request(store)  # type: ignore[arg-type]  # still one more run
+    store.go.set()
+    assert _checkpointer.wait_idle(20)
+    assert store.runs == 2
+
+
 def _in_background_sync(monkeypatch: pytest.MonkeyPatch, run: Callable[[], object]) -> None:
     """Call *run* when the background thread starts the sync before its checkpoint."""
     real = _durability.Checkpoints.before_checkpoint
